@@ -1,0 +1,108 @@
+"""The boosted early-exit model of BoostNet (Yu et al., AAAI 2023; PAPER.md sections 2-3).
+
+Heads 1..N give raw logits f_n. Exit logits are the additive ensemble
+    F_1 = f_1,   F_n = f_n + w * F_{n-1}   (unrolled: F_n = sum_{i<=n} w^(n-i) f_i),
+so the contribution of head i to exit n is w^(n-i) f_i, and these sum exactly to F_n. The exit prediction and
+its confidence always use F_n. With w = 0 the same module is the ordinary joint-training baseline (F_n = f_n).
+
+Training (one forward pass, all heads): loss = sum_n CE(f_n + stopgrad(w F_{n-1}), y). Only the earlier ensemble
+is detached; the shared backbone still learns from every later loss. The authors' training code computes
+E_n = w (f_n + E_{n-1}) = w F_n; with a constant w that is the same model, and this module never uses
+(f_n + F_{n-1}) * w as an exit prediction.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+METHODS = ("boostnet", "joint")
+
+
+class BoostNet(nn.Module):
+    """An early-exit network read as an additive ensemble of its heads.
+
+    `backbone` is stepwise (MSDNet or RANet): run_block(i, state), run_head(i, state), continue_state(i, state).
+    `reweight` is w (0.5 in every published run; 0 for the joint baseline).
+    """
+
+    def __init__(self, backbone: nn.Module, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+        if method == "joint":
+            reweight = 0.0
+        elif not 0.0 < reweight <= 1.0:
+            raise ValueError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
+        self.backbone = backbone
+        self.reweight = float(reweight)
+        self.method = method
+        self.meta = dict(meta or {})
+        self._macs: list[float] | None = list(self.meta["macs"]) if "macs" in self.meta else None
+
+    @property
+    def num_exits(self) -> int:
+        return self.backbone.num_exits
+
+    @property
+    def macs(self) -> list[float]:
+        """Cumulative multiply-adds per exit (see macs.py for the convention)."""
+        if self._macs is None:
+            from .macs import exit_macs
+            self._macs = exit_macs(self.backbone, self.input_shape)
+        return self._macs
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        cfg = self.backbone.cfg
+        size = self.meta.get("input_size")
+        if size is None:
+            raise ValueError("This model has no input size in its metadata; build it with create_model or load_model.")
+        return (cfg.in_channels, size, size)
+
+    def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Raw head outputs f_1..f_N, shape [B, C] each."""
+        logits, state = [], x
+        for i in range(self.num_exits):
+            state = self.backbone.run_block(i, state)
+            logits.append(self.backbone.run_head(i, state))
+            state = self.backbone.continue_state(i, state)
+        return logits
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Exit logits F_1..F_N, shape [B, C] each."""
+        return ensemble(self.head_logits(x), self.reweight)
+
+    def contributions(self, head_logits: list[torch.Tensor], exit_index: int) -> torch.Tensor:
+        """[exit_index + 1, B, C]: w^(n-i) f_i for every head i <= n = exit_index; they sum to F_n."""
+        n = exit_index
+        return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
+
+    def predict_early(self, x: torch.Tensor, thresholds):
+        """Real early exit: blocks run only for the samples still in the batch. See inference.predict_early."""
+        from .inference import predict_early
+        return predict_early(self, x, thresholds)
+
+
+def ensemble(head_logits: list[torch.Tensor], reweight: float) -> list[torch.Tensor]:
+    """F_n = f_n + w F_{n-1}, F_1 = f_1."""
+    exits, previous = [], None
+    for f in head_logits:
+        previous = f if previous is None else f + reweight * previous
+        exits.append(previous)
+    return exits
+
+
+def boosting_loss(head_logits: list[torch.Tensor], target: torch.Tensor, reweight: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """sum_n CE(f_n + stopgrad(w F_{n-1}), y). Returns the total and each head's term (detached, for logging).
+
+    With reweight = 0 this is the joint baseline's sum of per-head cross-entropies.
+    """
+    total, per_head, previous = 0.0, [], None
+    for f in head_logits:
+        exit_logits = f if previous is None or reweight == 0.0 else f + reweight * previous.detach()
+        loss = F.cross_entropy(exit_logits, target)
+        total = total + loss
+        per_head.append(loss.detach())
+        previous = exit_logits
+    return total, per_head

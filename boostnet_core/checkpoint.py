@@ -1,0 +1,197 @@
+"""Checkpoint folders: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and use them).
+
+Nothing is ever unpickled. model.json records the sha256 of the weights file, so a truncated, swapped or tampered
+file is caught before it is read. Training state for `--resume` lives beside them in `train_state.safetensors`
+(weights, optimizer momentum and the loop's counters in its metadata), written atomically in one file.
+Every file is written to a temporary name in the same folder, then renamed over the old one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .boosting import BoostNet
+from .models.presets import build_backbone
+
+FORMAT = "boostnet-checkpoint/1"
+WEIGHTS, META, TRAIN_STATE = "model.safetensors", "model.json", "train_state.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder or file that cannot be used, with one sentence saying why."""
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in the folder of `path` (so the final rename is atomic), readable like a normal file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    fd, tmp = _temp_beside(path)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_meta(model: BoostNet) -> dict:
+    """The metadata that rebuilds `model`: architecture, data conventions, method and costs."""
+    return dict(model.meta, method=model.method, reweight=model.reweight, grad_rescale=model.backbone.grad_rescale,
+                macs=model.macs, num_exits=model.num_exits)
+
+
+def save_model(model: BoostNet, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write weights then metadata (with the weights' hash) into `folder`, creating it if needed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS
+    atomic_save_tensors(weights, model.state_dict(), {"format": FORMAT})
+    meta = dict(model_meta(model), **(extra or {}))
+    meta.update(format=FORMAT, weights_sha256=sha256_of(weights))
+    atomic_write_json(folder / META, meta)
+    return folder
+
+
+def read_meta(folder: str | os.PathLike) -> dict:
+    """model.json of a checkpoint folder, checked to be ours."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise CheckpointError(f"Checkpoint folder {str(folder)!r} does not exist; pass a folder written by 'boostnet train'.")
+    if not folder.is_dir():
+        raise CheckpointError(f"{str(folder)!r} is a file, not a checkpoint folder; pass the folder that holds {META} and {WEIGHTS}.")
+    path = folder / META
+    if not path.is_file():
+        raise CheckpointError(f"{str(folder)!r} is not a checkpoint folder: {META} is missing.")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}); the file is corrupt or not a BoostNet checkpoint.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a BoostNet checkpoint (expected \"format\": \"{FORMAT}\").")
+    for key in ("arch", "config", "method", "reweight", "input_size", "mean", "std", "weights_sha256"):
+        if key not in meta:
+            raise CheckpointError(f"{str(path)!r} lacks the field {key!r}; the file was edited or is incomplete.")
+    return meta
+
+
+def build_model(meta: dict) -> BoostNet:
+    """An untrained BoostNet with the architecture that `meta` describes."""
+    backbone = build_backbone(meta["arch"], meta["config"], grad_rescale=bool(meta.get("grad_rescale", False)))
+    return BoostNet(backbone, reweight=meta["reweight"] or 0.5, method=meta["method"], meta=meta)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> BoostNet:
+    """Rebuild the exact model saved in a checkpoint folder, in eval mode, on `device`."""
+    folder = Path(path)
+    meta = read_meta(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{str(folder)!r} is not a complete checkpoint: {WEIGHTS} is missing.")
+    if sha256_of(weights) != meta["weights_sha256"]:
+        raise CheckpointError(f"{str(weights)!r} does not match the hash recorded in {META}: it was truncated, replaced or modified.")
+    try:
+        model = build_model(meta)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{str(folder / META)!r} describes a model this version cannot build: {e}") from None
+    state = load_tensors(weights)
+    _load_state(model, state, weights)
+    model.backbone.grad_rescale = False  # a training-only device; inference never needs it
+    return model.to(device).eval()
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}).") from None
+
+
+def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys
+        )
+        raise CheckpointError(f"{str(path)!r} does not fit the architecture in {META} ({detail}).")
+    model.load_state_dict(state)
+
+
+def save_training_state(folder: Path, model: BoostNet, optimizer: torch.optim.Optimizer, counters: dict) -> None:
+    """One file with everything `--resume` needs: weights, momentum buffers, and the loop's counters as JSON."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            buf = optimizer.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[f"momentum.{names[id(p)]}"] = buf
+    atomic_save_tensors(Path(folder) / TRAIN_STATE, tensors, {"format": FORMAT, "counters": json.dumps(counters)})
+
+
+def load_training_state(folder: Path, model: BoostNet, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore weights and momentum from `folder`; returns the saved counters."""
+    path = Path(folder) / TRAIN_STATE
+    if not path.is_file():
+        raise CheckpointError(f"Nothing to resume in {str(folder)!r}: {TRAIN_STATE} is missing; start without --resume.")
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        counters = json.loads(header.get("counters", "null"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable training state ({e}).") from None
+    if header.get("format") != FORMAT or not isinstance(counters, dict):
+        raise CheckpointError(f"{str(path)!r} is not a BoostNet training state.")
+    tensors = load_tensors(path)
+    device = next(model.parameters()).device
+    _load_state(model, {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    params = dict(model.named_parameters())
+    for key, value in tensors.items():
+        if key.startswith("momentum."):
+            name = key[len("momentum."):]
+            if name not in params:
+                raise CheckpointError(f"{str(path)!r} holds momentum for an unknown parameter {name!r}.")
+            optimizer.state[params[name]]["momentum_buffer"] = value.to(device)
+    return counters

@@ -1,0 +1,204 @@
+"""The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, data download.
+
+Every error a user can cause ends in one sentence on stderr and exit status 2, with nothing written over.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .data import DATASETS, DataError
+from .models.presets import PRESETS
+from .training import TrainingError
+
+
+def _milestones(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fractions like 0.5-0.75, got {text!r}") from None
+    if not all(0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"milestones are fractions of the epochs in (0, 1), got {text!r}")
+    return values
+
+
+def _val_size(text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value if value < 1 else int(value)
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one number or one per exit separated by commas, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boostnet", description="BoostNet early-exit networks: train, evaluate, inspect.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a BoostNet or joint-baseline model; a checkpoint every epoch")
+    t.add_argument("--dataset", choices=DATASETS, default="digits")
+    t.add_argument("--out", required=True, help="checkpoint folder to create (or continue with --resume)")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="model preset (default: the data set's own)")
+    t.add_argument("--data-root", help="folder of cifar10/cifar100 (python release) or of a folder data set")
+    t.add_argument("--method", choices=("boostnet", "joint"), default="boostnet")
+    t.add_argument("--reweight", type=float, default=0.5, help="w in F_n = f_n + w F_{n-1} (default 0.5)")
+    t.add_argument("--grad-rescale", choices=("auto", "on", "off"), default="auto",
+                   help="MSDNet gradient rescaling; auto: on for boostnet, off for joint")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--batch-size", type=int, default=64, help="per process")
+    t.add_argument("--lr", type=float, default=0.1)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--schedule", choices=("cosine", "multistep"), default="cosine")
+    t.add_argument("--milestones", type=_milestones, default=(0.5, 0.75), help="multistep: fractions, e.g. 0.5-0.75")
+    t.add_argument("--val-size", type=_val_size, default=None,
+                   help="held-out validation images: a count, a fraction, or 0 (default 5000 CIFAR, 10%% small sets)")
+    t.add_argument("--split-seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-test", action="store_true", help="also log test top-1 per exit after every epoch")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes")
+    t.add_argument("--workers", type=int, default=4, help="loader processes for streamed (large-image) data")
+    t.add_argument("--threads", type=int, help="CPU threads for this process")
+    t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+    e = sub.add_parser("evaluate", help="anytime and budgeted-batch evaluation; caches per-exit predictions")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", choices=DATASETS, help="default: the data set the model was trained on")
+    e.add_argument("--data-root", help="default: the one recorded at training")
+    e.add_argument("--out", help="write the results JSON here too (always written to CHECKPOINT/evaluation.json)")
+    e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    e.add_argument("--monotone", action="store_true", help="budgeted curve: repeat the last accuracy where validation does not improve")
+    e.add_argument("--budget", type=float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
+    e.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("predict", help="early-exit prediction for image files")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--threshold", type=_thresholds, default=[0.9], help="confidence threshold, one or one per exit (default 0.9)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
+    i.add_argument("checkpoint", nargs="?")
+    i.add_argument("--preset", choices=sorted(PRESETS))
+    i.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("data", help="data sets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("download", help="fetch and check the CIFAR python release")
+    dl.add_argument("--dataset", choices=("cifar10", "cifar100"), required=True)
+    dl.add_argument("--data-root", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except (CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError) as e:
+        print(f"boostnet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("boostnet: interrupted; the last finished epoch's checkpoint is kept.", file=sys.stderr)
+        return 130
+
+
+def _train(args, argv) -> int:
+    import torch
+    from .training import TrainConfig, train
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        dataset=args.dataset, out=args.out, preset=args.preset, data_root=args.data_root, method=args.method,
+        reweight=args.reweight, grad_rescale=args.grad_rescale, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
+        milestones=tuple(args.milestones), val_size=args.val_size, split_seed=args.split_seed, seed=args.seed,
+        eval_test=args.eval_test, device=args.device, sync_bn=args.sync_bn, workers=args.workers,
+        resume=args.resume, progress=not args.quiet, command="boostnet " + shlex.join(argv))
+    out = train(cfg)
+    if not args.quiet:
+        print(f"saved {out}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args, argv) -> int:
+    from .evaluation import evaluate_checkpoint
+    from .training import pick_device
+    result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
+                                 device=pick_device(args.device), batch_size=args.batch_size,
+                                 monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet)
+    if args.out:
+        from .checkpoint import atomic_write_json
+        atomic_write_json(Path(args.out), result)
+    print(json.dumps({"macs": result["macs"], "anytime": result["anytime"]}))
+    return 0
+
+
+def _predict(args, argv) -> int:
+    from . import load_model
+    from .inference import predict_files
+    from .training import pick_device
+    model = load_model(args.checkpoint, pick_device(args.device))
+    threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
+    for result in predict_files(model, args.images, threshold):
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['image']}: {result['label']} (exit {result['exit_index'] + 1}/{model.num_exits}, "
+                  f"confidence {result['confidence']:.3f}, {result['macs'] / 1e6:.2f} M MACs)")
+    return 0
+
+
+def _info(args, argv) -> int:
+    if bool(args.checkpoint) == bool(args.preset):
+        raise ValueError("Give either a checkpoint folder or --preset NAME (one of them).")
+    info = model_info(args.checkpoint, args.preset)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"{info['name']}: {info['arch']}, {info['exits']} exits, {info['params'] / 1e6:.3f} M parameters")
+        for k, m in enumerate(info["macs"]):
+            print(f"  exit {k + 1}: {m / 1e6:10.2f} M MACs (cumulative)")
+    return 0
+
+
+def _data(args, argv) -> int:
+    from .data import download_cifar
+    folder = download_cifar(args.dataset, args.data_root)
+    print(f"{args.dataset} is ready in {folder}")
+    return 0
+
+
+def model_info(checkpoint: str | None, preset: str | None) -> dict:
+    """Exits, cumulative MACs and parameters, without data or training."""
+    if checkpoint:
+        from . import load_model
+        model = load_model(checkpoint)
+        name = checkpoint
+    else:
+        from . import create_model
+        model = create_model(preset)
+        name = preset
+    return {"name": name, "arch": model.meta["arch"], "preset": model.meta.get("preset"), "method": model.method,
+            "reweight": model.reweight, "exits": model.num_exits, "macs": model.macs,
+            "params": sum(p.numel() for p in model.parameters()), "input_size": model.meta["input_size"],
+            "num_classes": model.backbone.cfg.num_classes}
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "info": _info, "data": _data}

@@ -1,0 +1,295 @@
+"""The training loop: BoostNet or the joint baseline, one process or many (torchrun), CPU or GPU (PAPER.md s. 3).
+
+Reads top to bottom: set up (devices, process group), data, model, optimizer, then epochs. Only rank 0 logs and
+saves. Every random draw of an epoch (order and augmentation) comes from a generator seeded by (seed, epoch), so a
+run resumed from its end-of-epoch state continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from . import checkpoint as ckpt
+from .boosting import METHODS, BoostNet, boosting_loss
+from .data import ImageSet, augment_batch, load_dataset, normalize
+from .models.presets import DEFAULT_PRESET, get_preset
+
+LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "digits"               # digits | mnist5k | cifar10 | cifar100 | folder
+    out: str = "runs/model"               # checkpoint folder (created; refused if it holds another run)
+    preset: str | None = None             # model preset; None: the data set's default (presets.DEFAULT_PRESET)
+    data_root: str | None = None          # where cifar10/cifar100/folder data lie
+    method: str = "boostnet"              # boostnet | joint
+    reweight: float = 0.5                 # w of F_n = f_n + w F_{n-1} (ignored by joint)
+    grad_rescale: str = "auto"            # on | off | auto (on for BoostNet on MSDNet, off for joint: the paper's runs)
+    epochs: int = 3
+    batch_size: int = 64                  # per process
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"              # cosine (stepped every iteration) | multistep (x0.1 at milestones)
+    milestones: tuple[float, ...] = (0.5, 0.75)  # multistep: fractions of the epochs (the paper's 150/225 of 300)
+    val_size: float | None = None         # held-out count, fraction < 1, or 0; None: the data set's default
+    split_seed: int = 0                   # seed of the validation split
+    seed: int = 0                         # seed of the initialisation, data order and augmentation
+    eval_test: bool = False               # also measure test top-1 per exit after every epoch (reference recipe)
+    device: str = "auto"                  # auto | cpu | cuda
+    sync_bn: bool = False                 # SyncBatchNorm across processes (ImageNet recipe)
+    workers: int = 4                      # DataLoader workers for streamed (large-image) data
+    resume: bool = False                  # continue the run saved in `out`
+    progress: bool = True                 # tqdm progress bar
+    command: str = ""                     # the command line, recorded in model.json
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; choose one of: {', '.join(METHODS)}.")
+        if self.grad_rescale not in ("on", "off", "auto"):
+            raise ValueError(f"--grad-rescale must be on, off or auto, got {self.grad_rescale!r}.")
+        if self.schedule not in ("cosine", "multistep"):
+            raise ValueError(f"--schedule must be cosine or multistep, got {self.schedule!r}.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
+
+    # The settings that define a run: a resume must agree with them.
+    def identity(self) -> dict:
+        d = asdict(self)
+        for k in ("out", "resume", "progress", "command", "workers", "device", "data_root"):
+            d.pop(k)
+        d["milestones"] = list(d["milestones"])
+        return d
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, inconsistent resume); the message says what was kept."""
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto.")
+    if name in ("cuda", "auto") and torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * step / total))
+    epoch = step // steps_per_epoch
+    return cfg.lr * 0.1 ** sum(epoch >= round(m * cfg.epochs) for m in cfg.milestones)
+
+
+def use_grad_rescale(cfg: TrainConfig, arch: str) -> bool:
+    if cfg.grad_rescale == "auto":
+        return cfg.method == "boostnet" and arch == "msdnet"
+    return cfg.grad_rescale == "on"
+
+
+def build_model_for(cfg: TrainConfig, classes: list[str], in_channels: int | None = None) -> BoostNet:
+    from . import create_model
+    preset_name = cfg.preset or DEFAULT_PRESET[cfg.dataset]
+    arch = get_preset(preset_name)["arch"]
+    model = create_model(preset_name, cfg.method, cfg.reweight, len(classes), in_channels, use_grad_rescale(cfg, arch))
+    model.meta["classes"] = list(classes)
+    return model
+
+
+class _HeadLogits(torch.nn.Module):
+    """What DistributedDataParallel wraps: a forward that returns the raw head logits."""
+
+    def __init__(self, model: BoostNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.head_logits(x)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train, saving a checkpoint into cfg.out after every epoch. Returns the folder."""
+    rank, world, local_rank = _init_distributed(cfg)
+    try:
+        return _train(cfg, rank, world, local_rank)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def _init_distributed(cfg: TrainConfig) -> tuple[int, int, int]:
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(cfg.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), local_rank
+
+
+def _check_out_folder(cfg: TrainConfig) -> Path:
+    out = Path(cfg.out)
+    has_run = (out / ckpt.TRAIN_STATE).exists() or (out / ckpt.META).exists()
+    if cfg.resume and not (out / ckpt.TRAIN_STATE).is_file():
+        raise ckpt.CheckpointError(f"Nothing to resume in {str(out)!r}: it holds no {ckpt.TRAIN_STATE}; start without --resume.")
+    if not cfg.resume and has_run:
+        raise ckpt.CheckpointError(f"{str(out)!r} already holds a training run; pass --resume to continue it or choose another --out.")
+    if out.exists() and not out.is_dir():
+        raise ckpt.CheckpointError(f"--out {str(out)!r} is a file; choose a folder.")
+    return out
+
+
+def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
+    out = _check_out_folder(cfg)
+    device = pick_device(cfg.device, local_rank)
+    preset_name = cfg.preset or DEFAULT_PRESET.get(cfg.dataset)
+    data_meta = get_preset(preset_name)["data"]
+    bundle = load_dataset(cfg.dataset, cfg.data_root, data_meta["input_size"], data_meta["in_channels"],
+                          cfg.val_size, cfg.split_seed)
+    in_channels = _channels_of(bundle.train, data_meta["in_channels"])
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    model = build_model_for(cfg, bundle.classes, in_channels)
+    model.meta["data"] = bundle.info
+    model.to(device)
+    macs = model.macs  # measured once, before any DDP wrapping
+    if cfg.sync_bn and world > 1:
+        model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+    params_decay = [p for p in model.parameters()]
+    optimizer = torch.optim.SGD(params_decay, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    counters = {"epoch": 0, "step": 0, "log": [], "config": cfg.identity()}
+    if cfg.resume:
+        counters = ckpt.load_training_state(out, model, optimizer)
+        if counters.get("config") != cfg.identity():
+            saved = counters.get("config") or {}
+            diff = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
+            raise TrainingError(f"--resume with settings that differ from the saved run ({', '.join(diff)}); "
+                                "use the original command, or start a new --out.")
+        if counters["epoch"] >= cfg.epochs:
+            raise TrainingError(f"The run in {str(out)!r} already finished its {counters['epoch']} epochs; nothing to resume.")
+
+    forward = _HeadLogits(model)
+    if world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+
+    train_set = bundle.train
+    if isinstance(train_set, ImageSet):
+        train_images = train_set.images.to(device)
+        train_labels = train_set.labels.to(device)
+    n = len(train_set)
+    per_rank = math.ceil(n / world)
+    steps_per_epoch = math.ceil(per_rank / cfg.batch_size)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    for epoch in range(counters["epoch"], cfg.epochs):
+        model.train()
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        batches = _epoch_batches(train_set, generator, rank, world, cfg, data_meta, device)
+        head_loss_sum = torch.zeros(model.num_exits, device=device)
+        seen, t0 = 0, time.perf_counter()
+        bar = _progress(cfg, rank, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+        for index_or_batch in batches:
+            if isinstance(train_set, ImageSet):
+                idx = index_or_batch.to(device)
+                images = augment_batch(train_images[idx], data_meta["augment"], generator)
+                x, y = normalize(images, model.meta["mean"], model.meta["std"]), train_labels[idx]
+            else:
+                x, y = (t.to(device, non_blocking=True) for t in index_or_batch)
+            lr = learning_rate(cfg, counters["step"], steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, per_head = boosting_loss(forward(x), y, model.reweight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            head_loss_sum += torch.stack(per_head) * len(y)
+            seen += len(y)
+            counters["step"] += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        images_per_s = seen / (time.perf_counter() - t0)
+        if world > 1:
+            dist.all_reduce(head_loss_sum)
+            seen *= world
+        head_losses = (head_loss_sum / seen).tolist()
+        if not all(math.isfinite(v) for v in head_losses):
+            kept = f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > 0 else "nothing was saved"
+            raise TrainingError(f"The training loss became non-finite in epoch {epoch + 1}; {kept}. Lower --lr and start again.")
+        record = {"epoch": epoch + 1, "lr": lr, "loss_per_head": [round(v, 5) for v in head_losses],
+                  "images_per_s": round(images_per_s * world, 1)}
+        record.update(_epoch_metrics(model, bundle, cfg, device))
+        counters["epoch"] = epoch + 1
+        counters["log"].append(record)
+        if rank == 0:
+            _save_epoch(out, model, optimizer, counters, cfg, macs)
+            if cfg.progress:
+                print(json.dumps(record), file=sys.stderr, flush=True)
+        if world > 1:
+            dist.barrier()
+    return out
+
+
+def _channels_of(data, default: int) -> int:
+    return int(data.images.shape[1]) if isinstance(data, ImageSet) else default
+
+
+def _epoch_batches(train_set, generator, rank, world, cfg, data_meta, device):
+    """Index batches of this rank's shard (in-memory data), or a DataLoader over files."""
+    n = len(train_set)
+    order = torch.randperm(n, generator=generator)
+    per_rank = math.ceil(n / world)
+    order = torch.cat([order, order[: per_rank * world - n]])  # pad like DistributedSampler
+    shard = order[rank::world]
+    if isinstance(train_set, ImageSet):
+        return shard.split(cfg.batch_size)
+    from .data import FileImages
+    dataset = FileImages(train_set, data_meta["input_size"], data_meta["in_channels"], data_meta["mean"], data_meta["std"], train=True)
+    sampler = shard.tolist()
+    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                                       pin_memory=device.type == "cuda", drop_last=False,
+                                       generator=torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator))))
+
+
+def _epoch_metrics(model: BoostNet, bundle, cfg: TrainConfig, device) -> dict:
+    from .evaluation import anytime_accuracy
+    metrics = {}
+    if bundle.val is not None:
+        metrics["val_top1"] = [round(v, 3) for v in anytime_accuracy(model, bundle.val, device=device)["top1"]]
+    if cfg.eval_test:
+        metrics["test_top1"] = [round(v, 3) for v in anytime_accuracy(model, bundle.test, device=device)["top1"]]
+    return metrics
+
+
+def _save_epoch(out: Path, model: BoostNet, optimizer, counters: dict, cfg: TrainConfig, macs) -> None:
+    ckpt.save_training_state(out, model, optimizer, counters)
+    last = counters["log"][-1]
+    extra = {"train": dict(cfg.identity(), epochs_done=counters["epoch"]), "command": cfg.command,
+             "metrics": {k: v for k, v in last.items() if k.endswith("top1")}}
+    ckpt.save_model(model, out, extra)
+    lines = "".join(json.dumps(r) + "\n" for r in counters["log"])
+    ckpt.atomic_write_bytes(out / LOG, lines.encode())
+
+
+def _progress(cfg: TrainConfig, rank: int, total: int, desc: str):
+    if not cfg.progress or rank != 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
