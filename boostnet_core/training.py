@@ -183,6 +183,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
         if counters["epoch"] >= cfg.epochs:
             raise TrainingError(f"The run in {str(out)!r} already finished its {counters['epoch']} epochs; nothing to resume.")
 
+    counters.setdefault("commands", []).append(cfg.command)  # the original command, then each resume
     forward = _HeadLogits(model)
     if world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
@@ -281,7 +282,8 @@ def _epoch_metrics(model: BoostNet, bundle, cfg: TrainConfig, device) -> dict:
 def _save_epoch(out: Path, model: BoostNet, optimizer, counters: dict, cfg: TrainConfig, macs) -> None:
     ckpt.save_training_state(out, model, optimizer, counters)
     last = counters["log"][-1]
-    extra = {"train": dict(cfg.identity(), epochs_done=counters["epoch"]), "command": cfg.command,
+    extra = {"train": dict(cfg.identity(), epochs_done=counters["epoch"]), "command": counters["commands"][0],
+             "resumed_with": counters["commands"][1:],
              "metrics": {k: v for k, v in last.items() if k.endswith("top1")}}
     ckpt.save_model(model, out, extra)
     lines = "".join(json.dumps(r) + "\n" for r in counters["log"])

@@ -1,0 +1,35 @@
+"""Shared fixtures: a digits model trained once per session (a few seconds on CPU)."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory) -> Path:
+    from boostnet_core.training import TrainConfig, train
+    out = tmp_path_factory.mktemp("ckpt") / "digits"
+    train(TrainConfig(dataset="digits", out=str(out), epochs=3, progress=False, command="boostnet train --dataset digits --epochs 3"))
+    return out
+
+
+@pytest.fixture
+def digits_copy(digits_checkpoint, tmp_path) -> Path:
+    """A private copy of the session checkpoint that a test may damage."""
+    dst = tmp_path / "copy"
+    shutil.copytree(digits_checkpoint, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def digits_model(digits_checkpoint):
+    from boostnet_core import load_model
+    return load_model(digits_checkpoint)

@@ -1,0 +1,137 @@
+"""Training: accuracy on digits, exact resume, a 2-process torchrun run, and its failure modes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from boostnet_core import load_model
+from boostnet_core.checkpoint import CheckpointError
+from boostnet_core.training import TrainConfig, TrainingError, train
+
+from conftest import REPO
+
+
+def test_digits_three_epochs_reach_90_percent(digits_checkpoint):
+    log = [json.loads(l) for l in (digits_checkpoint / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert log[-1]["val_top1"][-1] >= 90.0
+    assert len(log[-1]["loss_per_head"]) == 4 and log[-1]["images_per_s"] > 0
+
+
+def test_loaded_model_exit_logits_are_sum_of_weighted_heads(digits_model):
+    x = torch.randn(5, 1, 8, 8)
+    heads, exits = digits_model.head_logits(x), digits_model(x)
+    w = digits_model.reweight
+    assert w == 0.5
+    for n, F in enumerate(exits):
+        assert torch.allclose(F, sum(w ** (n - i) * heads[i] for i in range(n + 1)), atol=1e-5)
+        assert torch.allclose(digits_model.contributions(heads, n).sum(0), F, atol=1e-5)
+
+
+def test_model_json_records_recipe_split_and_command(digits_checkpoint):
+    meta = json.loads((digits_checkpoint / "model.json").read_text())
+    assert meta["method"] == "boostnet" and meta["grad_rescale"] is True
+    assert meta["data"]["val_size"] == 144 and meta["data"]["split_seed"] == 0
+    assert meta["train"]["epochs"] == 3 and meta["command"].startswith("boostnet train")
+    assert len(meta["macs"]) == meta["num_exits"] == 4
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    common = dict(dataset="digits", epochs=2, progress=False, batch_size=128)
+    train(TrainConfig(out=str(tmp_path / "straight"), **common))
+    # Interrupted after one epoch: a one-epoch run of a 2-epoch schedule is what an interruption leaves.
+    interrupted = TrainConfig(out=str(tmp_path / "resumed"), **common)
+    _train_one_epoch_then_stop(interrupted)
+    train(TrainConfig(out=str(tmp_path / "resumed"), resume=True, **common))
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log = (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in log] == [1, 2]
+
+
+def _train_one_epoch_then_stop(cfg):
+    """Run `cfg` but stop (as a killed process would) right after the first epoch's checkpoint is written."""
+    from boostnet_core import training
+
+    original = training._save_epoch
+
+    def save_then_stop(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    training._save_epoch = save_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    finally:
+        training._save_epoch = original
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    with pytest.raises(CheckpointError, match="Nothing to resume"):
+        train(TrainConfig(dataset="digits", out=str(tmp_path / "none"), resume=True, progress=False))
+
+
+def test_existing_run_is_not_overwritten(digits_copy):
+    before = (digits_copy / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a training run"):
+        train(TrainConfig(dataset="digits", out=str(digits_copy), progress=False))
+    assert (digits_copy / "model.safetensors").read_bytes() == before
+
+
+def test_resume_with_different_settings_is_refused(digits_copy):
+    with pytest.raises(TrainingError, match="differ from the saved run"):
+        train(TrainConfig(dataset="digits", out=str(digits_copy), epochs=5, lr=0.05, resume=True, progress=False))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from boostnet_core import training
+    out = tmp_path / "nan"
+    calls = {"n": 0}
+    original = training.boosting_loss
+
+    def poisoned(head_logits, target, reweight):
+        calls["n"] += 1
+        total, per_head = original(head_logits, target, reweight)
+        if calls["n"] > 11:  # second epoch (11 steps per epoch at batch 128)
+            total = total * float("nan")
+            per_head = [p * float("nan") for p in per_head]
+        return total, per_head
+
+    monkeypatch.setattr(training, "boosting_loss", poisoned)
+    with pytest.raises(TrainingError, match="non-finite in epoch 2; the checkpoint of epoch 1 is kept"):
+        train(TrainConfig(dataset="digits", out=str(out), epochs=3, batch_size=128, progress=False))
+    model = load_model(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert json.loads((out / "model.json").read_text())["train"]["epochs_done"] == 1
+
+
+def test_joint_training_records_method(tmp_path):
+    out = tmp_path / "joint"
+    train(TrainConfig(dataset="digits", out=str(out), epochs=1, method="joint", progress=False))
+    model = load_model(out)
+    assert model.method == "joint" and model.reweight == 0.0
+    assert json.loads((out / "model.json").read_text())["grad_rescale"] is False
+
+
+def test_two_process_torchrun_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "boostnet_core", "train", "--dataset", "digits", "--epochs", "2", "--out", str(out), "--quiet"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = load_model(out)
+    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[-1]["val_top1"][-1] > 50
+    assert model.num_exits == 4
