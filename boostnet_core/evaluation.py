@@ -120,6 +120,28 @@ def fit_thresholds(confidence: torch.Tensor, fractions) -> torch.Tensor:
     return thresholds
 
 
+def fit_thresholds_loop(confidence: torch.Tensor, fractions) -> torch.Tensor:
+    """The authors' per-sample loop, kept verbatim in spirit as the reference `fit_thresholds` is tested and
+    benchmarked against. Slow: a Python loop over samples for every exit."""
+    confidence = _check_confidence(confidence)
+    n_exits, n = confidence.shape
+    sorted_idx = confidence.argsort(dim=1, descending=True)
+    filtered = torch.zeros(n)
+    thresholds = torch.full((n_exits,), math.inf, dtype=torch.float64)
+    for k in range(n_exits - 1):
+        count, out_n = 0, math.floor(n * float(fractions[k]))
+        for i in range(n):
+            idx = sorted_idx[k][i]
+            if filtered[idx] == 0:
+                count += 1
+                if count == out_n:
+                    thresholds[k] = float(confidence[k][idx])
+                    break
+        filtered.add_(confidence[k].double().ge(thresholds[k]).float())
+    thresholds[-1] = 0.0
+    return thresholds
+
+
 def check_thresholds(thresholds, n_exits: int) -> torch.Tensor:
     """One float for all exits, or one per exit; each in [0, 1] (or +inf: nobody leaves there)."""
     t = torch.as_tensor(thresholds, dtype=torch.float64)

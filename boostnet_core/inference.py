@@ -97,7 +97,7 @@ def preprocess_image(image, meta: dict) -> torch.Tensor:
     if size > IN_MEMORY_MAX_SIZE:
         img = resize_center_crop(img.convert("L" if in_channels == 1 else "RGB"), size)
     arr = decode_to_array(img, size, in_channels)
-    return normalize(torch.from_numpy(np.ascontiguousarray(arr))[None], meta["mean"], meta["std"])[0]
+    return normalize(torch.from_numpy(np.array(arr))[None], meta["mean"], meta["std"])[0]
 
 
 def _flatten_alpha(img):

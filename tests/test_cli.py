@@ -1,0 +1,55 @@
+"""The command line: exit status 2 and one sentence for every mistake a user can make."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from boostnet_core.cli import main
+
+from conftest import REPO
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "boostnet_core", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "nope", "--out", "x"], "invalid choice: 'nope'"),
+    (["train", "--out", "x", "--preset", "big"], "invalid choice: 'big'"),
+    (["train", "--out", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["info", "--preset", "nope"], "invalid choice"),
+])
+def test_bad_flags_exit_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_errors_are_one_sentence_without_traceback(tmp_path, capsys):
+    cases = [
+        (["train", "--dataset", "cifar10", "--out", str(tmp_path / "a")], "needs --data-root"),
+        (["train", "--dataset", "folder", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "does not exist"),
+        (["train", "--dataset", "digits", "--out", str(tmp_path / "c"), "--resume"], "Nothing to resume"),
+        (["info", str(tmp_path)], "model.json is missing"),
+        (["evaluate", str(tmp_path / "none")], "does not exist"),
+        (["predict", str(tmp_path / "none"), "x.png"], "does not exist"),
+        (["info"], "Give either a checkpoint folder or --preset"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1, (args, err)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_python_dash_m_is_the_same_program():
+    result = run("info", "--preset", "cifar100-msdnet-anytime", "--json")
+    assert result.returncode == 0
+    info = json.loads(result.stdout)
+    assert info["exits"] == 10 and round(info["macs"][0] / 1e6, 2) == 15.14
+
+
+def test_info_of_a_checkpoint(digits_checkpoint, capsys):
+    assert main(["info", str(digits_checkpoint), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["exits"] == 4 and info["method"] == "boostnet" and info["num_classes"] == 10

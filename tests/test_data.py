@@ -1,0 +1,157 @@
+"""Data sets and splits, and every way the data can be missing or wrong."""
+import io
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from boostnet_core.data import (DataError, ImageSet, augment_batch, download_cifar, load_dataset, open_image,
+                                split_validation)
+
+from conftest import CIFAR10_JPG
+
+
+def test_digits_splits_are_stratified_seeded_and_disjoint():
+    a = load_dataset("digits", val_size=0.1, split_seed=3)
+    b = load_dataset("digits", val_size=0.1, split_seed=3)
+    c = load_dataset("digits", val_size=0.1, split_seed=4)
+    assert torch.equal(a.val.labels, b.val.labels) and torch.equal(a.val.images, b.val.images)
+    assert not torch.equal(a.val.images, c.val.images)
+    assert len(a.train) + len(a.val) == 1437 and len(a.test) == 360
+    counts = torch.bincount(a.val.labels, minlength=10)
+    assert counts.min() >= 13 and counts.max() <= 16  # 10% of ~144 per class
+
+
+def test_mnist5k_is_offline_and_28x28():
+    b = load_dataset("mnist5k")
+    assert b.train.images.shape[1:] == (1, 28, 28) and len(b.test) == 1000 and len(b.val) == 400
+
+
+def test_validation_count_too_large():
+    data = ImageSet(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10) % 2)
+    with pytest.raises(DataError, match="leaves no training images"):
+        split_validation(data, 10, 0)
+
+
+def test_augmentation_keeps_shape_and_is_reproducible():
+    x = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
+    a = augment_batch(x, "cifar", torch.Generator().manual_seed(1))
+    b = augment_batch(x, "cifar", torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_augmentation_crop_is_a_shifted_window():
+    x = torch.arange(64, dtype=torch.uint8).reshape(1, 1, 8, 8)
+    out = augment_batch(x, "digits", torch.Generator().manual_seed(0))
+    # Every non-zero value sits where the shift put it: rows and columns stay in order.
+    nz = out[0, 0][out[0, 0] > 0]
+    assert torch.all(nz[1:] > nz[:-1])
+
+
+def test_unknown_dataset_and_missing_roots(tmp_path):
+    with pytest.raises(DataError, match="Unknown dataset 'imagenet2'"):
+        load_dataset("imagenet2")
+    with pytest.raises(DataError, match="needs --data-root"):
+        load_dataset("cifar10")
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("cifar10", str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="does not hold the cifar10 python release"):
+        load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(DataError, match="must hold train/ and test/"):
+        load_dataset("folder", str(tmp_path))
+
+
+def _make_folder(root, corrupt=False):
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(np.full((12, 12, 3), 40 * i, np.uint8)).save(d / f"{i}.png")
+    if corrupt:
+        (root / "train" / "a" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+def test_folder_dataset_decodes_and_resizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    _make_folder(tmp_path / "data")
+    b = load_dataset("folder", str(tmp_path / "data"), input_size=8, in_channels=3, val_size=0)
+    assert b.classes == ["a", "b"] and b.train.images.shape == (8, 3, 8, 8)
+    again = load_dataset("folder", str(tmp_path / "data"), input_size=8, in_channels=3, val_size=0)
+    assert torch.equal(again.train.images, b.train.images)  # from the cache
+
+
+def test_folder_with_a_corrupt_image_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    _make_folder(tmp_path / "data", corrupt=True)
+    with pytest.raises(DataError, match="bad.jpg is not a readable image"):
+        load_dataset("folder", str(tmp_path / "data"), input_size=8, val_size=0)
+
+
+def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match="copy the python release"):
+        download_cifar("cifar10", tmp_path / "root")
+    assert not any((tmp_path / "root").iterdir())
+
+
+def test_cifar_pickles_are_read_without_arbitrary_code(tmp_path):
+    import pickle
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    with pytest.raises(DataError, match="refusing to load builtins.print"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_cifar_release_round_trip(tmp_path):
+    import pickle
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8),
+                                                  b"labels": list(range(10)) * 2}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+    b = load_dataset("cifar10", str(tmp_path), val_size=10)
+    assert b.classes[0] == "c0" and len(b.train) == 90 and len(b.val) == 10 and b.test.images.shape == (20, 3, 32, 32)
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "not a readable image"),
+    (b"GIF89a\x00\x00", "not a readable image"),
+    (b"hello world, not an image at all", "not a readable image"),
+])
+def test_bad_images(payload, message):
+    with pytest.raises(DataError, match=message):
+        open_image(io.BytesIO(payload))
+
+
+def test_truncated_image():
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buf, "PNG")
+    with pytest.raises(DataError, match="not a readable image"):
+        open_image(io.BytesIO(buf.getvalue()[:60]))
+
+
+def test_decompression_bomb_is_refused_without_decoding():
+    buf = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 megapixels, a few kilobytes
+    with pytest.raises(DataError, match="megapixel"):
+        open_image(io.BytesIO(buf.getvalue()))
+
+
+@pytest.mark.skipif(not CIFAR10_JPG.is_dir(), reason="../shared/data/cifar10-jpg is absent")
+def test_shared_cifar10_jpg_layout():
+    b = load_dataset("folder", str(CIFAR10_JPG), input_size=32, in_channels=3)
+    assert len(b.train) == 45000 and len(b.val) == 5000 and len(b.test) == 10000
+    assert b.classes[0] == "airplane"

@@ -1,0 +1,148 @@
+"""Real early exit, per-sample traces, image preprocessing, and `boostnet predict`."""
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from boostnet_core import create_model
+from boostnet_core.cli import main
+from boostnet_core.data import DataError
+from boostnet_core.evaluation import assign_exits
+from boostnet_core.inference import predict_early, preprocess_image, trace
+
+
+def _thresholds_between_samples(conf):
+    """Per-exit thresholds at midpoints between sample confidences (no sample sits on a threshold)."""
+    t = []
+    for k in range(conf.shape[0]):
+        v = conf[k].sort().values
+        i = len(v) // 2
+        t.append(float((v[i] + v[i + 1]) / 2))
+    return t
+
+
+@pytest.mark.parametrize("preset", ["digits", "cifar100-ranet"])
+def test_early_exits_equal_assign_exits_and_spend_the_exit_cost(preset):
+    torch.manual_seed(0)
+    model = create_model(preset).eval()
+    c, s, _ = model.input_shape
+    x = torch.randn(64, c, s, s)
+    with torch.no_grad():
+        exits = model(x)
+    conf = torch.stack([F.softmax(-1).max(-1).values for F in exits])
+    thresholds = _thresholds_between_samples(conf)
+    result = model.predict_early(x, thresholds)
+    expected = assign_exits(conf, thresholds)
+    assert torch.equal(result.exit_index, expected)
+    assert len(set(expected.tolist())) > 1  # the test exercises several exits
+    for i, k in enumerate(result.exit_index.tolist()):
+        assert torch.allclose(result.logits[i], exits[k][i], atol=1e-5)
+        assert result.macs[i] == model.macs[k]
+        assert torch.allclose(result.exit_confidences[: k + 1, i], conf[: k + 1, i], atol=1e-6)
+        assert torch.isnan(result.exit_confidences[k + 1:, i]).all()
+
+
+def test_batch_of_one_and_extreme_thresholds(digits_model):
+    x = torch.randn(1, 1, 8, 8)
+    assert predict_early(digits_model, x, 0.0).exit_index.item() == 0
+    assert predict_early(digits_model, x, 1.0).exit_index.item() in (digits_model.num_exits - 1, 0, 1, 2)
+    everything = predict_early(digits_model, torch.randn(5, 1, 8, 8), float("inf"))
+    assert (everything.exit_index == digits_model.num_exits - 1).all()
+
+
+def test_samples_that_exit_leave_the_batch(digits_model):
+    """No work on exited samples: the batch reaching each block shrinks to the samples still running."""
+    sizes = []
+    hooks = [b.register_forward_pre_hook(lambda m, a: sizes.append(_batch(a[0]))) for b in digits_model.backbone.blocks]
+    x = torch.randn(32, 1, 8, 8)
+    result = predict_early(digits_model, x, 0.6)
+    for h in hooks:
+        h.remove()
+    remaining = [int((result.exit_index >= k).sum()) for k in range(digits_model.num_exits)]
+    assert sizes == [r for r in remaining if r > 0]
+
+
+def _batch(a):
+    return a.shape[0] if isinstance(a, torch.Tensor) else a[0].shape[0]
+
+
+def test_trace_contributions_sum_to_exit_logits(digits_model):
+    x = torch.randn(1, 8, 8)
+    t = trace(digits_model, x, threshold=0.5)
+    for k in range(digits_model.num_exits):
+        assert torch.allclose(t["contributions"][k].sum(0), t["exit_logits"][k], atol=1e-5)
+    assert t["macs"] == digits_model.macs[t["exit_index"]]
+    assert len(t["top_k"][0]) == 5 and abs(sum(t["probabilities"][0].tolist()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "I;16", "CMYK"])
+def test_preprocess_any_mode_and_size(mode, digits_model):
+    img = Image.new("RGB", (37, 23), (200, 30, 30)).convert(mode)
+    x = preprocess_image(img, digits_model.meta)
+    assert x.shape == (1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_preprocess_applies_exif_orientation():
+    meta = create_model("cifar10").meta
+    arr = np.zeros((32, 64, 3), np.uint8)
+    arr[:, :32] = 255  # left half white
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    rotated = preprocess_image(io.BytesIO(buf.getvalue()), meta)
+    plain = preprocess_image(Image.fromarray(arr), meta)
+    assert not torch.allclose(rotated, plain, atol=0.5)
+    # After the rotation the white half is on top.
+    assert rotated[:, :16].mean() > rotated[:, 16:].mean()
+
+
+def test_preprocess_matches_the_data_pipeline_for_data_set_images(digits_model):
+    from boostnet_core.data import load_dataset, normalize
+    b = load_dataset("digits")
+    img = Image.fromarray(b.test.images[0, 0].numpy(), mode="L")
+    assert torch.allclose(preprocess_image(img, digits_model.meta), normalize(b.test.images[:1], digits_model.meta["mean"], digits_model.meta["std"])[0])
+
+
+def test_predict_cli(digits_checkpoint, tmp_path, capsys):
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((8, 8)) * 255).astype(np.uint8)).save(p)
+        paths.append(str(p))
+    assert main(["predict", str(digits_checkpoint), *paths, "--threshold", "0.5", "--json"]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    for r in rows:
+        assert set(r) >= {"exit_index", "label", "confidence", "macs", "exit_confidences"}
+        assert len(r["exit_confidences"]) == r["exit_index"] + 1
+    assert main(["predict", str(digits_checkpoint), paths[0], "--threshold", "0.2,0.3,0.4,0.5"]) == 0
+    assert "exit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("thresholds, message", [("1.5", r"\[0, 1\]"), ("0.5,0.5", "one threshold or 4")])
+def test_predict_bad_thresholds(digits_checkpoint, tmp_path, capsys, thresholds, message):
+    import re
+    p = tmp_path / "a.png"
+    Image.new("L", (8, 8)).save(p)
+    assert main(["predict", str(digits_checkpoint), str(p), "--threshold", thresholds]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_predict_threshold_that_is_not_a_number(digits_checkpoint, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(digits_checkpoint), "a.png", "--threshold", "abc"])
+    assert exit_info.value.code == 2 and "expected one number" in capsys.readouterr().err
+
+
+def test_predict_bad_image(digits_checkpoint, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", str(digits_checkpoint), str(bad)]) == 2
+    assert "bad.png is not a readable image" in capsys.readouterr().err
+    assert main(["predict", str(digits_checkpoint), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err
