@@ -66,8 +66,8 @@ def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bo
 
 
 def anytime_from(predictions: ExitPredictions) -> dict:
-    return {"top1": (predictions.correct().float().mean(1) * 100).tolist(),
-            "top5": (predictions.top5.float().mean(1) * 100).tolist()}
+    return {"top1": (predictions.correct().double().mean(1) * 100).tolist(),
+            "top5": (predictions.top5.double().mean(1) * 100).tolist()}
 
 
 def anytime_accuracy(model, data, device="cpu", batch_size: int = 500) -> dict:

@@ -1,0 +1,162 @@
+"""What every page shares: finding and loading checkpoints (cached), the model picker, sample images, plot style.
+
+Only presentation and caching live in app/; every number comes from boostnet_core's public API.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from boostnet_core import CheckpointError, load_model
+from boostnet_core.checkpoint import read_meta
+from boostnet_core.data import DataError, load_dataset
+from boostnet_core.evaluation import RESULTS, load_cache
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINTS = Path(os.environ.get("BOOSTNET_CHECKPOINTS", REPO / "checkpoints"))
+ASSETS = REPO / "assets"
+EXIT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
+
+torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+
+
+def shipped_checkpoints() -> list[str]:
+    """Checkpoint folders shipped in checkpoints/, CIFAR-10 first."""
+    if not CHECKPOINTS.is_dir():
+        return []
+    found = [str(p) for p in sorted(CHECKPOINTS.iterdir()) if (p / "model.json").is_file()]
+    return sorted(found, key=lambda p: (not Path(p).name.startswith("cifar10"), Path(p).name))
+
+
+def available_checkpoints() -> list[str]:
+    """Shipped checkpoints plus the folders loaded on the Models page in this session."""
+    extra = st.session_state.setdefault("extra_checkpoints", [])
+    return shipped_checkpoints() + [p for p in extra if p not in shipped_checkpoints()]
+
+
+def label(path: str) -> str:
+    return Path(path).name
+
+
+@st.cache_resource(show_spinner="Loading model ...")
+def get_model(path: str, _mtime: float = 0.0):
+    """One shared, read-only model per checkpoint folder (eval mode)."""
+    return load_model(path)
+
+
+def model(path: str):
+    return get_model(path, _mtime_of(path))
+
+
+def _mtime_of(path: str) -> float:
+    try:
+        return (Path(path) / "model.safetensors").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(show_spinner=False)
+def cached_predictions(path: str, _mtime: float = 0.0) -> dict:
+    """The checkpoint's cached per-exit predictions as numpy arrays: {split: {confidence, prediction, top5, labels}}."""
+    return {name: {"confidence": p.confidence.numpy(), "prediction": p.prediction.numpy(),
+                   "top5": p.top5.numpy(), "labels": p.labels.numpy()}
+            for name, p in load_cache(path).items()}
+
+
+def predictions(path: str) -> dict:
+    cache = Path(path) / "eval_cache.safetensors"
+    return cached_predictions(path, cache.stat().st_mtime if cache.exists() else 0.0)
+
+
+@st.cache_data(show_spinner=False)
+def evaluation_results(path: str, _mtime: float = 0.0) -> dict | None:
+    f = Path(path) / RESULTS
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def results(path: str) -> dict | None:
+    f = Path(path) / RESULTS
+    return evaluation_results(path, f.stat().st_mtime if f.exists() else 0.0)
+
+
+def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str | None:
+    """A model picker (in the sidebar by default) remembered across pages; None with a message when there is none."""
+    options = available_checkpoints()
+    if not options:
+        st.warning("No checkpoint found. Train one (`boostnet train ...`) or load a folder on the Models page.")
+        return None
+    where = where or st.sidebar
+    current = st.session_state.get(key)
+    index = options.index(current) if current in options else 0
+    choice = where.selectbox(label_text, options, index=index, format_func=label, key=f"_{key}_widget")
+    st.session_state[key] = choice
+    return choice
+
+
+def load_or_error(path: str):
+    """The model, or None after one st.error sentence."""
+    try:
+        return model(path)
+    except (CheckpointError, ValueError, OSError) as e:
+        st.error(str(e))
+        return None
+
+
+@st.cache_data(show_spinner="Reading the data set's test images ...")
+def test_images(dataset: str, data_root: str | None, input_size: int, in_channels: int) -> np.ndarray:
+    """The test split's images, uint8 [N, C, H, W], in the order the evaluation cache uses."""
+    bundle = load_dataset(dataset, data_root, input_size, in_channels, val_size=0)
+    return bundle.test.images.numpy()
+
+
+def dataset_images(path: str, data_root: str | None = None) -> tuple[np.ndarray | None, str]:
+    """(test images or None, a sentence saying why not) for a checkpoint's data set."""
+    meta = model(path).meta
+    data = meta.get("data", {})
+    dataset = data.get("dataset")
+    root = data_root or data.get("data_root")
+    if dataset in ("cifar10", "cifar100", "folder"):
+        root = _resolve_root(root)
+        if root is None:
+            return None, f"The {dataset} images are not on this machine; give their data root to see them."
+    try:
+        return test_images(dataset, root, meta["input_size"], len(meta["mean"])), ""
+    except (DataError, ValueError, OSError) as e:
+        return None, str(e)
+
+
+def _resolve_root(root: str | None) -> str | None:
+    if not root:
+        return None
+    for candidate in (Path(root), REPO / root):
+        if candidate.is_dir():
+            return str(candidate)
+    return None
+
+
+def to_display(image_chw: np.ndarray) -> np.ndarray:
+    """uint8 [C, H, W] -> an RGB/grey array st.image can show."""
+    return image_chw[0] if image_chw.shape[0] == 1 else image_chw.transpose(1, 2, 0)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def fmt_macs(macs: float) -> str:
+    return f"{macs / 1e9:.2f} G MACs" if macs >= 1e9 else f"{macs / 1e6:.2f} M MACs"
+
+
+def plot_layout(fig, x_title: str, y_title: str, height: int = 320):
+    """Axis titles with units; transparent background so light and dark themes both read well."""
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title=x_title, yaxis_title=y_title,
+                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")
+    fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)")
+    return fig

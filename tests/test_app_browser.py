@@ -1,0 +1,136 @@
+"""The real app in headless Chromium: open it, upload an image, move the threshold, see the exit change.
+
+Starts `streamlit run` on a free local port and drives Debian's chromium through playwright. Screenshots of every
+page land in tests/screenshots/ (git-ignored) for a person to look at. Skips when chromium or playwright is absent.
+"""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO / "tests" / "screenshots"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = dict(os.environ, BOOSTNET_CHECKPOINTS=str(REPO / "checkpoints"))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
+                             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield pg
+        browser.close()
+
+
+def _wait_idle(page, timeout=60):
+    """Wait until Streamlit has finished the current run."""
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
+    page.wait_for_timeout(500)
+
+
+def _ambiguous_digit():
+    """A blend of two MNIST test digits whose exit differs between thresholds 0 and 1 (found with the library)."""
+    from boostnet_core import load_model
+    from boostnet_core.data import load_dataset
+    from boostnet_core.inference import preprocess_image, trace
+    model = load_model(REPO / "checkpoints" / "mnist5k-boostnet")
+    test = load_dataset("mnist5k").test.images[:, 0].numpy().astype(np.float32)
+    for i in range(40):
+        img = Image.fromarray(((test[i] + test[i + 40]) / 2).astype(np.uint8))
+        x = preprocess_image(img, model.meta)
+        low, high = trace(model, x, 0.0)["exit_index"], trace(model, x, 1.0)["exit_index"]
+        if low != high:
+            return img, low, high
+    pytest.fail("no ambiguous blend found")
+
+
+def _exit_shown(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text="Exit taken").first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_upload_and_threshold_change_the_exit(page, app_url):
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(app_url)
+    page.wait_for_selector("text=Inspect an image", timeout=60000)
+    _wait_idle(page)
+    # Pick the MNIST BoostNet model, whose test digits always ship with the app.
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="mnist5k-boostnet").click()
+    _wait_idle(page)
+    img, exit_low, exit_high = _ambiguous_digit()
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    page.locator('input[type="file"]').set_input_files(files=[{"name": "noise.png", "mimeType": "image/png", "buffer": buf.getvalue()}])
+    page.wait_for_selector("text=noise.png", timeout=60000)
+    _wait_idle(page)
+    low = _exit_shown(page)
+    # Threshold to its maximum: everything runs to the last exit.
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    slider.press("End")
+    _wait_idle(page)
+    high = _exit_shown(page)
+    page.screenshot(path=str(SHOTS / "inspect.png"), full_page=True)
+    slider.press("Home")
+    _wait_idle(page)
+    lowest = _exit_shown(page)
+    assert (lowest, high) == (f"{exit_low + 1} of 5", f"{exit_high + 1} of 5")
+    assert high != lowest
+
+
+@pytest.mark.parametrize("title, shot", [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"),
+                                         ("Compare models", "compare.png"), ("Models", "models.png")])
+def test_every_page_renders(page, app_url, title, shot):
+    page.goto(app_url)
+    page.wait_for_selector("text=Inspect an image", timeout=60000)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
+    _wait_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SHOTS / shot), full_page=True)
