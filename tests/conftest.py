@@ -3,8 +3,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,3 +35,19 @@ def digits_copy(digits_checkpoint, tmp_path) -> Path:
 def digits_model(digits_checkpoint):
     from boostnet_core import load_model
     return load_model(digits_checkpoint)
+
+
+def ambiguous_digit():
+    """A blend of two MNIST test digits whose exit differs between thresholds 0 and 1 (found with the library)."""
+    from boostnet_core import load_model
+    from boostnet_core.data import load_dataset
+    from boostnet_core.inference import preprocess_image, trace
+    model = load_model(REPO / "checkpoints" / "mnist5k-boostnet")
+    test = load_dataset("mnist5k").test.images[:, 0].numpy().astype(np.float32)
+    for i in range(40):
+        img = Image.fromarray(((test[i] + test[i + 40]) / 2).astype(np.uint8))
+        x = preprocess_image(img, model.meta)
+        low, high = trace(model, x, 0.0)["exit_index"], trace(model, x, 1.0)["exit_index"]
+        if low != high:
+            return img, low, high
+    raise AssertionError("no ambiguous blend found")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, ambiguous_digit
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "tests" / "screenshots"
@@ -73,22 +73,6 @@ def _wait_idle(page, timeout=60):
     page.wait_for_timeout(500)
 
 
-def _ambiguous_digit():
-    """A blend of two MNIST test digits whose exit differs between thresholds 0 and 1 (found with the library)."""
-    from boostnet_core import load_model
-    from boostnet_core.data import load_dataset
-    from boostnet_core.inference import preprocess_image, trace
-    model = load_model(REPO / "checkpoints" / "mnist5k-boostnet")
-    test = load_dataset("mnist5k").test.images[:, 0].numpy().astype(np.float32)
-    for i in range(40):
-        img = Image.fromarray(((test[i] + test[i + 40]) / 2).astype(np.uint8))
-        x = preprocess_image(img, model.meta)
-        low, high = trace(model, x, 0.0)["exit_index"], trace(model, x, 1.0)["exit_index"]
-        if low != high:
-            return img, low, high
-    pytest.fail("no ambiguous blend found")
-
-
 def _exit_shown(page) -> str:
     metric = page.locator('[data-testid="stMetric"]', has_text="Exit taken").first
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
@@ -103,7 +87,7 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     page.get_by_role("option", name="mnist5k-boostnet").click()
     _wait_idle(page)
-    img, exit_low, exit_high = _ambiguous_digit()
+    img, exit_low, exit_high = ambiguous_digit()
     buf = io.BytesIO()
     img.save(buf, "PNG")
     page.locator('input[type="file"]').set_input_files(files=[{"name": "noise.png", "mimeType": "image/png", "buffer": buf.getvalue()}])

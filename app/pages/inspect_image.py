@@ -89,8 +89,9 @@ for name, pixels in items:
         rows = {e: [f"{c} ({p:.2f})" for c, p in t["top_k"][i][:3]] for i, e in enumerate(exit_names)}
         st.dataframe({"rank": ["1st", "2nd", "3rd"], **rows}, hide_index=True)
 
-    chosen = st.selectbox("Exit to explain", range(model.num_exits), index=k, format_func=lambda i: exit_names[i] + (" (taken)" if i == k else ""),
-                          key=f"exit_{name}")
+    # Keyed by the exit taken: when the threshold moves the exit, the explanation follows it.
+    chosen = st.selectbox(f"Exit to explain (taken: exit {k + 1})", range(model.num_exits), index=k,
+                          format_func=lambda i: exit_names[i], key=f"exit_{name}_{k}")
     contrib = t["contributions"][chosen].numpy()            # [heads, C]
     exit_logits = t["exit_logits"][chosen].numpy()
     top = np.argsort(-exit_logits)[:3]
