@@ -42,7 +42,8 @@ def main():
     full = model.macs[-1]
     rows = []
     with torch.inference_mode():
-        for share in (0.2, 0.4, 0.6, 0.8, 1.0):
+        first = model.macs[0] / full  # no budget can go below the first exit
+        for share in sorted({max(s, round(first + 0.005, 3)) for s in (0.2, 0.4, 0.6, 0.8)} | {1.0}):
             thresholds = fit_to_budget(val, model.macs, share * full) if share < 1 else [float("inf")] * model.num_exits
             row = {"budget_share": share}
             for batch in (64, 1):

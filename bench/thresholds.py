@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from boostnet_core.evaluation import assign_exits, exit_fractions, fit_thresholds, fit_thresholds_loop
+from boostnet_core.evaluation import assign_exits, assign_exits_loop, exit_fractions, fit_thresholds, fit_thresholds_loop
 
 
 def confidences(samples: int, exits: int, classes: int, seed: int = 0) -> torch.Tensor:
@@ -20,16 +20,6 @@ def confidences(samples: int, exits: int, classes: int, seed: int = 0) -> torch.
             logits = torch.randn(min(5000, samples - start), classes, generator=g) * (1 + k)
             out[k, start:start + len(logits)] = logits.softmax(-1).max(-1).values
     return out
-
-
-def assign_loop(conf, thresholds):
-    exits = []
-    for i in range(conf.shape[1]):
-        for k in range(conf.shape[0]):
-            if k == conf.shape[0] - 1 or conf[k, i] >= thresholds[k]:
-                exits.append(k)
-                break
-    return torch.tensor(exits)
 
 
 def main():
@@ -49,7 +39,7 @@ def main():
 
     t0 = time.perf_counter()
     slow_t = fit_thresholds_loop(conf, fractions)
-    slow_exits = assign_loop(conf, slow_t)
+    slow_exits = assign_exits_loop(conf, slow_t)
     slow_s = time.perf_counter() - t0
 
     print(json.dumps({

@@ -142,6 +142,17 @@ def fit_thresholds_loop(confidence: torch.Tensor, fractions) -> torch.Tensor:
     return thresholds
 
 
+def assign_exits_loop(confidence: torch.Tensor, thresholds) -> torch.Tensor:
+    """Plain per-sample loop for exit assignment, the reference `assign_exits` is tested and benchmarked against."""
+    exits = []
+    for i in range(confidence.shape[1]):
+        for k in range(confidence.shape[0]):
+            if k == confidence.shape[0] - 1 or confidence[k, i] >= thresholds[k]:
+                exits.append(k)
+                break
+    return torch.tensor(exits)
+
+
 def check_thresholds(thresholds, n_exits: int) -> torch.Tensor:
     """One float for all exits, or one per exit; each in [0, 1] (or +inf: nobody leaves there)."""
     t = torch.as_tensor(thresholds, dtype=torch.float64)

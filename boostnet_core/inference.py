@@ -43,7 +43,8 @@ def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
     was_training = model.training
-    model.eval()
+    if was_training:  # switching modes walks every module: only when needed (it dominates at batch 1)
+        model.eval()
     backbone, w, device = model.backbone, model.reweight, x.device
     b = x.shape[0]
     num_classes = backbone.cfg.num_classes
@@ -71,7 +72,8 @@ def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
         else:
             previous = exit_logits
         state = backbone.continue_state(k, state)
-    model.train(was_training)
+    if was_training:
+        model.train()
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
     return EarlyExit(exit_index, logits, confidence, macs, exit_conf)
 
@@ -115,7 +117,8 @@ def _flatten_alpha(img):
 def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5) -> dict:
     """Everything about one input [C, H, W]: every head's raw logits, each head's contribution w^(n-i) f_i to
     every exit, each exit's softmax and top-k classes, the exit taken at `threshold`, and its MACs."""
-    model.eval()
+    if model.training:
+        model.eval()
     heads = model.head_logits(x[None])
     n = model.num_exits
     t = check_thresholds(threshold, n)

@@ -169,8 +169,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
     macs = model.macs  # measured once, before any DDP wrapping
     if cfg.sync_bn and world > 1:
         model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
-    params_decay = [p for p in model.parameters()]
-    optimizer = torch.optim.SGD(params_decay, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     counters = {"epoch": 0, "step": 0, "log": [], "config": cfg.identity()}
     if cfg.resume:

@@ -7,17 +7,7 @@ import torch
 
 from boostnet_core.cli import main
 from boostnet_core.evaluation import (ExitPredictions, assign_exits, budgeted_curve, check_thresholds, exit_fractions,
-                                      fit_thresholds, fit_thresholds_loop, fit_to_budget, load_cache)
-
-
-def assign_loop(confidence, thresholds):
-    out = []
-    for i in range(confidence.shape[1]):
-        for k in range(confidence.shape[0]):
-            if k == confidence.shape[0] - 1 or confidence[k, i] >= thresholds[k]:
-                out.append(k)
-                break
-    return torch.tensor(out)
+                                      assign_exits_loop, fit_thresholds, fit_thresholds_loop, fit_to_budget, load_cache)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -31,7 +21,7 @@ def test_fit_and_assign_equal_the_loop(seed, tied):
         fractions = exit_fractions(p / 20, 5)
         fast, slow = fit_thresholds(conf, fractions), fit_thresholds_loop(conf, fractions)
         assert torch.equal(fast, slow), (p, fast, slow)
-        assert torch.equal(assign_exits(conf, fast), assign_loop(conf, fast))
+        assert torch.equal(assign_exits(conf, fast), assign_exits_loop(conf, fast))
 
 
 def test_fractions_follow_q_to_the_k():

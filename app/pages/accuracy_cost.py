@@ -63,6 +63,9 @@ if show_reference:
                         marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
                         hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
 
+if not fig.data:
+    st.info("Nothing to plot yet: choose models that have an evaluation.")
+    st.stop()
 fig.update_xaxes(type="log")
 st.plotly_chart(plot_layout(fig, "MACs per image (millions, log scale)", "top-1 accuracy (%)", 520), key="curves")
 

@@ -62,12 +62,13 @@ c1, c2 = st.columns(2)
 with c1:
     fig = go.Figure(go.Bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside",
                            hovertemplate="%{x}: %{y} samples<extra></extra>"))
+    fig.update_yaxes(range=[0, 1.15 * max(counts.max(), 1)])  # room for the labels above the bars
     st.plotly_chart(plot_layout(fig, "exit taken", "test samples", 300).update_layout(title="Where samples exit"), key="hist")
 with c2:
     fig = go.Figure(go.Bar(x=names, y=acc_leaving, marker_color=EXIT_COLORS[2],
                            text=[f"{a:.1f}" if a is not None else "" for a in acc_leaving], textposition="outside",
                            hovertemplate="%{x}: %{y:.2f}%<extra></extra>"))
-    fig.update_yaxes(range=[0, 105])
+    fig.update_yaxes(range=[0, 112])
     st.plotly_chart(plot_layout(fig, "exit taken", "accuracy of samples leaving here (%)", 300).update_layout(title="Accuracy of the samples leaving at each exit"), key="acc_leaving")
 
 st.subheader("Train/test mismatch per head")
