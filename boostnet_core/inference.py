@@ -37,45 +37,132 @@ def _select(state, keep: torch.Tensor):
     return state
 
 
+def _concat(states: list):
+    """Join backbone states of several groups of samples along the batch dimension."""
+    first = states[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(states)
+    if isinstance(first, (list, tuple)):
+        return type(first)(_concat([s[i] for s in states]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concat([s[k] for s in states]) for k in first}
+    return first  # counters (RANet's flow and block) are the same for every sample at one exit
+
+
+def _exit_step(model, k: int, state, previous, threshold: float):
+    """Block k and exit k for the samples in `state`: (exit logits, confidence, leave mask, state after block k)."""
+    backbone = model.backbone
+    state = backbone.run_block(k, state)
+    f = backbone.run_head(k, state)
+    exit_logits = f if previous is None else f + model.reweight * previous
+    conf = exit_logits.softmax(-1).max(-1).values
+    if k == model.num_exits - 1:
+        leave = torch.ones_like(conf, dtype=torch.bool)
+    else:
+        leave = conf.double() >= threshold
+    return exit_logits, conf, leave, state
+
+
+class _EvalMode:
+    """Eval mode for the duration of a call; switching walks every module, so only when needed."""
+
+    def __init__(self, model):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        if self.was_training:
+            self.model.eval()
+
+    def __exit__(self, *exc):
+        if self.was_training:
+            self.model.train()
+
+
 @torch.inference_mode()
 def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
     """Exit each sample at the first exit whose confidence reaches its threshold (the last exit takes the rest)."""
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
-    was_training = model.training
-    if was_training:  # switching modes walks every module: only when needed (it dominates at batch 1)
-        model.eval()
-    backbone, w, device = model.backbone, model.reweight, x.device
-    b = x.shape[0]
-    num_classes = backbone.cfg.num_classes
+    device, b = x.device, x.shape[0]
     exit_index = torch.full((b,), n_exits - 1, dtype=torch.long, device=device)
-    logits = torch.zeros(b, num_classes, device=device)
+    logits = torch.zeros(b, model.backbone.cfg.num_classes, device=device)
     confidence = torch.zeros(b, device=device)
     exit_conf = torch.full((n_exits, b), float("nan"), device=device)
     active = torch.arange(b, device=device)       # original positions of the samples still running
     state, previous = x, None
-    for k in range(n_exits):
-        state = backbone.run_block(k, state)
-        f = backbone.run_head(k, state)
-        exit_logits = f if previous is None else f + w * previous
-        conf = exit_logits.softmax(-1).max(-1).values
-        exit_conf[k, active] = conf
-        leave = conf.double() >= t[k] if k < n_exits - 1 else torch.ones_like(conf, dtype=torch.bool)
-        if leave.any():
-            gone = active[leave]
-            exit_index[gone], logits[gone], confidence[gone] = k, exit_logits[leave], conf[leave]
-        if leave.all():
-            break
-        if leave.any():
-            keep = ~leave
-            active, previous, state = active[keep], exit_logits[keep], _select(state, keep)
-        else:
-            previous = exit_logits
-        state = backbone.continue_state(k, state)
-    if was_training:
-        model.train()
+    with _EvalMode(model):
+        for k in range(n_exits):
+            exit_logits, conf, leave, state = _exit_step(model, k, state, previous, t[k])
+            exit_conf[k, active] = conf
+            if leave.all():
+                exit_index[active], logits[active], confidence[active] = k, exit_logits, conf
+                break
+            if leave.any():
+                gone, keep = active[leave], ~leave
+                exit_index[gone], logits[gone], confidence[gone] = k, exit_logits[leave], conf[leave]
+                active, previous, state = active[keep], exit_logits[keep], _select(state, keep)
+            else:
+                previous = exit_logits
+            state = model.backbone.continue_state(k, state)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
     return EarlyExit(exit_index, logits, confidence, macs, exit_conf)
+
+
+@torch.inference_mode()
+def predict_early_stream(model, batches, thresholds, batch_size: int | None = None) -> EarlyExit:
+    """Early exit over a stream of input batches, pooling the samples that continue across batches.
+
+    Samples that do not exit at block k wait in a queue for block k+1 until `batch_size` of them (default: the
+    size of the first batch) are there, so every block runs on full batches and the cost per sample follows the
+    MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
+    """
+    n_exits = model.num_exits
+    t = check_thresholds(thresholds, n_exits).tolist()
+    queues: list[list] = [[] for _ in range(n_exits)]   # per block: [(sample ids, state before the block, F so far)]
+    done: dict[str, list] = {"ids": [], "exit": [], "logits": [], "conf": []}
+    conf_rows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    next_id = 0
+
+    def waiting(k):
+        return sum(len(ids) for ids, _, _ in queues[k])
+
+    def run(k, size):
+        chunks, queues[k] = queues[k], []
+        ids = torch.cat([c[0] for c in chunks])
+        state = _concat([c[1] for c in chunks])
+        previous = None if chunks[0][2] is None else torch.cat([c[2] for c in chunks])
+        if len(ids) > size:  # run `size` now, put the rest back in front
+            rest = torch.arange(size, len(ids))
+            queues[k].append((ids[size:], _select(state, rest), None if previous is None else previous[size:]))
+            head = torch.arange(size)
+            ids, state, previous = ids[:size], _select(state, head), None if previous is None else previous[:size]
+        exit_logits, conf, leave, state = _exit_step(model, k, state, previous, t[k])
+        conf_rows.append((k, ids, conf))
+        if leave.any():
+            done["ids"].append(ids[leave]); done["exit"].append(torch.full((int(leave.sum()),), k))
+            done["logits"].append(exit_logits[leave]); done["conf"].append(conf[leave])
+        if not leave.all():
+            keep = ~leave
+            queues[k + 1].append((ids[keep], model.backbone.continue_state(k, _select(state, keep)), exit_logits[keep]))
+
+    with _EvalMode(model):
+        for x in batches:
+            size = batch_size or len(x)
+            queues[0].append((torch.arange(next_id, next_id + len(x)), x, None))
+            next_id += len(x)
+            for k in range(n_exits):
+                while waiting(k) >= size:
+                    run(k, size)
+        for k in range(n_exits):  # end of the stream: flush whatever waits, in block order
+            while waiting(k):
+                run(k, size)
+    order = torch.cat(done["ids"]).argsort()
+    exit_index = torch.cat(done["exit"])[order]
+    exit_conf = torch.full((n_exits, next_id), float("nan"))
+    for k, ids, conf in conf_rows:
+        exit_conf[k, ids] = conf.cpu()
+    macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
+    return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf)
 
 
 # ---------------------------------------------------------------- preprocessing

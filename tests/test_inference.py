@@ -45,6 +45,34 @@ def test_early_exits_equal_assign_exits_and_spend_the_exit_cost(preset):
         assert torch.isnan(result.exit_confidences[k + 1:, i]).all()
 
 
+@pytest.mark.parametrize("preset", ["digits", "cifar100-ranet"])
+@pytest.mark.parametrize("batch_size", [8, 13])
+def test_stream_pools_continuing_samples_and_matches_predict_early(preset, batch_size):
+    from boostnet_core.inference import predict_early_stream
+    torch.manual_seed(1)
+    model = create_model(preset).eval()
+    c, s, _ = model.input_shape
+    x = torch.randn(40, c, s, s)
+    with torch.no_grad():
+        conf = torch.stack([F.softmax(-1).max(-1).values for F in model(x)])
+    thresholds = _thresholds_between_samples(conf)
+    model.macs  # measured once (a batch-1 pass), before the hooks below count batch sizes
+    sizes = []
+    hooks = [b.register_forward_pre_hook(lambda m, a: sizes.append(_batch(a[0]))) for b in model.backbone.blocks] \
+        if hasattr(model.backbone, "blocks") else []
+    stream = predict_early_stream(model, x.split(10), thresholds, batch_size=batch_size)
+    for h in hooks:
+        h.remove()
+    whole = model.predict_early(x, thresholds)
+    assert torch.equal(stream.exit_index, whole.exit_index)
+    assert torch.equal(stream.exit_index, assign_exits(conf, thresholds))
+    assert torch.allclose(stream.logits, whole.logits, atol=1e-5)
+    assert torch.equal(stream.macs, whole.macs)
+    assert torch.allclose(stream.exit_confidences.nan_to_num(-1), whole.exit_confidences.nan_to_num(-1), atol=1e-6)
+    if sizes:  # every block ran on full batches except the final flush of each block
+        assert sum(1 for n in sizes if n != batch_size) <= model.num_exits
+
+
 def test_batch_of_one_and_extreme_thresholds(digits_model):
     x = torch.randn(1, 1, 8, 8)
     assert predict_early(digits_model, x, 0.0).exit_index.item() == 0

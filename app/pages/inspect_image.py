@@ -77,8 +77,10 @@ for name, pixels in items:
     with left:
         st.image(pixels, caption=name, width=160, clamp=True)
         st.metric("Exit taken", f"{k + 1} of {model.num_exits}", help="1-based; the last exit takes every sample that reaches it")
-        st.metric("Prediction", t["label"], f"confidence {float(t['confidence'][k]):.3f}", delta_color="off")
-        st.metric("MACs spent", fmt_macs(t["macs"]), f"{100 * t['macs'] / t['full_macs']:.0f}% of the full network", delta_color="off")
+        st.metric("Prediction", t["label"])
+        st.caption(f"confidence {float(t['confidence'][k]):.3f} at exit {k + 1}")
+        st.metric("MACs spent", fmt_macs(t["macs"]))
+        st.caption(f"{100 * t['macs'] / t['full_macs']:.0f}% of the full network ({fmt_macs(t['full_macs'])})")
     with right:
         conf = t["confidence"].numpy()
         fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],
