@@ -116,6 +116,12 @@ def test_compare_boostnet_and_joint():
     at.selectbox(key="compare_b").set_value(MNIST_JOINT).run()
     assert not at.exception
     assert any(m.label == "Different predictions" for m in at.metric)
+    img, _, _ = ambiguous_digit()
+    at.file_uploader(key="compare_uploads").set_value([("blend.png", png_bytes(np.asarray(img)), "image/png"),
+                                                      ("broken.png", b"nope", "image/png")]).run()
+    assert not at.exception
+    assert any("broken.png" in e.value for e in at.error)
+    assert any(m.label == "mnist5k-joint" for m in at.metric)
 
 
 def test_models_page_loads_a_folder_and_rejects_a_non_checkpoint(digits_checkpoint, tmp_path):

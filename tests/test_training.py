@@ -135,3 +135,29 @@ def test_two_process_torchrun_on_cpu(tmp_path):
     log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and log[-1]["val_top1"][-1] > 50
     assert model.num_exits == 4
+
+
+def test_large_images_stream_from_disk_with_imagenet_transforms(tmp_path, monkeypatch):
+    """Inputs over 64 px are not decoded into memory: they stream through a DataLoader (random-resized crop + flip
+    for training, resize + centre crop for evaluation). One short epoch of the ImageNet step-5 preset."""
+    import numpy as np
+    from PIL import Image
+    from boostnet_core.data import FileSet, load_dataset
+    from boostnet_core.evaluation import evaluate_checkpoint
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "big"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (90 + 10 * i, 120, 3), dtype=np.uint8)).save(root / split / c / f"{i}.jpg")
+    bundle = load_dataset("folder", str(root), input_size=224, in_channels=3, val_size=2)
+    assert isinstance(bundle.train, FileSet) and len(bundle.train) == 4 and len(bundle.val) == 2
+    out = tmp_path / "run"
+    train(TrainConfig(dataset="folder", data_root=str(root), preset="imagenet-msdnet-step5", out=str(out), epochs=1,
+                      batch_size=2, val_size=2, workers=0, progress=False))
+    model = load_model(out)
+    assert model.backbone.cfg.num_classes == 2 and model.meta["input_size"] == 224
+    result = evaluate_checkpoint(out, batch_size=2)
+    assert len(result["anytime"]["top1"]) == 5 and len(result["budgeted"]) == 39

@@ -1,6 +1,8 @@
 """Compare two models on the same cached test split (for example BoostNet against its joint baseline)."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -8,7 +10,9 @@ import torch
 
 from common import (EXIT_COLORS, available_checkpoints, dataset_images, label, load_or_error, plot_layout,
                     predictions, to_display)
+from boostnet_core.data import DataError, open_image
 from boostnet_core.evaluation import assign_exits
+from boostnet_core.inference import preprocess_image, trace
 
 st.title("Compare models")
 options = available_checkpoints()
@@ -81,3 +85,20 @@ if len(differ):
             col.image(to_display(images[i]), caption=text, width=90, clamp=True)
         else:
             col.text(text)
+
+st.subheader("The same images through both models")
+uploads = st.file_uploader("Upload images to compare (JPEG, PNG, WebP, BMP, GIF)", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"],
+                           accept_multiple_files=True, key="compare_uploads")
+for f in uploads or []:
+    try:
+        img = open_image(io.BytesIO(f.getvalue()))
+        traces = [trace(m, preprocess_image(img, m.meta), threshold) for m in models]
+    except (DataError, ValueError) as e:
+        st.error(f"{f.name}: {e}")
+        continue
+    cols = st.columns([1, 2, 2])
+    cols[0].image(np.asarray(img.convert("RGB")), caption=f.name, width=110)
+    for col, path, t in zip(cols[1:], (path_a, path_b), traces):
+        col.metric(label(path), t["label"])
+        col.caption(f"exit {t['exit_index'] + 1}, confidence {float(t['confidence'][t['exit_index']]):.3f}, "
+                    f"{t['macs'] / 1e6:.2f} M MACs")
