@@ -116,7 +116,7 @@ def read_meta(folder: str | os.PathLike) -> dict:
 def build_model(meta: dict) -> BoostNet:
     """An untrained BoostNet with the architecture that `meta` describes."""
     backbone = build_backbone(meta["arch"], meta["config"], grad_rescale=bool(meta.get("grad_rescale", False)))
-    return BoostNet(backbone, reweight=meta["reweight"] or 0.5, method=meta["method"], meta=meta)
+    return BoostNet(backbone, reweight=meta["reweight"], method=meta["method"], meta=meta)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> BoostNet:

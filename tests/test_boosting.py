@@ -36,34 +36,31 @@ def test_joint_method_uses_raw_heads():
 
 
 def test_loss_of_head_n_sends_no_gradient_to_earlier_heads_through_the_ensemble():
+    """Each head's gradient from the total loss is the gradient of its own term CE(f_n + w F_{n-1}, y) alone."""
+    w, y = 0.5, torch.randint(0, 10, (8,))
     heads = [torch.randn(8, 10, requires_grad=True) for _ in range(4)]
-    y = torch.randint(0, 10, (8,))
-    _, per_head = boosting_loss(heads, y, 0.5)
-    # Recompute the last head's term alone, with the graph, and differentiate it.
-    exits = ensemble([h.detach() for h in heads[:-1]], 0.5)
-    last = torch.nn.functional.cross_entropy(heads[-1] + 0.5 * exits[-1], y)
-    assert torch.isclose(last, per_head[-1])
-    total, _ = boosting_loss(heads, y, 0.5)
+    total, per_head = boosting_loss(heads, y, w)
     total.backward()
-    # Each head's gradient equals the gradient of its own term only.
-    for n, h in enumerate(heads):
-        g = h.grad.clone()
-        h2 = [x.detach().clone().requires_grad_(i == n) for i, x in enumerate(heads)]
-        term = torch.nn.functional.cross_entropy(h2[n] + (0.5 * ensemble([x.detach() for x in h2[:n]], 0.5)[-1] if n else 0), y)
+    for n, head in enumerate(heads):
+        earlier = ensemble([h.detach() for h in heads[:n]], w)[-1] if n else 0.0
+        own = head.detach().clone().requires_grad_(True)
+        term = torch.nn.functional.cross_entropy(own + w * earlier, y)
+        assert torch.isclose(term, per_head[n])
         term.backward()
-        assert torch.allclose(g, h2[n].grad, atol=1e-7), n
+        assert torch.allclose(head.grad, own.grad, atol=1e-7), n
 
 
-def test_without_detach_gradients_would_differ():
-    # Guards the test above: an undetached ensemble does push gradient into earlier heads.
-    heads = [torch.randn(8, 10, requires_grad=True) for _ in range(2)]
+def test_an_undetached_ensemble_would_leak_gradient():
+    """Guards the test above: without the detach, head 2's term pushes gradient into head 1."""
     y = torch.randint(0, 10, (8,))
-    torch.nn.functional.cross_entropy(heads[1] + 0.5 * heads[0], y).backward()
-    assert heads[0].grad.abs().sum() > 0
+    leaky = [torch.randn(8, 10, requires_grad=True) for _ in range(2)]
+    torch.nn.functional.cross_entropy(leaky[1] + 0.5 * leaky[0], y).backward()
+    assert leaky[0].grad.abs().sum() > 0
     heads = [torch.randn(8, 10, requires_grad=True) for _ in range(2)]
     _, per_head = boosting_loss(heads, y, 0.5)
-    per_head_graph = torch.nn.functional.cross_entropy(heads[1] + 0.5 * heads[0].detach(), y)
-    per_head_graph.backward()
+    last_term_only = torch.nn.functional.cross_entropy(heads[1] + 0.5 * heads[0].detach(), y)
+    assert torch.isclose(last_term_only, per_head[1])
+    last_term_only.backward()
     assert heads[0].grad is None
 
 
