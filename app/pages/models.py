@@ -25,14 +25,14 @@ if submitted and new_path.strip():
             extra.append(folder)
         st.success(f"Loaded {folder}.")
 
-for path in available_checkpoints():
+for number, path in enumerate(available_checkpoints()):
     try:
         meta = read_meta(path)
         m = model(path)
     except (CheckpointError, ValueError, OSError) as e:
         st.error(str(e))
         continue
-    with st.expander(f"{label(path)}: {meta['method']}, {m.num_exits} exits, {fmt_macs(m.macs[-1])} at the last exit", expanded=False):
+    with st.expander(f"{label(path)}: {meta['method']}, {m.num_exits} exits, {fmt_macs(m.macs[-1])} at the last exit", expanded=number == 0):
         c1, c2 = st.columns(2)
         c1.markdown(f"**Folder** `{path}`  \n**Preset** {meta.get('preset')} ({meta['arch']})  \n"
                     f"**Method** {meta['method']}, w = {meta['reweight']}, gradient rescaling {'on' if meta.get('grad_rescale') else 'off'}  \n"
