@@ -12,7 +12,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints"
 REF = REPO / "assets" / "reference_recipe"
-PAIRS = [("CIFAR-10", "cifar10-boostnet", "cifar10-joint"), ("MNIST (mnist5k)", "mnist5k-boostnet", "mnist5k-joint")]
+PAIRS = [("CIFAR-10", "cifar10-boostnet", "cifar10-joint"),
+         ("CIFAR-10, BoostNet without gradient rescaling", "cifar10-boostnet-norescale", "cifar10-joint"),
+         ("MNIST (mnist5k)", "mnist5k-boostnet", "mnist5k-joint")]
+PAIRS = [p for p in PAIRS if all((CKPT / name / "evaluation.json").is_file() for name in p[1:])]
+PANELS = [("CIFAR-10", ["cifar10-boostnet", "cifar10-boostnet-norescale", "cifar10-joint"]),
+          ("MNIST (mnist5k)", ["mnist5k-boostnet", "mnist5k-joint"])]
+STYLE = {"boostnet-norescale": ("#54A24B", "BoostNet, no rescaling"), "boostnet": ("#E45756", "BoostNet"),
+         "joint": ("#4C78A8", "joint")}
 REF_RUNS = [("a", "ref-a-boostnet-rescale", "BoostNet, rescaling on"), ("b", "ref-b-joint-norescale", "joint, rescaling off (MSDNet)"),
             ("c", "ref-c-boostnet-norescale", "BoostNet, rescaling off"), ("d", "ref-d-joint-rescale", "joint, rescaling on")]
 
@@ -82,8 +89,11 @@ def plot(path=REPO / "assets" / "results.png"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
-    for ax, (title, boost, joint) in zip(axes, PAIRS):
-        for name, color, label in ((boost, "#E45756", "BoostNet"), (joint, "#4C78A8", "joint")):
+    for ax, (title, names) in zip(axes, PANELS):
+        for name in names:
+            if not (CKPT / name / "evaluation.json").is_file():
+                continue
+            color, label = next(v for k, v in STYLE.items() if name.endswith(k))
             r = load(name)
             macs = np.array(r["macs"]) / 1e6
             ax.plot(macs, r["anytime"]["top1"], "o:", color=color, label=f"{label}: anytime (exit k)")
@@ -93,7 +103,7 @@ def plot(path=REPO / "assets" / "results.png"):
         ax.set_xlabel("MACs per image (millions)")
         ax.set_ylabel("test top-1 (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     return path

@@ -17,7 +17,9 @@ options = available_checkpoints()
 if not options:
     st.warning("No checkpoint found. Train one or load a folder on the Models page.")
     st.stop()
-chosen = st.multiselect("Models", options, default=options[: min(2, len(options))], format_func=label, key="curve_models")
+# By default, every model of the first model's data set (for example all shipped CIFAR-10 models).
+same_data = [p for p in options if label(p).split("-")[0] == label(options[0]).split("-")[0]]
+chosen = st.multiselect("Models", options, default=same_data, format_func=label, key="curve_models")
 show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, PAPER.md section 7)", value=False)
 threshold = st.session_state.get("threshold", 0.9)
 st.caption(f"The marked operating point uses the global confidence threshold {threshold:.2f} "

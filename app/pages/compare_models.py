@@ -20,8 +20,10 @@ if len(options) < 2:
     st.warning("Two checkpoints are needed; load another on the Models page.")
     st.stop()
 c1, c2 = st.columns(2)
+# Default pair: the first BoostNet model against a joint model of the same data set, when there is one.
+first_joint = next((i for i, p in enumerate(options) if "joint" in label(p) and label(p).split("-")[0] == label(options[0]).split("-")[0]), 1)
 path_a = c1.selectbox("Model A", options, index=0, format_func=label, key="compare_a")
-path_b = c2.selectbox("Model B", options, index=1, format_func=label, key="compare_b")
+path_b = c2.selectbox("Model B", options, index=first_joint if first_joint != 0 else 1, format_func=label, key="compare_b")
 threshold = st.slider("Confidence threshold (both models)", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="compare_threshold")
 st.session_state["threshold"] = threshold
 models = [load_or_error(p) for p in (path_a, path_b)]
