@@ -42,12 +42,12 @@ def test_shipped_mnist_models_reproduce_their_numbers(name):
 
 
 @pytest.mark.skipif(not CIFAR10_JPG.is_dir(), reason="../shared/data/cifar10-jpg is absent")
-@pytest.mark.parametrize("name", ["cifar10-boostnet", "cifar10-joint"])
+@pytest.mark.parametrize("name", ["cifar10-boostnet", "cifar10-joint", "cifar10-boostnet-norescale"])
 def test_shipped_cifar10_models_reproduce_their_numbers(name):
-    _check(CKPT / name, data_root=str(CIFAR10_JPG), floor=85.0 if name == "cifar10-boostnet" else None)
+    _check(CKPT / name, data_root=str(CIFAR10_JPG), floor=85.0)
 
 
-@pytest.mark.parametrize("name", ["cifar10-boostnet", "cifar10-joint", "mnist5k-boostnet", "mnist5k-joint"])
+@pytest.mark.parametrize("name", ["cifar10-boostnet", "cifar10-joint", "cifar10-boostnet-norescale", "mnist5k-boostnet", "mnist5k-joint"])
 def test_shipped_folder_is_complete(name):
     folder = CKPT / name
     for f in ("model.safetensors", "model.json", "train_log.jsonl", "eval_cache.safetensors", "evaluation.json"):
