@@ -4,7 +4,6 @@ Only presentation and caching live in app/; every number comes from boostnet_cor
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -143,10 +142,6 @@ def _resolve_root(root: str | None) -> str | None:
 def to_display(image_chw: np.ndarray) -> np.ndarray:
     """uint8 [C, H, W] -> an RGB/grey array st.image can show."""
     return image_chw[0] if image_chw.shape[0] == 1 else image_chw.transpose(1, 2, 0)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def fmt_macs(macs: float) -> str:

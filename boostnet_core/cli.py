@@ -16,6 +16,36 @@ from .models.presets import PRESETS
 from .training import TrainingError
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
 def _milestones(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split("-"))
@@ -56,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--reweight", type=float, default=0.5, help="w in F_n = f_n + w F_{n-1} (default 0.5)")
     t.add_argument("--grad-rescale", choices=("auto", "on", "off"), default="auto",
                    help="MSDNet gradient rescaling; auto: on for boostnet, off for joint")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--batch-size", type=int, default=64, help="per process")
-    t.add_argument("--lr", type=float, default=0.1)
+    t.add_argument("--epochs", type=_positive_int, default=3)
+    t.add_argument("--batch-size", type=_positive_int, default=64, help="per process")
+    t.add_argument("--lr", type=_positive_float, default=0.1)
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--weight-decay", type=float, default=1e-4)
     t.add_argument("--schedule", choices=("cosine", "multistep"), default="cosine")
@@ -70,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-test", action="store_true", help="also log test top-1 per exit after every epoch")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes")
-    t.add_argument("--workers", type=int, default=4, help="loader processes for streamed (large-image) data")
-    t.add_argument("--threads", type=int, help="CPU threads for this process")
+    t.add_argument("--workers", type=_count, default=4, help="loader processes for streamed (large-image) data")
+    t.add_argument("--threads", type=_positive_int, help="CPU threads for this process")
     t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
@@ -80,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", choices=DATASETS, help="default: the data set the model was trained on")
     e.add_argument("--data-root", help="default: the one recorded at training")
     e.add_argument("--out", help="write the results JSON here too (always written to CHECKPOINT/evaluation.json)")
-    e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--batch-size", type=_positive_int, default=500)
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     e.add_argument("--monotone", action="store_true", help="budgeted curve: repeat the last accuracy where validation does not improve")
-    e.add_argument("--budget", type=float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
+    e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("predict", help="early-exit prediction for image files")

@@ -30,6 +30,7 @@ DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "folder")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 IN_MEMORY_MAX_SIZE = 64
 MAX_IMAGE_PIXELS = 50_000_000  # a decompression bomb is refused, not decoded
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow warns above it and refuses at twice it; open_image refuses above it
 
 CIFAR_RELEASES = {
     "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
@@ -216,7 +217,6 @@ def _load_folder(root: Path, input_size: int, in_channels: int):
 def open_image(source, mode: str | None = None) -> Image.Image:
     """A decoded PIL image (first frame, EXIF orientation applied) or a DataError naming the source."""
     from PIL import ImageOps
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     name = source if isinstance(source, (str, os.PathLike)) else "the uploaded file"
     try:
         with Image.open(source) as img:

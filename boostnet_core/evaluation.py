@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from .data import FileImages, FileSet, ImageSet, normalize
+from .checkpoint import atomic_save_tensors, atomic_write_json, load_model, load_tensors
+from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
 
 
 @dataclass
@@ -47,6 +49,8 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False) -> ExitPredictions:
     """Run every exit over a split, keeping only per-sample results."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
     was_training = model.training
     model.eval()
     confs, preds, hits, labels = [], [], [], []
@@ -244,8 +248,6 @@ RESULTS = "evaluation.json"
 
 def save_cache(folder, splits: dict[str, ExitPredictions]) -> None:
     """Per-exit confidences, predictions, top-5 hits and labels of each split, in one safetensors file."""
-    from .checkpoint import atomic_save_tensors
-    from pathlib import Path
     tensors = {}
     for name, p in splits.items():
         tensors.update({f"{name}.confidence": p.confidence, f"{name}.prediction": p.prediction,
@@ -255,8 +257,6 @@ def save_cache(folder, splits: dict[str, ExitPredictions]) -> None:
 
 def load_cache(folder) -> dict[str, ExitPredictions]:
     """The cached splits of a checkpoint folder ({} when there is no cache)."""
-    from pathlib import Path
-    from .checkpoint import load_tensors
     path = Path(folder) / CACHE
     if not path.is_file():
         return {}
@@ -273,9 +273,6 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
     CHECKPOINT/evaluation.json, and returns the results (the JSON of DESIGN.md).
     """
-    from pathlib import Path
-    from .checkpoint import atomic_write_json, load_model
-    from .data import load_dataset
     model = load_model(folder, device)
     meta = model.meta
     recorded = meta.get("data", {})

@@ -19,6 +19,10 @@ def run(*args):
     (["train", "--out", "x", "--preset", "big"], "invalid choice: 'big'"),
     (["train", "--out", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["info", "--preset", "nope"], "invalid choice"),
+    (["evaluate", "x", "--batch-size", "0"], "must be at least 1"),
+    (["train", "--out", "x", "--threads", "0"], "must be at least 1"),
+    (["train", "--out", "x", "--workers", "-1"], "must be 0 or more"),
+    (["evaluate", "x", "--budget", "-5"], "must be positive"),
 ])
 def test_bad_flags_exit_2(args, message):
     result = run(*args)
