@@ -21,7 +21,7 @@ def run(*args):
     (["info", "--preset", "nope"], "invalid choice"),
     (["evaluate", "x", "--batch-size", "0"], "must be at least 1"),
     (["train", "--out", "x", "--threads", "0"], "must be at least 1"),
-    (["train", "--out", "x", "--workers", "-1"], "must be 0 or more"),
+    (["train", "--out", "x", "--workers", "-1"], "must be at least 0"),
     (["evaluate", "x", "--budget", "-5"], "must be positive"),
 ])
 def test_bad_flags_exit_2(args, message):
