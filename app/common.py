@@ -13,9 +13,9 @@ import streamlit as st
 import torch
 
 from boostnet_core import CheckpointError, load_model
-from boostnet_core.checkpoint import read_meta
+from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
 from boostnet_core.data import DataError, load_dataset
-from boostnet_core.evaluation import RESULTS, load_cache
+from boostnet_core.evaluation import ExitPredictions, load_cache
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = Path(os.environ.get("BOOSTNET_CHECKPOINTS", REPO / "checkpoints"))
@@ -29,7 +29,7 @@ def shipped_checkpoints() -> list[str]:
     """Checkpoint folders shipped in checkpoints/, CIFAR-10 first."""
     if not CHECKPOINTS.is_dir():
         return []
-    found = [str(p) for p in sorted(CHECKPOINTS.iterdir()) if (p / "model.json").is_file()]
+    found = [str(p) for p in sorted(CHECKPOINTS.iterdir()) if (p / META).is_file()]
     return sorted(found, key=lambda p: (not Path(p).name.startswith("cifar10"), Path(p).name))
 
 
@@ -43,45 +43,53 @@ def label(path: str) -> str:
     return Path(path).name
 
 
-@st.cache_resource(show_spinner="Loading model ...")
-def get_model(path: str, _mtime: float = 0.0):
-    """One shared, read-only model per checkpoint folder (eval mode)."""
-    return load_model(path)
+# Cached readers take the file's modification time as an argument without a leading underscore: Streamlit keys its
+# caches on every such argument, so a retrained or re-evaluated checkpoint is read again at once.
 
 
-def model(path: str):
-    return get_model(path, _mtime_of(path))
-
-
-def _mtime_of(path: str) -> float:
+def _mtime_of(path: str, name: str) -> float:
     try:
-        return (Path(path) / "model.safetensors").stat().st_mtime
+        return (Path(path) / name).stat().st_mtime
     except OSError:
         return 0.0
 
 
+@st.cache_resource(show_spinner="Loading model ...")
+def get_model(path: str, mtime: float = 0.0):
+    """One shared, read-only model per checkpoint folder and weights file (eval mode)."""
+    return load_model(path)
+
+
+def model(path: str):
+    return get_model(path, _mtime_of(path, WEIGHTS))
+
+
+@st.cache_resource(show_spinner=False)
+def cached_predictions(path: str, mtime: float = 0.0) -> dict[str, ExitPredictions]:
+    """The checkpoint's cached per-exit predictions {split: ExitPredictions}; shared, read-only."""
+    return load_cache(path)
+
+
+def predictions(path: str) -> dict[str, ExitPredictions]:
+    return cached_predictions(path, _mtime_of(path, CACHE))
+
+
 @st.cache_data(show_spinner=False)
-def cached_predictions(path: str, _mtime: float = 0.0) -> dict:
-    """The checkpoint's cached per-exit predictions as numpy arrays: {split: {confidence, prediction, top5, labels}}."""
-    return {name: {"confidence": p.confidence.numpy(), "prediction": p.prediction.numpy(),
-                   "top5": p.top5.numpy(), "labels": p.labels.numpy()}
-            for name, p in load_cache(path).items()}
-
-
-def predictions(path: str) -> dict:
-    cache = Path(path) / "eval_cache.safetensors"
-    return cached_predictions(path, cache.stat().st_mtime if cache.exists() else 0.0)
-
-
-@st.cache_data(show_spinner=False)
-def evaluation_results(path: str, _mtime: float = 0.0) -> dict | None:
+def evaluation_results(path: str, mtime: float = 0.0) -> dict | None:
     f = Path(path) / RESULTS
     return json.loads(f.read_text()) if f.is_file() else None
 
 
 def results(path: str) -> dict | None:
-    f = Path(path) / RESULTS
-    return evaluation_results(path, f.stat().st_mtime if f.exists() else 0.0)
+    return evaluation_results(path, _mtime_of(path, RESULTS))
+
+
+def data_group(path: str) -> str:
+    """The data a checkpoint was trained on (models of one group can be compared); "" if unreadable."""
+    try:
+        return data_key(read_meta(path))
+    except (CheckpointError, OSError):
+        return ""
 
 
 def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str | None:

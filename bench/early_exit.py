@@ -16,8 +16,9 @@ import torch
 
 from boostnet_core import load_model
 from boostnet_core.data import load_dataset, normalize
+from boostnet_core.early_exit import predict_early_stream
 from boostnet_core.evaluation import fit_to_budget, load_cache
-from boostnet_core.inference import predict_early_stream
+from boostnet_core.models.stepwise import iter_exits
 
 
 def timed(fn, repeats):
@@ -30,14 +31,11 @@ def timed(fn, repeats):
 
 def exit_times(model, x, repeats=3):
     """Wall time per image of running blocks and heads 1..k, for every exit k (the per-exit cost in seconds)."""
-    backbone, times = model.backbone, []
+    times = []
     for k in range(model.num_exits):
         def upto_k():
-            state = x
-            for j in range(k + 1):
-                state = backbone.run_block(j, state)
-                backbone.run_head(j, state)
-                state = backbone.continue_state(j, state)
+            for _ in iter_exits(model.backbone, x, last=k):
+                pass
         times.append(timed(upto_k, repeats) / len(x))
     return times
 

@@ -1,4 +1,4 @@
-"""The boosted early-exit model of BoostNet (Yu et al., AAAI 2023; PAPER.md sections 2-3).
+"""The boosted early-exit model of BoostNet (Yu et al., AAAI 2023; arXiv 2211.16726, section 3; docs/method.md).
 
 Heads 1..N give raw logits f_n. Exit logits are the additive ensemble
     F_1 = f_1,   F_n = f_n + w * F_{n-1}   (unrolled: F_n = sum_{i<=n} w^(n-i) f_i),
@@ -16,17 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .early_exit import EarlyExit, predict_early
+from .macs import exit_macs
+from .models.stepwise import StepwiseBackbone, iter_exits
+
 METHODS = ("boostnet", "joint")
 
 
 class BoostNet(nn.Module):
     """An early-exit network read as an additive ensemble of its heads.
 
-    `backbone` is stepwise (MSDNet or RANet): run_block(i, state), run_head(i, state), continue_state(i, state).
-    `reweight` is w (0.5 in every published run; 0 for the joint baseline).
+    `backbone` keeps the stepwise contract (models/stepwise.py; MSDNet and RANet do). `reweight` is w (0.5 in every
+    published run; 0 for the joint baseline). `meta` is what model.json records; factory.py builds it.
     """
 
-    def __init__(self, backbone: nn.Module, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
+    def __init__(self, backbone: StepwiseBackbone, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
@@ -34,6 +38,8 @@ class BoostNet(nn.Module):
             reweight = 0.0
         elif not 0.0 < reweight <= 1.0:
             raise ValueError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
+        if not isinstance(backbone, StepwiseBackbone):
+            raise TypeError(f"{type(backbone).__name__} is not a stepwise backbone (see models/stepwise.py).")
         self.backbone = backbone
         self.reweight = float(reweight)
         self.method = method
@@ -48,9 +54,17 @@ class BoostNet(nn.Module):
     def macs(self) -> list[float]:
         """Cumulative multiply-adds per exit (see macs.py for the convention)."""
         if self._macs is None:
-            from .macs import exit_macs
             self._macs = exit_macs(self.backbone, self.input_shape)
         return self._macs
+
+    @property
+    def num_classes(self) -> int:
+        return self.backbone.cfg.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, in the order of the logits."""
+        return list(self.meta.get("classes") or [str(i) for i in range(self.num_classes)])
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -62,12 +76,7 @@ class BoostNet(nn.Module):
 
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Raw head outputs f_1..f_N, shape [B, C] each."""
-        logits, state = [], x
-        for i in range(self.num_exits):
-            state = self.backbone.run_block(i, state)
-            logits.append(self.backbone.run_head(i, state))
-            state = self.backbone.continue_state(i, state)
-        return logits
+        return [step.head_logits for step in iter_exits(self.backbone, x)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Exit logits F_1..F_N, shape [B, C] each."""
@@ -78,9 +87,8 @@ class BoostNet(nn.Module):
         n = exit_index
         return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
 
-    def predict_early(self, x: torch.Tensor, thresholds):
-        """Real early exit: blocks run only for the samples still in the batch. See inference.predict_early."""
-        from .inference import predict_early
+    def predict_early(self, x: torch.Tensor, thresholds) -> EarlyExit:
+        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
         return predict_early(self, x, thresholds)
 
 

@@ -1,6 +1,6 @@
 """Checkpoint folders: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and use them).
 
-Nothing is ever unpickled. model.json records the sha256 of the weights file, so a truncated, swapped or tampered
+The names of every file a checkpoint folder may hold are defined here and nowhere else. Nothing is ever unpickled. model.json records the sha256 of the weights file, so a truncated, swapped or tampered
 file is caught before it is read. Training state for `--resume` lives beside them in `train_state.safetensors`
 (weights, optimizer momentum and the loop's counters in its metadata), written atomically in one file.
 Every file is written to a temporary name in the same folder, then renamed over the old one.
@@ -18,10 +18,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .boosting import BoostNet
-from .models.presets import build_backbone
+from .factory import model_from_meta
 
 FORMAT = "boostnet-checkpoint/1"
-WEIGHTS, META, TRAIN_STATE = "model.safetensors", "model.json", "train_state.safetensors"
+WEIGHTS = "model.safetensors"          # the trained weights
+META = "model.json"                    # what rebuilds them: architecture, data conventions, recipe, metrics
+TRAIN_STATE = "train_state.safetensors"  # weights, momentum and loop counters for --resume
+LOG = "train_log.jsonl"                # one JSON line per finished epoch
+CACHE = "eval_cache.safetensors"       # per-sample, per-exit predictions of the validation and test splits
+RESULTS = "evaluation.json"            # anytime and budgeted-batch results (boostnet evaluate)
 
 
 class CheckpointError(ValueError):
@@ -113,10 +118,13 @@ def read_meta(folder: str | os.PathLike) -> dict:
     return meta
 
 
-def build_model(meta: dict) -> BoostNet:
-    """An untrained BoostNet with the architecture that `meta` describes."""
-    backbone = build_backbone(meta["arch"], meta["config"], grad_rescale=bool(meta.get("grad_rescale", False)))
-    return BoostNet(backbone, reweight=meta["reweight"], method=meta["method"], meta=meta)
+def data_key(meta: dict) -> str:
+    """Which data a checkpoint was trained on, for grouping models that can be compared (the data set, and the
+    folder name for folder data sets): "cifar10", "folder:cifar10-jpg", "mnist5k"."""
+    data = meta.get("data") or {}
+    dataset = data.get("dataset") or meta.get("preset") or "unknown"
+    root = data.get("data_root")
+    return f"{dataset}:{Path(root).name}" if dataset == "folder" and root else dataset
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> BoostNet:
@@ -129,7 +137,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> B
     if sha256_of(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{str(weights)!r} does not match the hash recorded in {META}: it was truncated, replaced or modified.")
     try:
-        model = build_model(meta)
+        model = model_from_meta(meta)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{str(folder / META)!r} describes a model this version cannot build: {e}") from None
     state = load_tensors(weights)

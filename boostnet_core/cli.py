@@ -8,10 +8,12 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .data import DATASETS, DataError
+from .devices import DEVICES, pick_device
 from .models.presets import PRESETS
 from .training import TrainingError
 
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-test", action="store_true", help="also log test top-1 per exit after every epoch")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes")
     t.add_argument("--workers", type=_count, default=4, help="loader processes for streamed (large-image) data")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for this process")
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", help="default: the one recorded at training")
     e.add_argument("--out", help="write the results JSON here too (always written to CHECKPOINT/evaluation.json)")
     e.add_argument("--batch-size", type=_positive_int, default=500)
-    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--monotone", action="store_true", help="budgeted curve: repeat the last accuracy where validation does not improve")
     e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--threshold", type=_thresholds, default=[0.9], help="confidence threshold, one or one per exit (default 0.9)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
 
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
@@ -150,13 +152,9 @@ def _train(args, argv) -> int:
     from .training import TrainConfig, train
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(
-        dataset=args.dataset, out=args.out, preset=args.preset, data_root=args.data_root, method=args.method,
-        reweight=args.reweight, grad_rescale=args.grad_rescale, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        milestones=tuple(args.milestones), val_size=args.val_size, split_seed=args.split_seed, seed=args.seed,
-        eval_test=args.eval_test, device=args.device, sync_bn=args.sync_bn, workers=args.workers,
-        resume=args.resume, progress=not args.quiet, command="boostnet " + shlex.join(argv))
+    # Every TrainConfig field has a flag of the same name (checked by a test), except these two.
+    flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("progress", "command")}
+    cfg = TrainConfig(**flags, progress=not args.quiet, command="boostnet " + shlex.join(argv))
     out = train(cfg)
     if not args.quiet:
         print(f"saved {out}", file=sys.stderr)
@@ -165,7 +163,6 @@ def _train(args, argv) -> int:
 
 def _evaluate(args, argv) -> int:
     from .evaluation import evaluate_checkpoint
-    from .training import pick_device
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet)
@@ -179,7 +176,6 @@ def _evaluate(args, argv) -> int:
 def _predict(args, argv) -> int:
     from . import load_model
     from .inference import predict_files
-    from .training import pick_device
     model = load_model(args.checkpoint, pick_device(args.device))
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
     for result in predict_files(model, args.images, threshold):
@@ -224,7 +220,7 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
     return {"name": name, "arch": model.meta["arch"], "preset": model.meta.get("preset"), "method": model.method,
             "reweight": model.reweight, "exits": model.num_exits, "macs": model.macs,
             "params": sum(p.numel() for p in model.parameters()), "input_size": model.meta["input_size"],
-            "num_classes": model.backbone.cfg.num_classes}
+            "num_classes": model.num_classes}
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "info": _info, "data": _data}

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models.stepwise import eval_mode, iter_exits
+
 METHODS = ("integrated_gradients", "saliency", "grad_cam")
 
 
@@ -31,17 +33,15 @@ class ExitTarget(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         backbone, w = self.model.backbone, self.model.reweight
         tapped = self.exit_index if self.head is None else self.head
-        state, total = x, None
-        for j in range(self.exit_index + 1):
-            state = backbone.run_block(j, state)
-            feature = backbone.head_feature_map(state)
-            f = backbone.heads[j](self.tap(feature) if j == tapped else feature)
+        total = None
+        for step in iter_exits(backbone, x, last=tapped, heads=False):
+            j, feature = step.index, backbone.head_input(step.state)
+            f = backbone.head(j)(self.tap(feature) if j == tapped else feature)
             if self.head is not None:
                 if j == self.head:
                     return w ** (self.exit_index - j) * f
             else:
                 total = f if total is None else f + w * total
-            state = backbone.continue_state(j, state)
         return total
 
 
@@ -64,11 +64,10 @@ def attribute(model, x: torch.Tensor, exit_index: int, target: int, method: str 
     num_classes = model.backbone.cfg.num_classes
     if not 0 <= int(target) < num_classes:
         raise ValueError(f"Class {target} does not exist; this model has classes 0..{num_classes - 1}.")
-    model.eval()
     wrapper = ExitTarget(model, exit_index, head)
     inputs = x[None].clone().requires_grad_(True)
     size = tuple(x.shape[-2:])
-    with torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         if method == "integrated_gradients":
             result = IntegratedGradients(wrapper).attribute(inputs, target=int(target), n_steps=steps,
                                                             internal_batch_size=steps)

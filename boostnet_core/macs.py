@@ -1,4 +1,4 @@
-"""Cost per exit in multiply-adds (MACs), by the convention of the MSDNet / BoostNet papers (PAPER.md section 5).
+"""Cost per exit in multiply-adds (MACs), by the convention of the MSDNet / BoostNet papers (docs/method.md).
 
 Convention, written here where it is computed:
 - conv: out_h * out_w * c_in * c_out * k_h * k_w / groups multiply-adds (bias not counted);
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .models.stepwise import StepwiseBackbone, eval_mode, iter_exits
 
 
 class MacCounter:
@@ -57,21 +59,13 @@ class MacCounter:
 
 
 @torch.no_grad()
-def exit_macs(backbone: nn.Module, input_shape: tuple[int, int, int], elementwise: bool = True) -> list[float]:
+def exit_macs(backbone: StepwiseBackbone, input_shape: tuple[int, int, int], elementwise: bool = True) -> list[float]:
     """Cumulative MACs at every exit of a stepwise backbone, for one input of shape (C, H, W)."""
-    was_training = backbone.training
-    backbone.eval()
     device = next(backbone.parameters()).device
     counter = MacCounter(elementwise).attach(backbone)
     try:
-        state = torch.zeros(1, *input_shape, device=device)
-        costs = []
-        for i in range(backbone.num_exits):
-            state = backbone.run_block(i, state)
-            backbone.run_head(i, state)
-            costs.append(float(counter.count))
-            state = backbone.continue_state(i, state)
+        with eval_mode(backbone):
+            x = torch.zeros(1, *input_shape, device=device)
+            return [float(counter.count) for _ in iter_exits(backbone, x)]
     finally:
         counter.detach()
-        backbone.train(was_training)
-    return costs

@@ -1,4 +1,5 @@
-"""The training loop: BoostNet or the joint baseline, one process or many (torchrun), CPU or GPU (PAPER.md s. 3).
+"""The training loop: BoostNet or the joint baseline, one process or many (torchrun), CPU or GPU
+(arXiv 2211.16726, section 3; docs/method.md).
 
 Reads top to bottom: set up (devices, process group), data, model, optimizer, then epochs. Only rank 0 logs and
 saves. Every random draw of an epoch (order and augmentation) comes from a generator seeded by (seed, epoch), so a
@@ -19,10 +20,11 @@ import torch.distributed as dist
 
 from . import checkpoint as ckpt
 from .boosting import METHODS, BoostNet, boosting_loss
-from .data import ImageSet, augment_batch, load_dataset, normalize
-from .models.presets import DEFAULT_PRESET, get_preset
-
-LOG = "train_log.jsonl"
+from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset, normalize
+from .devices import DEVICES, pick_device
+from .evaluation import anytime_accuracy
+from .factory import create_model
+from .models.presets import DEFAULT_PRESET, DataSpec, get_preset
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class TrainConfig:
             raise ValueError(f"--grad-rescale must be on, off or auto, got {self.grad_rescale!r}.")
         if self.schedule not in ("cosine", "multistep"):
             raise ValueError(f"--schedule must be cosine or multistep, got {self.schedule!r}.")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
@@ -77,15 +79,6 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, inconsistent resume); the message says what was kept."""
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto.")
-    if name in ("cuda", "auto") and torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
 def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     total = cfg.epochs * steps_per_epoch
     if cfg.schedule == "cosine":
@@ -101,12 +94,11 @@ def use_grad_rescale(cfg: TrainConfig, arch: str) -> bool:
 
 
 def build_model_for(cfg: TrainConfig, classes: list[str], in_channels: int | None = None) -> BoostNet:
-    from . import create_model
+    """The untrained model a run starts from (through the one factory)."""
     preset_name = cfg.preset or DEFAULT_PRESET[cfg.dataset]
     arch = get_preset(preset_name)["arch"]
-    model = create_model(preset_name, cfg.method, cfg.reweight, len(classes), in_channels, use_grad_rescale(cfg, arch))
-    model.meta["classes"] = list(classes)
-    return model
+    return create_model(preset_name, cfg.method, cfg.reweight, None, in_channels, use_grad_rescale(cfg, arch),
+                        classes=classes)
 
 
 class _HeadLogits(torch.nn.Module):
@@ -153,14 +145,48 @@ def _check_out_folder(cfg: TrainConfig) -> Path:
     return out
 
 
+@dataclass
+class _Run:
+    """What the epochs of one run share once set up."""
+    out: Path
+    device: torch.device
+    bundle: DataBundle
+    data: DataSpec
+    model: BoostNet
+    optimizer: torch.optim.Optimizer
+    counters: dict          # epoch, step, log, config, commands: saved in the training state
+    macs: list[float]
+
+
 def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
+    run = _set_up(cfg, world, local_rank)
+    forward = _HeadLogits(run.model)
+    if world > 1:
+        device = run.device
+        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        run.out.mkdir(parents=True, exist_ok=True)
+    for epoch in range(run.counters["epoch"], cfg.epochs):
+        record = _train_epoch(cfg, run, forward, epoch, rank, world)
+        record.update(_epoch_metrics(run.model, run.bundle, cfg, run.device))
+        run.counters["epoch"] = epoch + 1
+        run.counters["log"].append(record)
+        if rank == 0:
+            _save_epoch(run, cfg)
+            if cfg.progress:
+                print(json.dumps(record), file=sys.stderr, flush=True)
+        if world > 1:
+            dist.barrier()
+    return run.out
+
+
+def _set_up(cfg: TrainConfig, world: int, local_rank: int) -> _Run:
+    """Folder checks, device, data, model and optimizer; the saved state when resuming."""
     out = _check_out_folder(cfg)
     device = pick_device(cfg.device, local_rank)
-    preset_name = cfg.preset or DEFAULT_PRESET.get(cfg.dataset)
-    data_meta = get_preset(preset_name)["data"]
-    bundle = load_dataset(cfg.dataset, cfg.data_root, data_meta["input_size"], data_meta["in_channels"],
-                          cfg.val_size, cfg.split_seed)
-    in_channels = _channels_of(bundle.train, data_meta["in_channels"])
+    data = get_preset(cfg.preset or DEFAULT_PRESET.get(cfg.dataset))["data"]
+    bundle = load_dataset(cfg.dataset, cfg.data_root, data.input_size, data.in_channels, cfg.val_size, cfg.split_seed)
+    in_channels = int(bundle.train.images.shape[1]) if isinstance(bundle.train, ImageSet) else data.in_channels
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = build_model_for(cfg, bundle.classes, in_channels)
@@ -170,106 +196,91 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
     if cfg.sync_bn and world > 1:
         model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
     counters = {"epoch": 0, "step": 0, "log": [], "config": cfg.identity()}
     if cfg.resume:
-        counters = ckpt.load_training_state(out, model, optimizer)
-        if counters.get("config") != cfg.identity():
-            saved = counters.get("config") or {}
-            diff = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
-            raise TrainingError(f"--resume with settings that differ from the saved run ({', '.join(diff)}); "
-                                "use the original command, or start a new --out.")
-        if counters["epoch"] >= cfg.epochs:
-            raise TrainingError(f"The run in {str(out)!r} already finished its {counters['epoch']} epochs; nothing to resume.")
-
+        counters = _resumed_counters(cfg, out, model, optimizer)
     counters.setdefault("commands", []).append(cfg.command)  # the original command, then each resume
-    forward = _HeadLogits(model)
-    if world > 1:
-        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+    if isinstance(bundle.train, ImageSet):  # in-memory data lives on the training device once
+        bundle.train = ImageSet(bundle.train.images.to(device), bundle.train.labels.to(device))
+    return _Run(out, device, bundle, data, model, optimizer, counters, macs)
 
-    train_set = bundle.train
-    if isinstance(train_set, ImageSet):
-        train_images = train_set.images.to(device)
-        train_labels = train_set.labels.to(device)
-    n = len(train_set)
-    per_rank = math.ceil(n / world)
-    steps_per_epoch = math.ceil(per_rank / cfg.batch_size)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
 
-    for epoch in range(counters["epoch"], cfg.epochs):
-        model.train()
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        batches = _epoch_batches(train_set, generator, rank, world, cfg, data_meta, device)
-        head_loss_sum = torch.zeros(model.num_exits, device=device)
-        seen, t0 = 0, time.perf_counter()
-        bar = _progress(cfg, rank, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
-        for index_or_batch in batches:
-            if isinstance(train_set, ImageSet):
-                idx = index_or_batch.to(device)
-                images = augment_batch(train_images[idx], data_meta["augment"], generator)
-                x, y = normalize(images, model.meta["mean"], model.meta["std"]), train_labels[idx]
-            else:
-                x, y = (t.to(device, non_blocking=True) for t in index_or_batch)
-            lr = learning_rate(cfg, counters["step"], steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, per_head = boosting_loss(forward(x), y, model.reweight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            head_loss_sum += torch.stack(per_head) * len(y)
-            seen += len(y)
-            counters["step"] += 1
-            if bar is not None:
-                bar.update(1)
+def _resumed_counters(cfg: TrainConfig, out: Path, model: BoostNet, optimizer) -> dict:
+    counters = ckpt.load_training_state(out, model, optimizer)
+    saved = counters.get("config") or {}
+    if saved != cfg.identity():
+        diff = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
+        raise TrainingError(f"--resume with settings that differ from the saved run ({', '.join(diff)}); "
+                            "use the original command, or start a new --out.")
+    if counters["epoch"] >= cfg.epochs:
+        raise TrainingError(f"The run in {str(out)!r} already finished its {counters['epoch']} epochs; nothing to resume.")
+    return counters
+
+
+def _train_epoch(cfg: TrainConfig, run: _Run, forward, epoch: int, rank: int, world: int) -> dict:
+    """One pass over this rank's shard; returns the epoch's log record (mean loss per head, speed)."""
+    model, optimizer, counters = run.model, run.optimizer, run.counters
+    model.train()
+    # Every random draw of the epoch (order, augmentation) comes from this generator: resuming is exact.
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    steps_per_epoch = math.ceil(math.ceil(len(run.bundle.train) / world) / cfg.batch_size)
+    head_loss_sum = torch.zeros(model.num_exits, device=run.device)
+    seen, t0 = 0, time.perf_counter()
+    bar = _progress(cfg, rank, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+    for x, y in _epoch_batches(run, cfg, generator, rank, world):
+        lr = learning_rate(cfg, counters["step"], steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss, per_head = boosting_loss(forward(x), y, model.reweight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        head_loss_sum += torch.stack(per_head) * len(y)
+        seen += len(y)
+        counters["step"] += 1
         if bar is not None:
-            bar.close()
-        images_per_s = seen / (time.perf_counter() - t0)
-        if world > 1:
-            dist.all_reduce(head_loss_sum)
-            seen *= world
-        head_losses = (head_loss_sum / seen).tolist()
-        if not all(math.isfinite(v) for v in head_losses):
-            kept = f"the checkpoint of epoch {epoch} is kept in {out}" if epoch > 0 else "nothing was saved"
-            raise TrainingError(f"The training loss became non-finite in epoch {epoch + 1}; {kept}. Lower --lr and start again.")
-        record = {"epoch": epoch + 1, "lr": lr, "loss_per_head": [round(v, 5) for v in head_losses],
-                  "images_per_s": round(images_per_s * world, 1)}
-        record.update(_epoch_metrics(model, bundle, cfg, device))
-        counters["epoch"] = epoch + 1
-        counters["log"].append(record)
-        if rank == 0:
-            _save_epoch(out, model, optimizer, counters, cfg, macs)
-            if cfg.progress:
-                print(json.dumps(record), file=sys.stderr, flush=True)
-        if world > 1:
-            dist.barrier()
-    return out
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    images_per_s = seen / (time.perf_counter() - t0)
+    if world > 1:
+        dist.all_reduce(head_loss_sum)
+        seen *= world
+    head_losses = (head_loss_sum / seen).tolist()
+    if not all(math.isfinite(v) for v in head_losses):
+        kept = f"the checkpoint of epoch {epoch} is kept in {run.out}" if epoch > 0 else "nothing was saved"
+        raise TrainingError(f"The training loss became non-finite in epoch {epoch + 1}; {kept}. Lower --lr and start again.")
+    return {"epoch": epoch + 1, "lr": lr, "loss_per_head": [round(v, 5) for v in head_losses],
+            "images_per_s": round(images_per_s * world, 1)}
 
 
-def _channels_of(data, default: int) -> int:
-    return int(data.images.shape[1]) if isinstance(data, ImageSet) else default
+def _epoch_batches(run: _Run, cfg: TrainConfig, generator: torch.Generator, rank: int, world: int):
+    """(inputs, labels) on the training device for this rank's shard of the epoch's order.
 
-
-def _epoch_batches(train_set, generator, rank, world, cfg, data_meta, device):
-    """Index batches of this rank's shard (in-memory data), or a DataLoader over files."""
+    In-memory data is augmented in batches on the device; file data streams through a DataLoader with the
+    ImageNet transforms. The shard is padded like DistributedSampler's.
+    """
+    train_set, data = run.bundle.train, run.data
     n = len(train_set)
     order = torch.randperm(n, generator=generator)
     per_rank = math.ceil(n / world)
-    order = torch.cat([order, order[: per_rank * world - n]])  # pad like DistributedSampler
-    shard = order[rank::world]
+    shard = torch.cat([order, order[: per_rank * world - n]])[rank::world]
     if isinstance(train_set, ImageSet):
-        return shard.split(cfg.batch_size)
-    from .data import FileImages
-    dataset = FileImages(train_set, data_meta["input_size"], data_meta["in_channels"], data_meta["mean"], data_meta["std"], train=True)
-    sampler = shard.tolist()
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                                       pin_memory=device.type == "cuda", drop_last=False,
-                                       generator=torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator))))
+        for idx in shard.split(cfg.batch_size):
+            idx = idx.to(run.device)
+            images = augment_batch(train_set.images[idx], data.augment, generator)
+            yield normalize(images, data.mean, data.std), train_set.labels[idx]
+        return
+    dataset = FileImages(train_set, data.input_size, data.in_channels, data.mean, data.std, train=True)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=shard.tolist(), num_workers=cfg.workers,
+        pin_memory=run.device.type == "cuda", drop_last=False,
+        generator=torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator))))
+    for x, y in loader:
+        yield x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
 
 
 def _epoch_metrics(model: BoostNet, bundle, cfg: TrainConfig, device) -> dict:
-    from .evaluation import anytime_accuracy
     metrics = {}
     if bundle.val is not None:
         metrics["val_top1"] = [round(v, 3) for v in anytime_accuracy(model, bundle.val, device=device)["top1"]]
@@ -278,15 +289,16 @@ def _epoch_metrics(model: BoostNet, bundle, cfg: TrainConfig, device) -> dict:
     return metrics
 
 
-def _save_epoch(out: Path, model: BoostNet, optimizer, counters: dict, cfg: TrainConfig, macs) -> None:
-    ckpt.save_training_state(out, model, optimizer, counters)
+def _save_epoch(run: _Run, cfg: TrainConfig) -> None:
+    counters = run.counters
+    ckpt.save_training_state(run.out, run.model, run.optimizer, counters)
     last = counters["log"][-1]
     extra = {"train": dict(cfg.identity(), epochs_done=counters["epoch"]), "command": counters["commands"][0],
              "resumed_with": counters["commands"][1:],
              "metrics": {k: v for k, v in last.items() if k.endswith("top1")}}
-    ckpt.save_model(model, out, extra)
+    ckpt.save_model(run.model, run.out, extra)
     lines = "".join(json.dumps(r) + "\n" for r in counters["log"])
-    ckpt.atomic_write_bytes(out / LOG, lines.encode())
+    ckpt.atomic_write_bytes(run.out / ckpt.LOG, lines.encode())
 
 
 def _progress(cfg: TrainConfig, rank: int, total: int, desc: str):

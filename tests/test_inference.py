@@ -11,7 +11,8 @@ from boostnet_core import create_model
 from boostnet_core.cli import main
 from boostnet_core.data import DataError
 from boostnet_core.evaluation import assign_exits
-from boostnet_core.inference import predict_early, preprocess_image, trace
+from boostnet_core.early_exit import predict_early
+from boostnet_core.inference import preprocess_image, trace
 
 
 def _thresholds_between_samples(conf):
@@ -48,7 +49,7 @@ def test_early_exits_equal_assign_exits_and_spend_the_exit_cost(preset):
 @pytest.mark.parametrize("preset", ["digits", "cifar100-ranet"])
 @pytest.mark.parametrize("batch_size", [8, 13])
 def test_stream_pools_continuing_samples_and_matches_predict_early(preset, batch_size):
-    from boostnet_core.inference import predict_early_stream
+    from boostnet_core.early_exit import predict_early_stream
     torch.manual_seed(1)
     model = create_model(preset).eval()
     c, s, _ = model.input_shape

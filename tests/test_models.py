@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from boostnet_core import create_model
 from boostnet_core.cli import main
 from boostnet_core.macs import exit_macs
-from boostnet_core.models.presets import PRESETS, create_backbone, get_preset
+from boostnet_core.models.presets import PRESETS, get_preset
 
 PAPER_CIFAR100_ANYTIME = [15.14, 25.51, 37.79, 52.06, 62.18, 74.07, 87.73, 100.04, 110.12, 121.68]
 PAPER_RANET_CIFAR100 = [15.8, 31.3, 44.7, 50.4, 60.7, 63.7, 90.3, 95.0]
@@ -28,7 +28,7 @@ def test_macs_match_the_published_costs(preset, published, unit):
 
 
 def test_cifar100_anytime_parameter_count_matches_paper():
-    params = sum(p.numel() for p in create_backbone("cifar100-msdnet-anytime").parameters())
+    params = sum(p.numel() for p in create_model("cifar100-msdnet-anytime").backbone.parameters())
     assert abs(params / 1e6 - 4.96) < 0.01
 
 
@@ -52,7 +52,7 @@ def test_conv_and_linear_macs_agree_with_flop_counter(preset):
 @pytest.mark.parametrize("classes, channels", [(7, 1), (13, 3)])
 def test_any_number_of_classes_and_channels(preset, classes, channels):
     model = create_model(preset, num_classes=classes, in_channels=channels)
-    size = get_preset(preset)["data"]["input_size"]
+    size = get_preset(preset)["data"].input_size
     out = model(torch.randn(2, channels, size, size))
     assert len(out) == model.num_exits and all(o.shape == (2, classes) for o in out)
 

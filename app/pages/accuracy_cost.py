@@ -7,10 +7,10 @@ import json
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from common import ASSETS, EXIT_COLORS, available_checkpoints, label, load_or_error, plot_layout, predictions, results
-from boostnet_core.evaluation import assign_exits
+from common import (ASSETS, EXIT_COLORS, available_checkpoints, data_group, label, load_or_error, plot_layout,
+                    predictions, results)
+from boostnet_core.thresholds import outcome_at
 
 st.title("Accuracy vs cost")
 options = available_checkpoints()
@@ -18,9 +18,9 @@ if not options:
     st.warning("No checkpoint found. Train one or load a folder on the Models page.")
     st.stop()
 # By default, every model of the first model's data set (for example all shipped CIFAR-10 models).
-same_data = [p for p in options if label(p).split("-")[0] == label(options[0]).split("-")[0]]
+same_data = [p for p in options if data_group(p) == data_group(options[0])]
 chosen = st.multiselect("Models", options, default=same_data, format_func=label, key="curve_models")
-show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, PAPER.md section 7)", value=False)
+show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726 figures 3-5)", value=False)
 threshold = st.session_state.get("threshold", 0.9)
 st.caption(f"The marked operating point uses the global confidence threshold {threshold:.2f} "
            "(set on the Inspect or Data set page).")
@@ -50,10 +50,8 @@ for i, path in enumerate(chosen):
         rows += [{"model": label(path), "kind": "budgeted", "exit_or_q": p["q"], "macs": p["avg_macs"], "top1": p["top1"]} for p in b]
     cache = predictions(path).get("test")
     if cache is not None:
-        exits = assign_exits(torch.from_numpy(cache["confidence"]), threshold).numpy()
-        acc = 100 * (cache["prediction"][exits, np.arange(len(exits))] == cache["labels"]).mean()
-        avg = np.array(res["macs"])[exits].mean() / 1e6
-        fig.add_scatter(x=[avg], y=[acc], mode="markers", name=f"{label(path)}: threshold {threshold:.2f}",
+        point = outcome_at(cache, threshold, res["macs"])
+        fig.add_scatter(x=[point.avg_macs / 1e6], y=[point.top1], mode="markers", name=f"{label(path)}: threshold {threshold:.2f}",
                         marker=dict(symbol="star", size=16, color=color, line=dict(color="black", width=1)),
                         hovertemplate="operating point: %{x:.2f} M MACs, %{y:.2f}%<extra></extra>")
 

@@ -6,13 +6,12 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from common import (EXIT_COLORS, available_checkpoints, dataset_images, label, load_or_error, plot_layout,
+from common import (EXIT_COLORS, available_checkpoints, data_group, dataset_images, label, load_or_error, plot_layout,
                     predictions, to_display)
 from boostnet_core.data import DataError, open_image
-from boostnet_core.evaluation import assign_exits
 from boostnet_core.inference import preprocess_image, trace
+from boostnet_core.thresholds import outcome_at, reach_per_exit
 
 st.title("Compare models")
 options = available_checkpoints()
@@ -21,7 +20,8 @@ if len(options) < 2:
     st.stop()
 c1, c2 = st.columns(2)
 # Default pair: the first BoostNet model against a joint model of the same data set, when there is one.
-first_joint = next((i for i, p in enumerate(options) if "joint" in label(p) and label(p).split("-")[0] == label(options[0]).split("-")[0]), 1)
+first_joint = next((i for i, p in enumerate(options) if load_or_error(p) is not None and load_or_error(p).method == "joint"
+                    and data_group(p) == data_group(options[0])), 1)
 path_a = c1.selectbox("Model A", options, index=0, format_func=label, key="compare_a")
 path_b = c2.selectbox("Model B", options, index=first_joint if first_joint != 0 else 1, format_func=label, key="compare_b")
 threshold = st.slider("Confidence threshold (both models)", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="compare_threshold")
@@ -33,35 +33,34 @@ caches = [predictions(p).get("test") for p in (path_a, path_b)]
 if any(c is None for c in caches):
     st.warning("Both models need a cached evaluation: run `boostnet evaluate CHECKPOINT` for the one that lacks it.")
     st.stop()
-if not np.array_equal(caches[0]["labels"], caches[1]["labels"]):
+if not np.array_equal(caches[0].labels.numpy(), caches[1].labels.numpy()):
     st.error("These two models were evaluated on different test splits, so they cannot be compared sample by sample.")
     st.stop()
-labels = caches[0]["labels"]
-n = len(labels)
-idx = np.arange(n)
+labels = caches[0].labels.numpy()
+idx = np.arange(len(labels))
 
 fig = go.Figure()
-outcomes = []
+outcomes, lowest = [], 100.0
 for j, (path, m, cache) in enumerate(zip((path_a, path_b), models, caches)):
-    acc = 100 * (cache["prediction"] == labels[None]).mean(1)
+    point = outcome_at(cache, threshold, m.macs)
+    acc = reach_per_exit(cache, point.exits)["accuracy_all"].numpy()
+    lowest = min(lowest, float(acc.min()))
     fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(acc))], y=acc, marker_color=EXIT_COLORS[j],
                 text=[f"{a:.1f}" for a in acc], textposition="outside")
-    exits = assign_exits(torch.from_numpy(cache["confidence"]), threshold).numpy()
-    final = cache["prediction"][exits, idx]
-    outcomes.append({"exits": exits, "final": final, "macs": np.array(m.macs)[exits].mean()})
+    outcomes.append({"exits": point.exits.numpy(), "final": point.final_prediction.numpy(), "macs": point.avg_macs,
+                     "top1": point.top1, "counts": point.counts.numpy()})
 fig.update_layout(barmode="group", title="Anytime top-1 per exit")
-lo = min(float((c["prediction"] == labels[None]).mean(1).min()) for c in caches) * 100
-fig.update_yaxes(range=[max(0, lo - 5), 100])
+fig.update_yaxes(range=[max(0, lowest - 5), 100])
 st.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 340), key="cmp_acc")
 
 m = st.columns(4)
 for j, (path, o) in enumerate(zip((path_a, path_b), outcomes)):
-    m[2 * j].metric(f"{label(path)}: accuracy", f"{100 * (o['final'] == labels).mean():.2f}%")
+    m[2 * j].metric(f"{label(path)}: accuracy", f"{o['top1']:.2f}%")
     m[2 * j + 1].metric(f"{label(path)}: average cost", f"{o['macs'] / 1e6:.2f} M MACs")
 
 fig = go.Figure()
 for j, (path, o) in enumerate(zip((path_a, path_b), outcomes)):
-    counts = np.bincount(o["exits"], minlength=max(mm.num_exits for mm in models))
+    counts = o["counts"]
     fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(counts))], y=counts, marker_color=EXIT_COLORS[j])
 fig.update_layout(barmode="group", title=f"Exits taken at threshold {threshold:.2f}")
 st.plotly_chart(plot_layout(fig, "exit taken", "test samples", 300), key="cmp_exits")
@@ -73,7 +72,7 @@ d1, d2, d3 = st.columns(3)
 d1.metric("Different predictions", int((a["final"] != b["final"]).sum()))
 d2.metric(f"Only {label(path_a)} right", int((a_ok & ~b_ok).sum()))
 d3.metric(f"Only {label(path_b)} right", int((~a_ok & b_ok).sum()))
-classes = models[0].meta.get("classes") or [str(i) for i in range(models[0].backbone.cfg.num_classes)]
+classes = models[0].classes
 differ = idx[a["final"] != b["final"]][:12]
 if len(differ):
     images, why_not = dataset_images(path_a)

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from common import (EXIT_COLORS, dataset_images, fmt_macs, load_or_error, pick_model, plot_layout, predictions,
                     to_display)
-from boostnet_core.evaluation import ExitPredictions, assign_exits, fit_to_budget
+from boostnet_core.thresholds import fit_to_budget, outcome_at, reach_per_exit
 
 st.title("Threshold and exits over a data set")
 path = pick_model()
@@ -22,7 +21,7 @@ if "test" not in cache:
 test = cache["test"]
 macs = np.array(model.macs)
 n_exits = model.num_exits
-classes = model.meta.get("classes") or [str(i) for i in range(model.backbone.cfg.num_classes)]
+classes = model.classes
 
 mode = st.sidebar.radio("Thresholds", ["One global threshold", "Fitted to a cost budget"], key="threshold_mode")
 if mode == "One global threshold":
@@ -34,30 +33,25 @@ elif "val" not in cache:
     st.stop()
 else:
     share = st.sidebar.slider("Budget: average MACs, % of the full network", int(np.ceil(100 * macs[0] / macs[-1])), 100, 60, 1, key="budget_share")
-    val = cache["val"]
-    fitted = fit_to_budget(ExitPredictions(torch.from_numpy(val["confidence"]), torch.from_numpy(val["prediction"]),
-                                           torch.from_numpy(val["top5"]), torch.from_numpy(val["labels"])),
-                           list(macs), share / 100 * macs[-1])
-    thresholds = fitted.numpy()
+    thresholds = fit_to_budget(cache["val"], model.macs, share / 100 * macs[-1]).numpy()
     st.sidebar.caption("Per-exit thresholds fitted on the validation split: " +
                        ", ".join("none" if np.isinf(t) else f"{t:.3f}" for t in thresholds[:-1]) + ", last takes the rest")
 
-conf, pred, labels = test["confidence"], test["prediction"], test["labels"]
-exits = assign_exits(torch.from_numpy(conf), torch.from_numpy(thresholds)).numpy()
-n = len(labels)
-idx = np.arange(n)
-correct_at_exit = pred[exits, idx] == labels
-avg_macs = macs[exits].mean()
+outcome = outcome_at(test, thresholds, model.macs)
+mismatch = {k: v.numpy() for k, v in reach_per_exit(test, outcome.exits).items()}
+conf, pred, labels = test.confidence.numpy(), test.prediction.numpy(), test.labels.numpy()
+exits = outcome.exits.numpy()
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Accuracy (top-1)", f"{100 * correct_at_exit.mean():.2f}%")
-m2.metric("Average cost", fmt_macs(avg_macs))
-m3.metric("Speed-up vs full network", f"{macs[-1] / avg_macs:.2f}x")
-m4.metric("Last exit alone", f"{100 * (pred[-1] == labels).mean():.2f}%", help="every sample through the whole network")
+m1.metric("Accuracy (top-1)", f"{outcome.top1:.2f}%")
+m2.metric("Average cost", fmt_macs(outcome.avg_macs))
+m3.metric("MACs saved vs full network", f"{1 / outcome.cost_ratio:.2f}x fewer",
+          help="A ratio of multiply-adds, not of measured wall time.")
+m4.metric("Last exit alone", f"{mismatch['accuracy_all'][-1]:.2f}%", help="every sample through the whole network")
 
-counts = np.bincount(exits, minlength=n_exits)
+counts = outcome.counts.numpy()
 names = [f"exit {k + 1}" for k in range(n_exits)]
-acc_leaving = [100 * correct_at_exit[exits == k].mean() if counts[k] else None for k in range(n_exits)]
+acc_leaving = [None if np.isnan(a) else float(a) for a in outcome.accuracy_leaving.numpy()]
 c1, c2 = st.columns(2)
 with c1:
     fig = go.Figure(go.Bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside",
@@ -74,17 +68,15 @@ with c2:
 st.subheader("Train/test mismatch per head")
 st.caption("In joint training every head learns from every sample; at test time head k only sees the samples that "
            "reach it, the harder ones. BoostNet trains head k on what the earlier heads leave unexplained.")
-reach = np.array([(exits >= k).mean() for k in range(n_exits)])
-acc_all = np.array([(pred[k] == labels).mean() for k in range(n_exits)])
-acc_reach = np.array([(pred[k][exits >= k] == labels[exits >= k]).mean() if (exits >= k).any() else np.nan for k in range(n_exits)])
+reach, acc_all, acc_reach = mismatch["reach"], mismatch["accuracy_all"], mismatch["accuracy_reached"]
 fig = go.Figure()
-fig.add_bar(name="accuracy on all samples", x=names, y=100 * acc_all, marker_color=EXIT_COLORS[0])
-fig.add_bar(name="accuracy on the samples that reach it", x=names, y=100 * acc_reach, marker_color=EXIT_COLORS[3])
-fig.add_scatter(name="share of samples reaching it", x=names, y=100 * reach, mode="lines+markers", line=dict(color=EXIT_COLORS[5]))
+fig.add_bar(name="accuracy on all samples", x=names, y=acc_all, marker_color=EXIT_COLORS[0])
+fig.add_bar(name="accuracy on the samples that reach it", x=names, y=acc_reach, marker_color=EXIT_COLORS[3])
+fig.add_scatter(name="share of samples reaching it", x=names, y=reach, mode="lines+markers", line=dict(color=EXIT_COLORS[5]))
 fig.update_layout(barmode="group")
 st.plotly_chart(plot_layout(fig, "exit", "percent", 340), key="mismatch")
-st.dataframe({"exit": names, "reach %": np.round(100 * reach, 2), "acc. all %": np.round(100 * acc_all, 2),
-              "acc. reaching %": np.round(100 * acc_reach, 2), "leave here": counts}, hide_index=True)
+st.dataframe({"exit": names, "reach %": np.round(reach, 2), "acc. all %": np.round(acc_all, 2),
+              "acc. reaching %": np.round(acc_reach, 2), "leave here": counts}, hide_index=True)
 
 st.subheader("Gallery: easiest and hardest samples per exit")
 root = st.text_input("Data root for the images (if not found automatically)", key=f"root_{path}")
@@ -93,7 +85,7 @@ if images is None:
     st.info(why_not)
 else:
     k = st.selectbox("Exit", range(n_exits), format_func=lambda i: f"exit {i + 1} ({counts[i]} samples)", key="gallery_exit")
-    members = idx[exits == k]
+    members = np.flatnonzero(exits == k)
     if len(members) == 0:
         st.write("No test sample leaves at this exit at these thresholds.")
     else:

@@ -25,7 +25,7 @@ if model is None:
 threshold = st.sidebar.slider("Confidence threshold", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01,
                               key="inspect_threshold", help="A sample leaves at the first exit whose confidence (max softmax of F_k) reaches this.")
 st.session_state["threshold"] = threshold
-classes = model.meta.get("classes") or [str(i) for i in range(model.backbone.cfg.num_classes)]
+classes = model.classes
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -58,7 +58,8 @@ if images is not None:
     with st.expander("Or pick test images from the model's data set", expanded=not items):
         picks = st.multiselect("Test image numbers", list(range(len(images))), default=[] if items else [0, 1, 2],
                                max_selections=8, key=f"samples_{path}")
-        true_labels = predictions(path).get("test", {}).get("labels")
+        test_cache = predictions(path).get("test")
+        true_labels = None if test_cache is None else test_cache.labels.numpy()
         items += [(f"test #{i}" + (f" (true: {classes[true_labels[i]]})" if true_labels is not None else ""), to_display(images[i]))
                   for i in picks]
 elif not items:

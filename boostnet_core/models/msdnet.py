@@ -5,8 +5,8 @@ Each block grows a set of feature maps at several scales (fine to coarse); a hea
 follows every layer that drops a scale. The layer arithmetic follows the MSDNet paper's reference layout so
 that costs per exit match the published ones (PAPER.md sections 4-5).
 
-The backbone is stepwise: `run_block(i, state)` computes block i and `run_head(i, state)` exit i, so that
-early-exit inference can stop after any block.
+The backbone is stepwise (models/stepwise.py): `run_block(i, state)` computes block i and `run_head(i, state)`
+exit i, so that early-exit inference can stop after any block.
 """
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ class MSDNet(nn.Module):
         return state
 
     def run_head(self, i: int, state) -> torch.Tensor:
-        return self.heads[i](state[-1])
+        return self.heads[i](self.head_input(state))
 
     def continue_state(self, i: int, state):
         """The state passed on to block i+1 (applies the onward gradient scale when rescaling)."""
@@ -244,9 +244,12 @@ class MSDNet(nn.Module):
             state[-1] = gradient_rescale(state[-1], float(self.num_exits - i - 1))
         return state
 
-    def head_feature_map(self, state) -> torch.Tensor:
-        """The block feature map that feeds a head (used by Grad-CAM)."""
+    def head_input(self, state) -> torch.Tensor:
+        """The coarsest-scale map, which every head reads."""
         return state[-1]
+
+    def head(self, i: int) -> nn.Module:
+        return self.heads[i]
 
 
 def _init_weights(m: nn.Module) -> None:

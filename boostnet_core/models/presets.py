@@ -1,11 +1,12 @@
-"""Named model presets: the paper's configurations (PAPER.md section 4) and small CPU presets for the demo data.
+"""Named model presets: the paper's configurations (arXiv 2211.16726, section 4; docs/method.md) and small CPU
+presets for the demo data.
 
-Every preset holds the backbone's architecture arguments and the data it expects (classes, input size, channels,
-mean/std), in one dict, so that nothing downstream guesses them. `create_backbone(name, **overrides)` builds one.
+Every preset holds the backbone's architecture arguments and the data it expects (a `DataSpec`: classes, input
+size, channels, mean/std, augmentation), so that nothing downstream guesses them. factory.create_model builds one.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 
 from torch import nn
 
@@ -21,10 +22,21 @@ MNIST_STATS = ((0.1307,), (0.3081,))
 DIGITS_STATS = ((0.3067,), (0.3799,))
 
 
-def _data(dataset: str, classes: int, size: int, stats, augment: str) -> dict:
+@dataclass(frozen=True)
+class DataSpec:
+    """The data a preset's model expects; copied into every checkpoint's model.json."""
+    dataset: str                  # the data set it was designed for
+    num_classes: int
+    in_channels: int
+    input_size: int               # square inputs, pixels
+    mean: tuple[float, ...]       # per-channel normalisation
+    std: tuple[float, ...]
+    augment: str                  # training augmentation policy: cifar | imagenet | digits
+
+
+def _data(dataset: str, classes: int, size: int, stats, augment: str) -> DataSpec:
     mean, std = stats
-    return {"dataset": dataset, "num_classes": classes, "in_channels": len(mean), "input_size": size,
-            "mean": list(mean), "std": list(std), "augment": augment}
+    return DataSpec(dataset, classes, len(mean), size, tuple(mean), tuple(std), augment)
 
 
 _IMAGENET_MSDNET = dict(n_channels=32, growth_rate=16, gr_factor=(1, 2, 4, 4), bn_factor=(1, 2, 4, 4),
@@ -95,21 +107,15 @@ def architecture_config(arch: str, config: dict):
     return cls(**values)
 
 
-def build_backbone(arch: str, config: dict, grad_rescale: bool = False) -> nn.Module:
-    return ARCHITECTURES[arch][0](architecture_config(arch, config), grad_rescale=grad_rescale)
-
-
 def resolve_preset(name: str, num_classes: int | None = None, in_channels: int | None = None) -> tuple[str, dict]:
     """(arch, full config dict) of a preset, with the data set's class and channel counts where given."""
     preset = get_preset(name)
     config = dict(preset["config"])
-    config["num_classes"] = num_classes or preset["data"]["num_classes"]
-    config["in_channels"] = in_channels or preset["data"]["in_channels"]
+    config["num_classes"] = num_classes or preset["data"].num_classes
+    config["in_channels"] = in_channels or preset["data"].in_channels
     full = asdict(architecture_config(preset["arch"], config))
     return preset["arch"], {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
 
 
-def create_backbone(name: str, num_classes: int | None = None, in_channels: int | None = None,
-                    grad_rescale: bool = False) -> nn.Module:
-    arch, config = resolve_preset(name, num_classes, in_channels)
-    return build_backbone(arch, config, grad_rescale)
+def build_backbone(arch: str, config: dict, grad_rescale: bool = False) -> nn.Module:
+    return ARCHITECTURES[arch][0](architecture_config(arch, config), grad_rescale=grad_rescale)

@@ -224,13 +224,16 @@ class RANet(nn.Module):
         return state
 
     def run_head(self, k: int, state) -> torch.Tensor:
-        return self.heads[k](state["x"])
+        return self.heads[k](self.head_input(state))
 
     def continue_state(self, k: int, state):
         return state
 
-    def head_feature_map(self, state) -> torch.Tensor:
+    def head_input(self, state) -> torch.Tensor:
         return state["x"]
+
+    def head(self, k: int) -> nn.Module:
+        return self.heads[k]
 
 
 def _downsampling_blocks(cfg: RANetConfig, flow: int) -> list[int]:

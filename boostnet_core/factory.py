@@ -1,0 +1,47 @@
+"""The one factory: every BoostNet, new from a preset, for training, or rebuilt from a checkpoint, is built here.
+
+`create_model(preset, ...)` resolves a named preset (models/presets.py); `model_from_meta(meta)` rebuilds what a
+checkpoint's model.json describes. Both end in `build_model`, which is also the only place that writes a model's
+metadata, so a model always carries what rebuilds it (architecture, classes, input size, mean/std, method, w).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .boosting import BoostNet
+from .models.presets import build_backbone, get_preset, resolve_preset
+
+
+def build_model(arch: str, config: dict, method: str = "boostnet", reweight: float = 0.5, grad_rescale: bool = False,
+                meta: dict | None = None) -> BoostNet:
+    """A BoostNet over the backbone `arch` with `config` (a plain dict, as model.json stores it)."""
+    backbone = build_backbone(arch, config, grad_rescale=grad_rescale)
+    meta = dict(meta or {}, arch=arch, config=config)
+    meta.setdefault("classes", [str(i) for i in range(config["num_classes"])])
+    return BoostNet(backbone, reweight, method, meta)
+
+
+def create_model(preset: str, method: str = "boostnet", reweight: float = 0.5, num_classes: int | None = None,
+                 in_channels: int | None = None, grad_rescale: bool = False,
+                 classes: list[str] | None = None) -> BoostNet:
+    """An untrained BoostNet from a named preset; `classes` names the classes (and sets their number)."""
+    if classes is not None:
+        num_classes = len(classes)
+    arch, config = resolve_preset(preset, num_classes, in_channels)
+    data = get_preset(preset)["data"]
+    meta = {"preset": preset, "input_size": data.input_size, "mean": list(data.mean), "std": list(data.std),
+            "augment": data.augment}
+    if classes is not None:
+        meta["classes"] = [str(c) for c in classes]
+    return build_model(arch, config, method, reweight, grad_rescale, meta)
+
+
+def model_from_meta(meta: dict) -> BoostNet:
+    """An untrained BoostNet with the architecture, method and metadata that a checkpoint's model.json records."""
+    return build_model(meta["arch"], meta["config"], meta["method"], meta["reweight"],
+                       bool(meta.get("grad_rescale", False)), meta)
+
+
+def preset_data(preset: str) -> dict:
+    """The data a preset's model expects, as a plain dict (see presets.DataSpec)."""
+    return asdict(get_preset(preset)["data"])
