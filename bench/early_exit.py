@@ -5,7 +5,7 @@ split, then applied to real test images at batch 64 and batch 1. At batch 64 the
 `predict_early_stream` pools the samples that continue into full batches per block (per-call `predict_early` is
 also reported); at batch 1 each image is one `predict_early` call. The MACs ratio (MACs spent / MACs of all exits)
 is the limit; the target is a wall-time ratio within 1.3x of it. Prints one JSON object.
-Usage: python bench/early_exit.py [--checkpoint checkpoints/cifar10-boostnet] [--data-root ../shared/data/cifar10-jpg]
+Usage: python bench/early_exit.py [--checkpoint checkpoints/cifar10-boostnet] [--data-root DIR]
 """
 import argparse
 import json
@@ -46,6 +46,7 @@ def main():
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--images", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shares", default="0.2,0.4,0.6,0.8,1.0", help="budgets as shares of the full cost")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
@@ -59,7 +60,8 @@ def main():
     with torch.inference_mode():
         seconds = {64: exit_times(model, x_all[:64]), 1: exit_times(model, x_all[:1], repeats=20)}
         first = model.macs[0] / full  # no budget can go below the first exit
-        for share in sorted({max(s, round(first + 0.005, 3)) for s in (0.2, 0.4, 0.6, 0.8)} | {1.0}):
+        shares = [float(v) for v in args.shares.split(",")]
+        for share in sorted({min(1.0, max(s, round(first + 0.005, 3))) for s in shares}):
             thresholds = fit_to_budget(val, model.macs, share * full) if share < 1 else [float("inf")] * model.num_exits
             row = {"budget_share": share}
             for batch in (64, 1):

@@ -1,4 +1,4 @@
-"""The boosted early-exit model of BoostNet (Yu et al., AAAI 2023; arXiv 2211.16726, section 3; docs/method.md).
+"""The boosted early-exit model of BoostNet (Yu et al., AAAI 2023; arXiv 2211.16726, section 3, method; docs/method.md).
 
 Heads 1..N give raw logits f_n. Exit logits are the additive ensemble
     F_1 = f_1,   F_n = f_n + w * F_{n-1}   (unrolled: F_n = sum_{i<=n} w^(n-i) f_i),

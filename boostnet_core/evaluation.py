@@ -1,6 +1,6 @@
 """Running a model over a data split, anytime and budgeted-batch results, and the evaluation cache of a checkpoint.
 
-- Anytime (arXiv 2211.16726, section 4.1; docs/method.md): top-1 and top-5 of F_k at every exit over a whole split,
+- Anytime (arXiv 2211.16726, section 4, experiments; docs/method.md): top-1 and top-5 of F_k at every exit over a whole split,
   streamed in batches (memory grows only with one confidence, prediction and top-5 flag per sample and exit).
 - Budgeted batch: thresholds fitted on the held-out validation split, applied to the test split (thresholds.py holds
   the protocol; its public functions are re-exported here).

@@ -6,8 +6,6 @@ metadata, so a model always carries what rebuilds it (architecture, classes, inp
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from .boosting import BoostNet
 from .models.presets import build_backbone, get_preset, resolve_preset
 
@@ -23,16 +21,19 @@ def build_model(arch: str, config: dict, method: str = "boostnet", reweight: flo
 
 def create_model(preset: str, method: str = "boostnet", reweight: float = 0.5, num_classes: int | None = None,
                  in_channels: int | None = None, grad_rescale: bool = False,
-                 classes: list[str] | None = None) -> BoostNet:
-    """An untrained BoostNet from a named preset; `classes` names the classes (and sets their number)."""
+                 classes: list[str] | None = None, data: dict | None = None) -> BoostNet:
+    """An untrained BoostNet from a named preset; `classes` names the classes (and sets their number), `data`
+    records the data set and split it is trained on (data.DataBundle.info)."""
     if classes is not None:
         num_classes = len(classes)
     arch, config = resolve_preset(preset, num_classes, in_channels)
-    data = get_preset(preset)["data"]
-    meta = {"preset": preset, "input_size": data.input_size, "mean": list(data.mean), "std": list(data.std),
-            "augment": data.augment}
+    spec = get_preset(preset)["data"]
+    meta = {"preset": preset, "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
+            "augment": spec.augment}
     if classes is not None:
         meta["classes"] = [str(c) for c in classes]
+    if data is not None:
+        meta["data"] = dict(data)
     return build_model(arch, config, method, reweight, grad_rescale, meta)
 
 
@@ -40,8 +41,3 @@ def model_from_meta(meta: dict) -> BoostNet:
     """An untrained BoostNet with the architecture, method and metadata that a checkpoint's model.json records."""
     return build_model(meta["arch"], meta["config"], meta["method"], meta["reweight"],
                        bool(meta.get("grad_rescale", False)), meta)
-
-
-def preset_data(preset: str) -> dict:
-    """The data a preset's model expects, as a plain dict (see presets.DataSpec)."""
-    return asdict(get_preset(preset)["data"])

@@ -76,6 +76,7 @@ def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5) -> dict:
         "label": classes[int(probs[taken].argmax())],
         "macs": model.macs[taken],
         "full_macs": model.macs[-1],
+        "cost_ratio": model.macs[taken] / model.macs[-1],                            # MACs, not wall time
         "thresholds": t.tolist(),
     }
 

@@ -2,7 +2,7 @@
 
 Everything here works on `ExitPredictions` (per sample and exit: confidence and prediction of F_k, top-5 hit),
 whether they come from a model run (evaluation.py) or from a checkpoint's cache, so the CLI, the benchmarks and the
-app share one implementation of the budgeted-batch protocol (arXiv 2211.16726, section 4.1; docs/method.md):
+app share one implementation of the budgeted-batch protocol (arXiv 2211.16726, section 4, experiments; docs/method.md):
 
 - target exit fractions pi_k proportional to q^k (`exit_fractions`);
 - thresholds fitted on a validation split exactly as the authors' loop does: among the samples that have not

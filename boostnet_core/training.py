@@ -1,5 +1,5 @@
 """The training loop: BoostNet or the joint baseline, one process or many (torchrun), CPU or GPU
-(arXiv 2211.16726, section 3; docs/method.md).
+(arXiv 2211.16726, section 3, method; docs/method.md).
 
 Reads top to bottom: set up (devices, process group), data, model, optimizer, then epochs. Only rank 0 logs and
 saves. Every random draw of an epoch (order and augmentation) comes from a generator seeded by (seed, epoch), so a
@@ -93,12 +93,18 @@ def use_grad_rescale(cfg: TrainConfig, arch: str) -> bool:
     return cfg.grad_rescale == "on"
 
 
-def build_model_for(cfg: TrainConfig, classes: list[str], in_channels: int | None = None) -> BoostNet:
+def build_model_for(cfg: TrainConfig, bundle: DataBundle, in_channels: int | None = None) -> BoostNet:
     """The untrained model a run starts from (through the one factory)."""
     preset_name = cfg.preset or DEFAULT_PRESET[cfg.dataset]
     arch = get_preset(preset_name)["arch"]
     return create_model(preset_name, cfg.method, cfg.reweight, None, in_channels, use_grad_rescale(cfg, arch),
-                        classes=classes)
+                        classes=bundle.classes, data=bundle.info)
+
+
+def sync_batch_norm(model: BoostNet) -> BoostNet:
+    """Batch-norm statistics computed across every process (the paper's ImageNet recipe); GPUs only, as in torch."""
+    model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+    return model
 
 
 class _HeadLogits(torch.nn.Module):
@@ -189,12 +195,11 @@ def _set_up(cfg: TrainConfig, world: int, local_rank: int) -> _Run:
     in_channels = int(bundle.train.images.shape[1]) if isinstance(bundle.train, ImageSet) else data.in_channels
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_model_for(cfg, bundle.classes, in_channels)
-    model.meta["data"] = bundle.info
+    model = build_model_for(cfg, bundle, in_channels)
     model.to(device)
     macs = model.macs  # measured once, before any DDP wrapping
     if cfg.sync_bn and world > 1:
-        model.backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+        sync_batch_norm(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     counters = {"epoch": 0, "step": 0, "log": [], "config": cfg.identity()}
     if cfg.resume:

@@ -11,7 +11,8 @@ from conftest import REPO
 @pytest.mark.parametrize("args", [
     ["bench/thresholds.py", "--samples", "2000", "--exits", "4", "--classes", "10"],
     ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1"],
-    ["bench/early_exit.py", "--checkpoint", "checkpoints/mnist5k-boostnet", "--images", "64", "--threads", "1"],
+    ["bench/early_exit.py", "--checkpoint", "checkpoints/mnist5k-boostnet", "--images", "16", "--threads", "1",
+     "--shares", "0.6"],
 ])
 def test_benchmark_prints_json(args):
     result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)

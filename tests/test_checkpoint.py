@@ -69,3 +69,11 @@ def test_foreign_safetensors_file(digits_copy):
     (digits_copy / "model.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="missing"):
         load_model(digits_copy)
+
+
+def test_unknown_config_field_is_one_clear_error(digits_copy):
+    meta = json.loads((digits_copy / "model.json").read_text())
+    meta["config"]["wings"] = 2
+    (digits_copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"cannot build: Unknown msdnet setting\(s\) \['wings'\]"):
+        load_model(digits_copy)

@@ -24,9 +24,10 @@ def run(*args):
     (["train", "--out", "x", "--workers", "-1"], "must be at least 0"),
     (["evaluate", "x", "--budget", "-5"], "must be positive"),
 ])
-def test_bad_flags_exit_2(args, message):
-    result = run(*args)
-    assert result.returncode == 2 and message in result.stderr
+def test_bad_flags_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_errors_are_one_sentence_without_traceback(tmp_path, capsys):

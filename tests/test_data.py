@@ -99,6 +99,21 @@ def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
     assert not any((tmp_path / "root").iterdir())
 
 
+def test_download_with_a_wrong_md5_writes_nothing(tmp_path, monkeypatch):
+    import io as _io
+
+    class Response(_io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Response(b"not the cifar archive"))
+    with pytest.raises(DataError, match="failed its MD5 check; nothing was written"):
+        download_cifar("cifar10", tmp_path / "root")
+    assert not any((tmp_path / "root").iterdir())
+
+
 def test_cifar_pickles_are_read_without_arbitrary_code(tmp_path):
     import pickle
     folder = tmp_path / "cifar-10-batches-py"

@@ -161,3 +161,64 @@ def test_large_images_stream_from_disk_with_imagenet_transforms(tmp_path, monkey
     assert model.backbone.cfg.num_classes == 2 and model.meta["input_size"] == 224
     result = evaluate_checkpoint(out, batch_size=2)
     assert len(result["anytime"]["top1"]) == 5 and len(result["budgeted"]) == 39
+
+
+def test_multistep_schedule_divides_by_ten_at_each_milestone():
+    from boostnet_core.training import learning_rate
+    cfg = TrainConfig(epochs=300, lr=0.1, schedule="multistep", milestones=(0.5, 0.75))
+    steps = 10  # per epoch
+    assert learning_rate(cfg, 149 * steps + 9, steps) == pytest.approx(0.1)     # last step of epoch 150
+    assert learning_rate(cfg, 150 * steps, steps) == pytest.approx(0.01)        # the paper's epoch 150
+    assert learning_rate(cfg, 225 * steps - 1, steps) == pytest.approx(0.01)
+    assert learning_rate(cfg, 225 * steps, steps) == pytest.approx(0.001)       # and 225
+
+
+def test_cosine_schedule_starts_at_lr_and_ends_near_zero():
+    from boostnet_core.training import learning_rate
+    cfg = TrainConfig(epochs=2, lr=0.1)
+    assert learning_rate(cfg, 0, 5) == pytest.approx(0.1)
+    assert learning_rate(cfg, 5, 5) == pytest.approx(0.05)
+    assert learning_rate(cfg, 9, 5) < 0.003
+
+
+def test_sync_bn_converts_every_batch_norm_of_the_backbone():
+    from boostnet_core import create_model
+    from boostnet_core.training import sync_batch_norm
+    model = sync_batch_norm(create_model("digits"))
+    kinds = {type(m) for m in model.modules()}
+    assert torch.nn.SyncBatchNorm in kinds and torch.nn.BatchNorm2d not in kinds
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "model.txt"
+    f.write_text("keep me")
+    with pytest.raises(CheckpointError, match="is a file; choose a folder"):
+        train(TrainConfig(dataset="digits", out=str(f), progress=False))
+    assert f.read_text() == "keep me"
+
+
+def test_resuming_a_finished_run_is_refused(digits_copy):
+    with pytest.raises(TrainingError, match="already finished its 3 epochs"):
+        train(TrainConfig(dataset="digits", out=str(digits_copy), epochs=3, resume=True, progress=False,
+                          command="boostnet train --dataset digits --epochs 3"))
+
+
+def test_corrupt_training_state_is_one_clear_error(digits_copy):
+    (digits_copy / "train_state.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="is not a readable training state"):
+        train(TrainConfig(dataset="digits", out=str(digits_copy), epochs=4, resume=True, progress=False))
+
+
+def test_ranet_with_gradient_rescaling_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="defined for MSDNet only"):
+        train(TrainConfig(dataset="digits", preset="cifar100-ranet", grad_rescale="on", out=str(tmp_path / "r"),
+                          progress=False))
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_train_config_field_has_a_flag():
+    from dataclasses import fields
+    from boostnet_core.cli import build_parser
+    args = build_parser().parse_args(["train", "--out", "x"])
+    missing = [f.name for f in fields(TrainConfig) if f.name not in ("progress", "command") and not hasattr(args, f.name)]
+    assert not missing

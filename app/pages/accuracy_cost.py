@@ -20,7 +20,7 @@ if not options:
 # By default, every model of the first model's data set (for example all shipped CIFAR-10 models).
 same_data = [p for p in options if data_group(p) == data_group(options[0])]
 chosen = st.multiselect("Models", options, default=same_data, format_func=label, key="curve_models")
-show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726 figures 3-5)", value=False)
+show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726, section 4)", value=False)
 threshold = st.session_state.get("threshold", 0.9)
 st.caption(f"The marked operating point uses the global confidence threshold {threshold:.2f} "
            "(set on the Inspect or Data set page).")

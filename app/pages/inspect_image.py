@@ -81,7 +81,7 @@ for name, pixels in items:
         st.metric("Prediction", t["label"])
         st.caption(f"confidence {float(t['confidence'][k]):.3f} at exit {k + 1}")
         st.metric("MACs spent", fmt_macs(t["macs"]))
-        st.caption(f"{100 * t['macs'] / t['full_macs']:.0f}% of the full network ({fmt_macs(t['full_macs'])})")
+        st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])})")
     with right:
         conf = t["confidence"].numpy()
         fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],

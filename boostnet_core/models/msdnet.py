@@ -3,7 +3,7 @@
 Each block grows a set of feature maps at several scales (fine to coarse); a head reads the coarsest scale.
 "max" pruning drops the finest scale as depth grows, and a transition (1x1 conv, compression `reduction`)
 follows every layer that drops a scale. The layer arithmetic follows the MSDNet paper's reference layout so
-that costs per exit match the published ones (PAPER.md sections 4-5).
+that costs per exit match the published ones (docs/method.md, "Cost").
 
 The backbone is stepwise (models/stepwise.py): `run_block(i, state)` computes block i and `run_head(i, state)`
 exit i, so that early-exit inference can stop after any block.
@@ -138,24 +138,29 @@ class Stem(nn.Module):
 
     def __init__(self, cfg: MSDNetConfig):
         super().__init__()
-        c0 = cfg.n_channels * cfg.gr_factor[0]
-        if cfg.stem == "cifar":
-            first = conv_bn_relu(cfg.in_channels, c0, 3, 1)
-        else:
-            first = nn.Sequential(
-                nn.Conv2d(cfg.in_channels, c0, 7, 2, 3), nn.BatchNorm2d(c0), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
-            )
-        layers = [first]
+        layers = [first_layer(cfg.stem, cfg.in_channels, cfg.n_channels * cfg.gr_factor[0])]
         for s in range(1, cfg.n_scales):
             layers.append(conv_bn_relu(cfg.n_channels * cfg.gr_factor[s - 1], cfg.n_channels * cfg.gr_factor[s], 3, 2))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for layer in self.layers:
-            x = layer(x)
-            out.append(x)
-        return out
+        return chain_outputs(self.layers, x)
+
+
+def first_layer(stem: str, c_in: int, c_out: int) -> nn.Sequential:
+    """The network's first layer: a 3x3 conv ("cifar"), or a 7x7/2 conv and a 3x3/2 max pool ("imagenet")."""
+    if stem == "cifar":
+        return conv_bn_relu(c_in, c_out, 3, 1)
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 7, 2, 3), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+
+
+def chain_outputs(layers: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """Run layers one after another, keeping every layer's output (one feature map per scale)."""
+    out = []
+    for layer in layers:
+        x = layer(x)
+        out.append(x)
+    return out
 
 
 class Head(nn.Module):

@@ -1,4 +1,4 @@
-"""RANet: the resolution-adaptive network (Yang et al., CVPR 2020), a BoostNet backbone (PAPER.md section 4).
+"""RANet: the resolution-adaptive network (Yang et al., CVPR 2020), a BoostNet backbone (arXiv 2211.16726, section 4; docs/method.md).
 
 Several sub-networks ("flows") run one after another, from the lowest input resolution to the highest. Flow 0 is a
 plain dense network with an exit after each block. Flow j > 0 first re-runs the blocks of flow j-1 at its own
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .msdnet import BottleneckConv, Head, _init_weights, conv_bn_relu
+from .msdnet import BottleneckConv, Head, _init_weights, chain_outputs, conv_bn_relu, first_layer
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,7 @@ class RAStem(nn.Module):
         super().__init__()
         gr, scales = cfg.gr_factor[::-1], cfg.scale_list[::-1]
         c = cfg.n_channels * gr[0]
-        if cfg.stem == "cifar":
-            layers = [conv_bn_relu(cfg.in_channels, c, 3, 1)]
-        else:
-            layers = [nn.Sequential(nn.Conv2d(cfg.in_channels, c, 7, 2, 3), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))]
+        layers = [first_layer(cfg.stem, cfg.in_channels, c)]
         for i in range(1, cfg.n_flows):
             stride = 1 if scales[i] == scales[i - 1] else 2
             layers.append(conv_bn_relu(c, cfg.n_channels * gr[i], 3, stride))
@@ -77,11 +74,7 @@ class RAStem(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for layer in self.layers:
-            x = layer(x)
-            out.append(x)
-        return out[::-1]
+        return chain_outputs(self.layers, x)[::-1]
 
 
 class DenseLayer(nn.Module):
