@@ -1,4 +1,4 @@
-"""The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, data download.
+"""The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, study, data download.
 
 Every error a user can cause ends in one sentence on stderr and exit status 2, with nothing written over.
 """
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_positive_int, help="CPU threads for this process")
     t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.add_argument("--evaluate", action="store_true",
+                   help="when training ends, evaluate the checkpoint as 'boostnet evaluate' does (results and cache)")
 
     e = sub.add_parser("evaluate", help="anytime and budgeted-batch evaluation; caches per-exit predictions")
     e.add_argument("checkpoint")
@@ -126,6 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--preset", choices=sorted(PRESETS))
     i.add_argument("--json", action="store_true")
 
+    st = sub.add_parser("study", help="a grid of runs over methods, gradient rescaling and seeds, and its report")
+    ssub = st.add_subparsers(dest="study_command", required=True)
+    sr = ssub.add_parser("run", usage="boostnet study run ROOT [options] -- TRAINING FLAGS",
+                         help="train and evaluate every run of a grid, several at a time; resumable",
+                         description="Train and evaluate ROOT/<method>-rescale-<on|off>-seed<N> for every variant and "
+                                     "seed. Flags after -- are passed to every 'boostnet train'. Running the same "
+                                     "command again skips finished runs and resumes interrupted ones.")
+    sr.add_argument("root", help="folder of the study (created); one checkpoint folder per run inside")
+    sr.add_argument("--variants", nargs="+", default=["boostnet:on", "joint:off"],
+                    help="METHOD:RESCALE cells (default: the paper's pair, boostnet:on joint:off)")
+    sr.add_argument("--seeds", nargs="+", type=_count, default=[0, 1, 2])
+    sr.add_argument("--jobs", type=_positive_int, default=2, help="runs at a time (CPU cores are split between them)")
+    sr.add_argument("--progress-every", type=_positive_float, default=60.0, help="seconds between progress lines")
+    sp = ssub.add_parser("report", help="statistics over seeds: mean, sd, paired intervals, McNemar; JSON, Markdown, PNG")
+    sp.add_argument("root", help="a folder holding finished runs (any depth)")
+    sp.add_argument("--out", required=True, help="folder for report.json, report.md and report.png")
+
     d = sub.add_parser("data", help="data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="fetch and check the CIFAR python release")
@@ -136,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # `boostnet study run ROOT ... -- FLAGS`: what follows -- goes to every 'boostnet train' unparsed.
+    shared = []
+    if argv[:2] == ["study", "run"] and "--" in argv:
+        cut = argv.index("--")
+        argv, shared = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    args.train_args = shared
     try:
         return COMMANDS[args.command](args, argv)
     except (CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError) as e:
@@ -154,10 +179,14 @@ def _train(args, argv) -> int:
         torch.set_num_threads(args.threads)
     # Every TrainConfig field has a flag of the same name (checked by a test), except these two.
     flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("progress", "command")}
-    cfg = TrainConfig(**flags, progress=not args.quiet, command="boostnet " + shlex.join(argv))
+    command = "boostnet " + shlex.join([a for a in argv if a != "--evaluate"])  # the run's identity, not what follows
+    cfg = TrainConfig(**flags, progress=not args.quiet, command=command)
     out = train(cfg)
     if not args.quiet:
         print(f"saved {out}", file=sys.stderr)
+    if args.evaluate:
+        from .evaluation import evaluate_checkpoint
+        evaluate_checkpoint(out, device=pick_device(args.device), progress=not args.quiet)
     return 0
 
 
@@ -200,6 +229,23 @@ def _info(args, argv) -> int:
     return 0
 
 
+def _study(args, argv) -> int:
+    from . import study, study_report
+    if args.study_command == "report":
+        report = study_report.write_report(args.root, args.out)
+        print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
+        return 0
+    train_args = args.train_args
+    # The shared flags are parsed here as 'boostnet train' would, so that a typo stops before anything starts.
+    train_flags = build_parser().parse_args(["train", "--out", "unused", *train_args])
+    variants = [study.Variant.parse(v) for v in args.variants]
+    runs = study.plan(args.root, variants, args.seeds, train_args, train_flags.epochs)
+    failed = study.run_study(runs, train_args, jobs=args.jobs, progress_every=args.progress_every)
+    if failed:
+        raise TrainingError(f"{len(failed)} run(s) failed ({', '.join(failed)}); their logs are beside them in {args.root}.")
+    return 0
+
+
 def _data(args, argv) -> int:
     from .data import download_cifar
     folder = download_cifar(args.dataset, args.data_root)
@@ -223,4 +269,4 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
             "num_classes": model.num_classes}
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "info": _info, "data": _data}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "info": _info, "study": _study, "data": _data}

@@ -67,10 +67,10 @@ def page(app_url):
 
 
 def _wait_idle(page, timeout=60):
-    """Wait until Streamlit has finished the current run."""
-    page.wait_for_timeout(500)
+    """Wait until Streamlit has finished the current run (the status widget shows while a script runs)."""
+    page.wait_for_timeout(300)  # let the rerun start
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(200)
 
 
 def _exit_shown(page) -> str:
@@ -108,13 +108,16 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     assert high != lowest
 
 
-@pytest.mark.parametrize("title, shot", [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"),
-                                         ("Compare models", "compare.png"), ("Models", "models.png")])
-def test_every_page_renders(page, app_url, title, shot):
+PAGES = [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"), ("Compare models", "compare.png"),
+         ("Models", "models.png")]
+
+
+def test_every_page_renders(page, app_url):
     page.goto(app_url)
     page.wait_for_selector("text=Inspect an image", timeout=60000)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
-    _wait_idle(page)
-    assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(SHOTS / shot), full_page=True)
+    for title, shot in PAGES:
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+        page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
+        _wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, title
+        page.screenshot(path=str(SHOTS / shot), full_page=True)

@@ -1,0 +1,337 @@
+"""The report of a study: what several seeds say about BoostNet against joint training, with honest intervals.
+
+Runs are grouped by recipe (every training setting but the method, gradient rescaling, w and the seed) and, within a
+recipe, by variant (method and gradient rescaling). For each variant: test top-1 per exit, mean and standard
+deviation over seeds. For each pair of variants, the paired difference per exit (same seed on both sides):
+
+- with two or more seeds, a 95% t-interval over the per-seed differences (scipy.stats.t);
+- for every seed pair, McNemar's exact test over the test images (scipy.stats.binomtest on the discordant pairs),
+  and a paired bootstrap interval of the accuracy difference (scipy.stats.bootstrap, resampling test images), so
+  that even one seed says whether a difference stands out from the noise of a finite test set.
+
+A difference is called distinguishable when its interval excludes 0 (the t-interval when there are two or more
+seeds, else the bootstrap interval), and "not distinguishable" otherwise. For runs that hold out a validation
+split, the budgeted-batch curves (evaluation.json) are interpolated at shares of the full cost and compared alike.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import RESULTS, atomic_write_bytes, atomic_write_json, read_meta
+from .evaluation import load_cache
+from .study import run_folders
+from .thresholds import ExitPredictions
+
+LEVEL = 0.95
+BUDGET_SHARES = (0.3, 0.4, 0.5, 0.6, 0.8)   # where budgeted curves are compared, as shares of the full cost
+# Settings that tell variants and seeds apart; every other training setting defines the recipe.
+VARIANT_KEYS = ("method", "grad_rescale", "reweight", "seed")
+
+
+@dataclass
+class StudyRun:
+    """One finished and evaluated run."""
+    folder: Path
+    recipe: str              # a readable name of the recipe
+    recipe_settings: dict
+    variant: str             # "boostnet, rescaling on"
+    method: str
+    seed: int
+    macs: list[float]
+    test: ExitPredictions
+    results: dict            # its evaluation.json
+
+    @property
+    def top1(self) -> np.ndarray:
+        return np.asarray(self.results["anytime"]["top1"], dtype=np.float64)
+
+
+def load_runs(root: str | os.PathLike) -> list[StudyRun]:
+    """Every run under `root` that finished its epochs and has an evaluation with a per-sample test cache."""
+    runs = []
+    for folder in run_folders(root):
+        meta = read_meta(folder)
+        train = meta.get("train") or {}
+        if train.get("epochs_done", 0) < train.get("epochs", 1) or not (folder / RESULTS).is_file():
+            continue
+        cache = load_cache(folder)
+        if "test" not in cache:
+            continue
+        settings = {k: v for k, v in train.items() if k not in VARIANT_KEYS and k != "epochs_done"}
+        variant = f"{meta['method']}, rescaling {'on' if meta.get('grad_rescale') else 'off'}"
+        runs.append(StudyRun(folder, recipe_name(settings), settings, variant, meta["method"], int(train.get("seed", 0)),
+                             list(meta["macs"]), cache["test"], json.loads((folder / RESULTS).read_text())))
+    return runs
+
+
+def recipe_name(settings: dict) -> str:
+    data = settings.get("dataset", "?")
+    preset = settings.get("preset") or "default preset"
+    val = settings.get("val_size")
+    held = "no validation split" if val == 0 else f"validation {val if val is not None else 'default'}"
+    return f"{data}, {preset}, {settings.get('epochs')} epochs, {settings.get('schedule')}, {held}"
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; nan for one value)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
+
+
+def t_interval(differences, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): the t-interval of the mean of paired differences; nan bounds for fewer than two."""
+    from scipy import stats
+    d = np.asarray(differences, dtype=np.float64)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return mean, mean - half, mean + half
+
+
+def mcnemar(a_correct, b_correct) -> dict:
+    """McNemar's exact test: of the samples exactly one model gets right, is the split 50/50?"""
+    from scipy import stats
+    a, b = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return {"only_a": only_a, "only_b": only_b, "p": p}
+
+
+def bootstrap_difference(a_correct, b_correct, level: float = LEVEL, resamples: int = 2000,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """(difference, low, high) of accuracy A - B in points, resampling the test images in pairs (percentile)."""
+    from scipy import stats
+    a = np.asarray(a_correct, dtype=np.float64)
+    b = np.asarray(b_correct, dtype=np.float64)
+    result = stats.bootstrap((a, b), lambda x, y, axis=-1: 100 * (x.mean(axis) - y.mean(axis)), paired=True,
+                             vectorized=True, n_resamples=resamples, confidence_level=level, method="percentile",
+                             random_state=np.random.default_rng(seed))
+    return float(100 * (a.mean() - b.mean())), float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def verdict(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "no interval"
+    if low > 0:
+        return "A above B"
+    if high < 0:
+        return "A below B"
+    return "not distinguishable"
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def orient(v1: str, v2: str) -> tuple[str, str]:
+    """(A, B) for a pair of variants: BoostNet first when the methods differ, else rescaling on first."""
+    def rank(v):
+        return (not v.startswith("boostnet"), not v.endswith("on"))
+    return (v1, v2) if rank(v1) <= rank(v2) else (v2, v1)
+
+
+def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
+    """Per exit: A - B over the seeds both have (t-interval), and per seed McNemar and the paired bootstrap."""
+    seeds = sorted(set(a_runs) & set(b_runs))
+    if not seeds:
+        return {"seeds": [], "exits": []}
+    n_exits = len(a_runs[seeds[0]].top1)
+    exits = []
+    for k in range(n_exits):
+        diffs = [a_runs[s].top1[k] - b_runs[s].top1[k] for s in seeds]
+        mean, low, high = t_interval(diffs)
+        per_seed = []
+        for s in seeds:
+            a_ok, b_ok = a_runs[s].test.correct()[k].numpy(), b_runs[s].test.correct()[k].numpy()
+            d, lo, hi = bootstrap_difference(a_ok, b_ok, seed=s)
+            per_seed.append({"seed": s, "difference": d, "bootstrap_low": lo, "bootstrap_high": hi,
+                             "mcnemar_p": mcnemar(a_ok, b_ok)["p"]})
+        if len(seeds) == 1:
+            low, high = per_seed[0]["bootstrap_low"], per_seed[0]["bootstrap_high"]
+        exits.append({"exit": k + 1, "difference": mean, "low": low, "high": high,
+                      "interval": "t over seeds" if len(seeds) > 1 else "bootstrap over test images",
+                      "verdict": verdict(low, high), "per_seed": per_seed})
+    mean_diffs = [float(np.mean(a_runs[s].top1 - b_runs[s].top1)) for s in seeds]
+    m, lo, hi = t_interval(mean_diffs)
+    return {"seeds": seeds, "exits": exits,
+            "mean_over_exits": {"difference": m, "low": lo, "high": hi, "verdict": verdict(lo, hi)},
+            "budgeted": _compare_budgeted(a_runs, b_runs, seeds)}
+
+
+def budgeted_at(run: StudyRun, shares=BUDGET_SHARES) -> np.ndarray | None:
+    """Test top-1 of the budgeted-batch curve at shares of the full cost (linear between curve points; nan
+    outside the curve); None without a curve."""
+    curve = run.results.get("budgeted") or []
+    if not curve:
+        return None
+    x = np.array([p["avg_macs"] for p in curve]) / run.macs[-1]
+    y = np.array([p["top1"] for p in curve])
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    return np.interp(shares, x, y, left=math.nan, right=math.nan)
+
+
+def _compare_budgeted(a_runs, b_runs, seeds) -> list[dict]:
+    curves = [(budgeted_at(a_runs[s]), budgeted_at(b_runs[s])) for s in seeds]
+    if any(a is None or b is None for a, b in curves):
+        return []
+    rows = []
+    for j, share in enumerate(BUDGET_SHARES):
+        diffs = [a[j] - b[j] for a, b in curves]
+        if any(math.isnan(d) for d in diffs):
+            continue
+        mean, low, high = t_interval(diffs)
+        rows.append({"share": share, "difference": mean, "low": low, "high": high, "verdict": verdict(low, high)})
+    return rows
+
+
+# ---------------------------------------------------------------- the report
+
+
+def build_report(root: str | os.PathLike) -> dict:
+    """The report of every recipe found under `root` (JSON-ready)."""
+    runs = load_runs(root)
+    if not runs:
+        raise ValueError(f"No finished, evaluated run under {str(root)!r}; run 'boostnet study run' first.")
+    recipes = []
+    for recipe in sorted({r.recipe for r in runs}):
+        members = [r for r in runs if r.recipe == recipe]
+        by_variant: dict[str, dict[int, StudyRun]] = {}
+        for r in sorted(members, key=lambda r: (r.variant, r.seed)):
+            by_variant.setdefault(r.variant, {})[r.seed] = r
+        variants = {}
+        for name, seeds in by_variant.items():
+            top1 = np.stack([r.top1 for r in seeds.values()])
+            stats_per_exit = [mean_sd(top1[:, k]) for k in range(top1.shape[1])]
+            first = next(iter(seeds.values()))
+            budgeted = [budgeted_at(r) for r in seeds.values()]
+            variants[name] = {"seeds": sorted(seeds), "macs": first.macs,
+                              "top1_mean": [m for m, _ in stats_per_exit], "top1_sd": [s for _, s in stats_per_exit],
+                              "top1_per_seed": {str(s): r.top1.tolist() for s, r in seeds.items()},
+                              "folders": {str(s): str(r.folder.relative_to(root)) for s, r in seeds.items()}}
+            if all(b is not None for b in budgeted):
+                at_share = [mean_sd(col) if not np.isnan(col).any() else (math.nan, math.nan)
+                            for col in np.stack(budgeted).T]
+                variants[name].update(budgeted_shares=list(BUDGET_SHARES), budgeted_mean=[m for m, _ in at_share],
+                                      budgeted_sd=[s for _, s in at_share])
+        comparisons = []
+        for v1, v2 in combinations(sorted(by_variant), 2):
+            a, b = orient(v1, v2)
+            comparisons.append({"a": a, "b": b, **compare(by_variant[a], by_variant[b])})
+        recipes.append({"recipe": recipe, "settings": members[0].recipe_settings, "variants": variants,
+                        "comparisons": comparisons})
+    return {"root": str(root), "level": LEVEL, "recipes": recipes}
+
+
+def _fmt(x: float, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def markdown(report: dict) -> str:
+    """Tables for a README: per recipe, mean ± sd per variant and exit, then each comparison with its interval."""
+    lines = []
+    for rec in report["recipes"]:
+        lines.append(f"**{rec['recipe']}**: test top-1 (%) per exit, mean ± standard deviation over seeds\n")
+        n_exits = len(next(iter(rec["variants"].values()))["top1_mean"])
+        lines.append("| variant | seeds | " + " | ".join(f"exit {k + 1}" for k in range(n_exits)) + " |")
+        lines.append("|---|---|" + "---:|" * n_exits)
+        for name, v in rec["variants"].items():
+            cells = [f"{m:.2f} ± {_fmt(s)}" if not math.isnan(s) else f"{m:.2f}" for m, s in zip(v["top1_mean"], v["top1_sd"])]
+            lines.append(f"| {name} | {', '.join(map(str, v['seeds']))} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(f"Paired differences A − B (points; same seed on both sides; {int(100 * report['level'])}% interval: "
+                     "t over seeds, or bootstrap over test images for a single seed)\n")
+        lines.append("| A − B | seeds | " + " | ".join(f"exit {k + 1}" for k in range(n_exits)) + " | mean over exits |")
+        lines.append("|---|---|" + "---|" * (n_exits + 1))
+        for c in rec["comparisons"]:
+            if not c["seeds"]:
+                continue
+            cells = [f"{_fmt(e['difference'], True)} [{_fmt(e['low'], True)}, {_fmt(e['high'], True)}]" for e in c["exits"]]
+            m = c["mean_over_exits"]
+            cells.append(f"{_fmt(m['difference'], True)} [{_fmt(m['low'], True)}, {_fmt(m['high'], True)}]")
+            lines.append(f"| {c['a']} − {c['b']} | {len(c['seeds'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+        budgeted = [c for c in rec["comparisons"] if c.get("budgeted")]
+        if budgeted:
+            lines.append("Budgeted batch, A − B at shares of the full cost (points, t-interval over seeds)\n")
+            lines.append("| A − B | " + " | ".join(f"{int(100 * s)}%" for s in BUDGET_SHARES) + " |")
+            lines.append("|---|" + "---|" * len(BUDGET_SHARES))
+            for c in budgeted:
+                at = {row["share"]: row for row in c["budgeted"]}
+                cells = [f"{_fmt(at[s]['difference'], True)} [{_fmt(at[s]['low'], True)}, {_fmt(at[s]['high'], True)}]"
+                         if s in at else "–" for s in BUDGET_SHARES]
+                lines.append(f"| {c['a']} − {c['b']} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """One row per recipe: anytime accuracy (mean ± sd band over seeds) and the paired differences with intervals."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    recipes = report["recipes"]
+    fig, axes = plt.subplots(len(recipes), 2, figsize=(12, 4.2 * len(recipes)), dpi=110, squeeze=False)
+    for row, rec in zip(axes, recipes):
+        ax = row[0]
+        for name, v in rec["variants"].items():
+            x = np.array(v["macs"]) / 1e6
+            m, s = np.array(v["top1_mean"]), np.nan_to_num(np.array(v["top1_sd"]))
+            ax.plot(x, m, "o-", label=f"{name} (n={len(v['seeds'])})")
+            ax.fill_between(x, m - s, m + s, alpha=0.2)
+        ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("test top-1 (%)")
+        ax.set_title(rec["recipe"], fontsize=9); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+        ax = row[1]
+        comps = [c for c in rec["comparisons"] if c["seeds"]]
+        width = 0.8 / max(len(comps), 1)
+        for j, c in enumerate(comps):
+            k = np.arange(len(c["exits"])) + 1 + (j - (len(comps) - 1) / 2) * width
+            d = np.array([e["difference"] for e in c["exits"]])
+            lo = np.array([e["low"] for e in c["exits"]]); hi = np.array([e["high"] for e in c["exits"]])
+            ax.errorbar(k, d, yerr=[np.nan_to_num(d - lo), np.nan_to_num(hi - d)], fmt="o", capsize=3,
+                        label=f"{c['a']} − {c['b']} (n={len(c['seeds'])})")
+        ax.axhline(0, color="black", lw=0.8)
+        if comps:
+            ax.set_xticks(range(1, len(comps[0]["exits"]) + 1))
+        ax.set_xlabel("exit"); ax.set_ylabel(f"difference (points), {int(100 * report['level'])}% interval")
+        ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    fig.tight_layout()
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """report.json, report.md and report.png in `out_dir`; returns the report."""
+    report = build_report(root)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "report.json", _json_safe(report))
+    atomic_write_bytes(out / "report.md", markdown(report).encode())
+    plot(report, out / "report.png")
+    return report
+
+
+def _json_safe(obj):
+    """NaN becomes null (JSON has no NaN)."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj

@@ -1,0 +1,149 @@
+"""Studies: the grid runner (plan, skip, resume) and the report's statistics, checked against hand computations."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from boostnet_core.cli import main
+from boostnet_core.study import Variant, commands_for, epochs_done, plan, run_folder_name, run_study
+from boostnet_core.study_report import (bootstrap_difference, build_report, markdown, mcnemar, mean_sd, t_interval,
+                                        write_report)
+
+T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
+VARIANTS = [Variant("boostnet", "on"), Variant("boostnet", "off"), Variant("joint", "on"), Variant("joint", "off")]
+
+
+def test_mean_and_sample_sd_by_hand():
+    mean, sd = mean_sd([1, 2, 3, 4])
+    assert mean == 2.5 and sd == pytest.approx(math.sqrt(5 / 3))
+    assert math.isnan(mean_sd([7.0])[1])
+
+
+def test_t_interval_by_hand():
+    mean, low, high = t_interval([1.0, 3.0])   # sd sqrt(2), n = 2: half-width t * sqrt(2) / sqrt(2)
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - T_975_1, 2.0 + T_975_1))
+    assert all(math.isnan(v) for v in t_interval([5.0])[1:])
+
+
+def test_mcnemar_exact_by_hand():
+    a = np.array([1] * 8 + [0] * 2 + [1] * 5 + [0] * 5, dtype=bool)
+    b = np.array([0] * 8 + [1] * 2 + [1] * 5 + [0] * 5, dtype=bool)
+    result = mcnemar(a, b)
+    # 8 discordant pairs one way, 2 the other: two-sided exact p = 2 * P(X <= 2), X ~ Binomial(10, 1/2).
+    assert (result["only_a"], result["only_b"]) == (8, 2)
+    assert result["p"] == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert mcnemar(a, a)["p"] == 1.0
+
+
+def test_paired_bootstrap_brackets_the_difference():
+    a = np.array([1] * 90 + [0] * 10, dtype=bool)
+    b = np.array([1] * 80 + [0] * 20, dtype=bool)
+    d, low, high = bootstrap_difference(a, b)
+    assert d == pytest.approx(10.0) and low < 10.0 < high and high - low < 20
+    assert bootstrap_difference(a, a)[1:] == (0.0, 0.0)  # identical predictions: no spread at all
+
+
+def test_variants_and_plan_checks(tmp_path):
+    assert Variant.parse("joint:off") == Variant("joint", "off")
+    with pytest.raises(ValueError, match="METHOD:RESCALE"):
+        Variant.parse("boost:yes")
+    with pytest.raises(ValueError, match="set by the study"):
+        plan(tmp_path / "s", VARIANTS[:1], [0], ["--seed", "3"], 1)
+    runs = plan(tmp_path / "s", VARIANTS[:2], [0, 1], ["--dataset", "digits", "--epochs", "1"], 1)
+    assert [r.name for r in runs] == ["boostnet-rescale-on-seed0", "boostnet-rescale-on-seed1",
+                                      "boostnet-rescale-off-seed0", "boostnet-rescale-off-seed1"]
+    with pytest.raises(ValueError, match="other training flags"):
+        plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "2"], 2)
+    # A later call may add seeds; the manifest keeps the union.
+    plan(tmp_path / "s", VARIANTS[:1], [2], ["--dataset", "digits", "--epochs", "1"], 1)
+    assert json.loads((tmp_path / "s" / "study.json").read_text())["seeds"] == [0, 1, 2]
+
+
+def test_bad_study_flags_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "run", str(tmp_path / "s"), "--", "--frobnicate"])
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+    assert main(["study", "run", str(tmp_path / "s"), "--variants", "joint:maybe"]) == 2
+    assert main(["study", "report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
+    assert "No finished, evaluated run" in capsys.readouterr().err
+
+
+def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, monkeypatch):
+    from boostnet_core import training
+    root, args = tmp_path / "study", ["--dataset", "digits", "--epochs", "2", "--batch-size", "256"]
+    (run,) = plan(root, [Variant("boostnet", "on")], [0], args, 2)
+    original = training._train_epoch
+
+    def interrupted(cfg, run_, forward, epoch, rank, world):
+        if epoch == 1:
+            raise KeyboardInterrupt  # the session stopped during epoch 2
+        return original(cfg, run_, forward, epoch, rank, world)
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(training.TrainConfig(dataset="digits", epochs=2, batch_size=256, grad_rescale="on",
+                                            out=str(run.folder), progress=False))
+    assert epochs_done(run.folder) == 1
+    (command,) = commands_for(run, args, threads=1)
+    assert command[3] == "train" and "--resume" in command and "--evaluate" in command
+    assert run_study([run], args, jobs=1, progress_every=600) == []
+    assert epochs_done(run.folder) == 2 and (run.folder / "evaluation.json").is_file()
+    assert commands_for(run, args, threads=1) == []   # finished and evaluated: nothing left to do
+
+
+@pytest.fixture(scope="module")
+def digits_grid(tmp_path_factory):
+    """A 2x2 grid (method x rescaling), two seeds, one epoch on digits, laid out as the runner lays it out."""
+    from boostnet_core.evaluation import evaluate_checkpoint
+    from boostnet_core.training import TrainConfig, train
+    root = tmp_path_factory.mktemp("grid")
+    for v in VARIANTS:
+        for seed in (0, 1):
+            out = root / run_folder_name(v, seed)
+            train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.grad_rescale,
+                              seed=seed, out=str(out), progress=False))
+            evaluate_checkpoint(out)
+    return root
+
+
+def test_report_statistics_match_hand_computations(digits_grid):
+    report = build_report(digits_grid)
+    (recipe,) = report["recipes"]
+    assert set(recipe["variants"]) == {"boostnet, rescaling on", "boostnet, rescaling off",
+                                       "joint, rescaling on", "joint, rescaling off"}
+    assert len(recipe["comparisons"]) == 6
+
+    def top1(name):
+        return np.array(json.loads((digits_grid / name / "evaluation.json").read_text())["anytime"]["top1"])
+
+    a0, a1 = top1("boostnet-rescale-on-seed0"), top1("boostnet-rescale-on-seed1")
+    b0, b1 = top1("joint-rescale-off-seed0"), top1("joint-rescale-off-seed1")
+    v = recipe["variants"]["boostnet, rescaling on"]
+    assert v["top1_mean"] == pytest.approx((a0 + a1) / 2)
+    assert v["top1_sd"] == pytest.approx(np.abs(a0 - a1) / math.sqrt(2))
+    pair = next(c for c in recipe["comparisons"] if (c["a"], c["b"]) == ("boostnet, rescaling on", "joint, rescaling off"))
+    assert pair["seeds"] == [0, 1]
+    d0, d1 = a0 - b0, a1 - b1
+    for k, e in enumerate(pair["exits"]):
+        mean, half = (d0[k] + d1[k]) / 2, T_975_1 * abs(d0[k] - d1[k]) / 2   # sd |d0-d1|/sqrt(2), /sqrt(2)
+        assert (e["difference"], e["low"], e["high"]) == pytest.approx((mean, mean - half, mean + half))
+        assert e["verdict"] == ("not distinguishable" if e["low"] <= 0 <= e["high"] else e["verdict"])
+    # McNemar of seed 0 at the last exit, by hand from the cached predictions.
+    from boostnet_core.evaluation import load_cache
+    ca, cb = load_cache(digits_grid / "boostnet-rescale-on-seed0")["test"], load_cache(digits_grid / "joint-rescale-off-seed0")["test"]
+    a_ok, b_ok = ca.correct()[-1].numpy(), cb.correct()[-1].numpy()
+    n01, n10 = int((a_ok & ~b_ok).sum()), int((~a_ok & b_ok).sum())
+    n = n01 + n10
+    tail = sum(math.comb(n, i) for i in range(min(n01, n10) + 1)) / 2 ** n
+    assert pair["exits"][-1]["per_seed"][0]["mcnemar_p"] == pytest.approx(min(1.0, 2 * tail))
+    assert pair["budgeted"] and all(row["share"] in (0.3, 0.4, 0.5, 0.6, 0.8) for row in pair["budgeted"])
+
+
+def test_report_files(digits_grid, tmp_path):
+    write_report(digits_grid, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["recipes"][0]["comparisons"][0]["exits"][0]["verdict"]
+    text = (tmp_path / "report.md").read_text()
+    assert "boostnet, rescaling on − joint, rescaling off" in text and "± " in text
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert markdown(build_report(digits_grid)) == text
