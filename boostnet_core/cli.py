@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--jobs", type=_positive_int, default=2, help="runs at a time (CPU cores are split between them)")
     sr.add_argument("--progress-every", type=_positive_float, default=60.0, help="seconds between progress lines")
     sp = ssub.add_parser("report", help="statistics over seeds: mean, sd, paired intervals, McNemar; JSON, Markdown, PNG")
-    sp.add_argument("root", help="a folder holding finished runs (any depth)")
+    sp.add_argument("roots", nargs="+", metavar="ROOT", help="folders holding finished runs (any depth), or run folders")
     sp.add_argument("--out", required=True, help="folder for report.json, report.md and report.png")
 
     d = sub.add_parser("data", help="data sets")
@@ -232,7 +232,7 @@ def _info(args, argv) -> int:
 def _study(args, argv) -> int:
     from . import study, study_report
     if args.study_command == "report":
-        report = study_report.write_report(args.root, args.out)
+        report = study_report.write_report(args.roots, args.out)
         print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
         return 0
     train_args = args.train_args

@@ -174,5 +174,8 @@ def _print_progress(runs: list[RunSpec], stream) -> None:
 
 
 def run_folders(root: str | os.PathLike) -> list[Path]:
-    """Every checkpoint folder under `root` (any depth), sorted."""
-    return sorted(p.parent for p in Path(root).rglob(META) if (p.parent / LOG).is_file() or (p.parent / RESULTS).is_file())
+    """Every checkpoint folder under `root` (any depth, `root` itself included), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{str(root)!r} is not a folder; give the folder of a study or of a run.")
+    return sorted(p.parent for p in root.rglob(META) if (p.parent / LOG).is_file() or (p.parent / RESULTS).is_file())

@@ -53,10 +53,12 @@ class StudyRun:
         return np.asarray(self.results["anytime"]["top1"], dtype=np.float64)
 
 
-def load_runs(root: str | os.PathLike) -> list[StudyRun]:
-    """Every run under `root` that finished its epochs and has an evaluation with a per-sample test cache."""
+def load_runs(roots) -> list[StudyRun]:
+    """Every run under the `roots` (a folder or several) that finished its epochs and has an evaluation with a
+    per-sample test cache."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
     runs = []
-    for folder in run_folders(root):
+    for folder in sorted({f for root in roots for f in run_folders(root)}):
         meta = read_meta(folder)
         train = meta.get("train") or {}
         if train.get("epochs_done", 0) < train.get("epochs", 1) or not (folder / RESULTS).is_file():
@@ -163,6 +165,10 @@ def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
                       "verdict": verdict(low, high), "per_seed": per_seed})
     mean_diffs = [float(np.mean(a_runs[s].top1 - b_runs[s].top1)) for s in seeds]
     m, lo, hi = t_interval(mean_diffs)
+    if len(seeds) == 1:  # one seed: resample test images, each scored by its accuracy averaged over the exits
+        s = seeds[0]
+        _, lo, hi = bootstrap_difference(a_runs[s].test.correct().double().mean(0).numpy(),
+                                         b_runs[s].test.correct().double().mean(0).numpy(), seed=s)
     return {"seeds": seeds, "exits": exits,
             "mean_over_exits": {"difference": m, "low": lo, "high": hi, "verdict": verdict(lo, hi)},
             "budgeted": _compare_budgeted(a_runs, b_runs, seeds)}
@@ -198,11 +204,12 @@ def _compare_budgeted(a_runs, b_runs, seeds) -> list[dict]:
 # ---------------------------------------------------------------- the report
 
 
-def build_report(root: str | os.PathLike) -> dict:
-    """The report of every recipe found under `root` (JSON-ready)."""
-    runs = load_runs(root)
+def build_report(roots) -> dict:
+    """The report of every recipe found under `roots` (one folder or several; JSON-ready)."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    runs = load_runs(roots)
     if not runs:
-        raise ValueError(f"No finished, evaluated run under {str(root)!r}; run 'boostnet study run' first.")
+        raise ValueError(f"No finished, evaluated run under {', '.join(map(str, roots))}; run 'boostnet study run' first.")
     recipes = []
     for recipe in sorted({r.recipe for r in runs}):
         members = [r for r in runs if r.recipe == recipe]
@@ -218,7 +225,7 @@ def build_report(root: str | os.PathLike) -> dict:
             variants[name] = {"seeds": sorted(seeds), "macs": first.macs,
                               "top1_mean": [m for m, _ in stats_per_exit], "top1_sd": [s for _, s in stats_per_exit],
                               "top1_per_seed": {str(s): r.top1.tolist() for s, r in seeds.items()},
-                              "folders": {str(s): str(r.folder.relative_to(root)) for s, r in seeds.items()}}
+                              "folders": {str(s): _relative(r.folder) for s, r in seeds.items()}}
             if all(b is not None for b in budgeted):
                 at_share = [mean_sd(col) if not np.isnan(col).any() else (math.nan, math.nan)
                             for col in np.stack(budgeted).T]
@@ -230,7 +237,15 @@ def build_report(root: str | os.PathLike) -> dict:
             comparisons.append({"a": a, "b": b, **compare(by_variant[a], by_variant[b])})
         recipes.append({"recipe": recipe, "settings": members[0].recipe_settings, "variants": variants,
                         "comparisons": comparisons})
-    return {"root": str(root), "level": LEVEL, "recipes": recipes}
+    return {"roots": [str(r) for r in roots], "level": LEVEL, "recipes": recipes}
+
+
+def _relative(folder: Path) -> str:
+    """A run folder as the report names it: relative to the working folder when below it."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
 
 
 def _fmt(x: float, signed: bool = False) -> str:
@@ -315,9 +330,9 @@ def plot(report: dict, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_report(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+def write_report(roots, out_dir: str | os.PathLike) -> dict:
     """report.json, report.md and report.png in `out_dir`; returns the report."""
-    report = build_report(root)
+    report = build_report(roots)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", _json_safe(report))
