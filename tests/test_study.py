@@ -66,6 +66,9 @@ def test_bad_study_flags_exit_2(tmp_path, capsys):
     assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
     assert main(["study", "run", str(tmp_path / "s"), "--variants", "joint:maybe"]) == 2
     assert main(["study", "report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["study", "report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "No finished, evaluated run" in capsys.readouterr().err
 
 
