@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
+from plotly.subplots import make_subplots
 
 from boostnet_core import CheckpointError, load_model
 from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
@@ -84,6 +86,18 @@ def results(path: str) -> dict | None:
     return evaluation_results(path, _mtime_of(path, RESULTS))
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def _budget_thresholds(path: str, share: int, mtime: float) -> np.ndarray:
+    from boostnet_core.thresholds import fit_to_budget
+    m = model(path)
+    return fit_to_budget(predictions(path)["val"], m.macs, share / 100 * m.macs[-1]).numpy()
+
+
+def budget_thresholds(path: str, share: int) -> np.ndarray:
+    """Per-exit thresholds fitted on the validation split to an average of `share` % of the full MACs."""
+    return _budget_thresholds(path, share, _mtime_of(path, CACHE))
+
+
 def data_group(path: str) -> str:
     """The data a checkpoint was trained on (models of one group can be compared); "" if unreadable."""
     try:
@@ -127,7 +141,9 @@ def dataset_images(path: str, data_root: str | None = None) -> tuple[np.ndarray 
     meta = model(path).meta
     data = meta.get("data", {})
     dataset = data.get("dataset")
-    root = data_root or data.get("data_root")
+    if data_root and not Path(data_root).expanduser().is_dir():
+        return None, f"The folder {data_root!r} does not exist on this machine; give the folder that holds the images."
+    root = str(Path(data_root).expanduser()) if data_root else data.get("data_root")
     if dataset in ("cifar10", "cifar100", "folder"):
         root = _resolve_root(root)
         if root is None:
@@ -136,6 +152,14 @@ def dataset_images(path: str, data_root: str | None = None) -> tuple[np.ndarray 
         return test_images(dataset, root, meta["input_size"], len(meta["mean"])), ""
     except (DataError, ValueError, OSError) as e:
         return None, str(e)
+
+
+def resolve_data_root(path: str) -> str | None:
+    """The data root a checkpoint records, if that folder exists here (as given, or relative to the project)."""
+    try:
+        return _resolve_root((read_meta(path).get("data") or {}).get("data_root"))
+    except (CheckpointError, OSError):
+        return None
 
 
 def _resolve_root(root: str | None) -> str | None:
@@ -152,6 +176,63 @@ def to_display(image_chw: np.ndarray) -> np.ndarray:
     return image_chw[0] if image_chw.shape[0] == 1 else image_chw.transpose(1, 2, 0)
 
 
+def thumbnail(pixels: np.ndarray, box: int = 160) -> np.ndarray:
+    """An RGB uint8 image of exactly box x box: the picture scaled to fit (a 1x300 strip stays visible as a strip,
+    at least 4 px thick) on a neutral grey background, so that no aspect ratio can stretch the page."""
+    from PIL import Image
+    rgb = pixels if pixels.ndim == 3 else np.stack([pixels] * 3, -1)
+    rgb = rgb[..., :3].astype(np.uint8)
+    h, w = rgb.shape[:2]
+    scale = box / max(h, w)
+    size = (max(4, min(box, round(w * scale))), max(4, min(box, round(h * scale))))
+    picture = Image.fromarray(rgb).resize(size, Image.NEAREST if max(h, w) < box else Image.BILINEAR)
+    canvas = Image.new("RGB", (box, box), (200, 200, 200))
+    canvas.paste(picture, ((box - size[0]) // 2, (box - size[1]) // 2))
+    return np.asarray(canvas)
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def decode_upload(data: bytes, name: str) -> np.ndarray:
+    """Upload bytes -> RGB, RGBA or L uint8 array (first frame, EXIF applied, 16-bit scaled), or a DataError that
+    names the file."""
+    from boostnet_core.data import open_image
+    import io
+    if not data:
+        raise DataError(f"{name} is empty.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DataError(f"{name} is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit.")
+    img = open_image(io.BytesIO(data), name=name)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float greys: scale to 8 bits for display
+        values = np.asarray(img, dtype=np.float64)
+        top = values.max() if values.max() > 255 else 255.0
+        return (np.clip(values / top, 0, 1) * 255).astype(np.uint8)
+    keep = "RGBA" if img.mode in ("RGBA", "LA", "P", "PA") else ("L" if img.mode in ("1", "L") else "RGB")
+    return np.asarray(img.convert(keep))
+
+
+def model_color(path: str) -> str:
+    """One colour per checkpoint for the whole session, whatever is selected: its place among all checkpoints."""
+    options = available_checkpoints()
+    index = options.index(path) if path in options else len(options) + sum(map(ord, path))
+    return MODEL_COLORS[index % len(MODEL_COLORS)]
+
+
+MODEL_COLORS = ["#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#17BECF", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22"]
+
+
+def remembered(key: str, default):
+    """A setting that outlives the page that sets it (widget keys are dropped when their page is left)."""
+    return st.session_state.setdefault(f"saved_{key}", default)
+
+
+def remember(key: str, value) -> None:
+    st.session_state[f"saved_{key}"] = value
+
+
 def fmt_macs(macs: float) -> str:
     return f"{macs / 1e9:.2f} G MACs" if macs >= 1e9 else f"{macs / 1e6:.2f} M MACs"
 
@@ -163,3 +244,26 @@ def plot_layout(fig, x_title: str, y_title: str, height: int = 320):
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)")
     return fig
+
+
+def contribution_panels(t: dict, net, height: int = 300) -> go.Figure:
+    """Small multiples: for every exit, each head's contribution w^(n-i) f_i to the top-3 classes of F_n, stacked so
+    that they visibly sum to F_n (the diamond)."""
+    n = net.num_exits
+    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[f"F_{k + 1} (exit {k + 1})" for k in range(n)],
+                        horizontal_spacing=0.02)
+    for k in range(n):
+        contrib = t["contributions"][k].numpy()                 # [k + 1, C]
+        logits = t["exit_logits"][k].numpy()
+        top = np.argsort(-logits)[:3]
+        names = [net.classes[c] for c in top]
+        for i in range(k + 1):
+            fig.add_bar(x=names, y=contrib[i, top], marker_color=EXIT_COLORS[i % 10], name=f"head {i + 1}",
+                        legendgroup=f"h{i}", showlegend=k == n - 1, row=1, col=k + 1,
+                        hovertemplate=f"head {i + 1} (x{net.reweight ** (k - i):g}): " + "%{y:.2f}<extra></extra>")
+        fig.add_scatter(x=names, y=logits[top], mode="markers", marker=dict(symbol="diamond", size=10, color="black"),
+                        name="F (sum)", legendgroup="F", showlegend=k == n - 1, row=1, col=k + 1,
+                        hovertemplate="F: %{y:.2f}<extra></extra>")
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, row=1, col=k + 1)
+    fig.update_layout(barmode="relative")
+    return plot_layout(fig, "", "logit contribution w^(n-i) f_i", height)

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-test", action="store_true", help="also log test top-1 per exit after every epoch")
+    t.add_argument("--train-limit", type=_int_at_least(10), help="train on a stratified sample of this many images")
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun processes")
     t.add_argument("--workers", type=_count, default=4, help="loader processes for streamed (large-image) data")

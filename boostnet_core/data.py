@@ -222,10 +222,11 @@ def _load_folder(root: Path, input_size: int, in_channels: int):
     return train, test, classes
 
 
-def open_image(source, mode: str | None = None) -> Image.Image:
-    """A decoded PIL image (first frame, EXIF orientation applied) or a DataError naming the source."""
+def open_image(source, mode: str | None = None, name: str | None = None) -> Image.Image:
+    """A decoded PIL image (first frame, EXIF orientation applied) or a DataError naming the source (`name`, the
+    path, or "the uploaded file")."""
     from PIL import ImageOps
-    name = source if isinstance(source, (str, os.PathLike)) else "the uploaded file"
+    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "the uploaded file")
     try:
         with Image.open(source) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
@@ -238,7 +239,9 @@ def open_image(source, mode: str | None = None) -> Image.Image:
         raise
     except Image.DecompressionBombError:
         raise DataError(f"{name} is a decompression bomb (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels); it was not decoded.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not a readable image (its content is not an image format Pillow knows).") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{name} is not a readable image ({e}).") from None
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch.distributed as dist
 
 from . import checkpoint as ckpt
 from .boosting import METHODS, BoostNet, boosting_loss
-from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset, normalize
+from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset, normalize, split_validation
 from .devices import DEVICES, pick_device
 from .evaluation import anytime_accuracy
 from .factory import create_model
@@ -47,6 +48,7 @@ class TrainConfig:
     split_seed: int = 0                   # seed of the validation split
     seed: int = 0                         # seed of the initialisation, data order and augmentation
     eval_test: bool = False               # also measure test top-1 per exit after every epoch (reference recipe)
+    train_limit: int | None = None        # train on a stratified sample of this many training images (quick demos)
     device: str = "auto"                  # auto | cpu | cuda
     sync_bn: bool = False                 # SyncBatchNorm across processes (ImageNet recipe)
     workers: int = 4                      # DataLoader workers for streamed (large-image) data
@@ -63,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"--schedule must be cosine or multistep, got {self.schedule!r}.")
         if self.device not in DEVICES:
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
+        if self.train_limit is not None and self.train_limit < 10:
+            raise ValueError(f"--train-limit must be at least 10 images, got {self.train_limit}.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
 
@@ -71,12 +75,21 @@ class TrainConfig:
         d = asdict(self)
         for k in ("out", "resume", "progress", "command", "workers", "device", "data_root"):
             d.pop(k)
+        if d["train_limit"] is None:  # runs saved before the field existed resume unchanged
+            d.pop("train_limit")
         d["milestones"] = list(d["milestones"])
         return d
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, inconsistent resume); the message says what was kept."""
+
+
+_GLOBAL_RNG = threading.Lock()  # guards torch's global generator while a model is initialised
+
+
+class TrainingStopped(TrainingError):
+    """Stopped on request (the app's Stop button); the last finished epoch's checkpoint is kept."""
 
 
 def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -118,11 +131,15 @@ class _HeadLogits(torch.nn.Module):
         return self.model.head_logits(x)
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train, saving a checkpoint into cfg.out after every epoch. Returns the folder."""
+def train(cfg: TrainConfig, on_epoch=None, stop=None) -> Path:
+    """Train, saving a checkpoint into cfg.out after every epoch. Returns the folder.
+
+    on_epoch(record) is called with each epoch's log record once its checkpoint is saved; stop() is asked between
+    batches, and a true answer ends the run with TrainingStopped (for a live demo; single process only).
+    """
     rank, world, local_rank = _init_distributed(cfg)
     try:
-        return _train(cfg, rank, world, local_rank)
+        return _train(cfg, rank, world, local_rank, on_epoch, stop)
     finally:
         if world > 1:
             dist.destroy_process_group()
@@ -164,7 +181,7 @@ class _Run:
     macs: list[float]
 
 
-def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
+def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int, on_epoch=None, stop=None) -> Path:
     run = _set_up(cfg, world, local_rank)
     forward = _HeadLogits(run.model)
     if world > 1:
@@ -173,7 +190,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
     if rank == 0:
         run.out.mkdir(parents=True, exist_ok=True)
     for epoch in range(run.counters["epoch"], cfg.epochs):
-        record = _train_epoch(cfg, run, forward, epoch, rank, world)
+        record = _train_epoch(cfg, run, forward, epoch, rank, world, stop)
         record.update(_epoch_metrics(run.model, run.bundle, cfg, run.device))
         run.counters["epoch"] = epoch + 1
         run.counters["log"].append(record)
@@ -181,6 +198,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int) -> Path:
             _save_epoch(run, cfg)
             if cfg.progress:
                 print(json.dumps(record), file=sys.stderr, flush=True)
+            if on_epoch is not None:
+                on_epoch(record)
         if world > 1:
             dist.barrier()
     return run.out
@@ -192,10 +211,14 @@ def _set_up(cfg: TrainConfig, world: int, local_rank: int) -> _Run:
     device = pick_device(cfg.device, local_rank)
     data = get_preset(cfg.preset or DEFAULT_PRESET.get(cfg.dataset))["data"]
     bundle = load_dataset(cfg.dataset, cfg.data_root, data.input_size, data.in_channels, cfg.val_size, cfg.split_seed)
+    if cfg.train_limit is not None and cfg.train_limit < len(bundle.train):
+        bundle.train = split_validation(bundle.train, cfg.train_limit, cfg.split_seed)[1]  # a stratified sample
+        bundle.info = dict(bundle.info, train_size=len(bundle.train), train_limit=cfg.train_limit)
     in_channels = int(bundle.train.images.shape[1]) if isinstance(bundle.train, ImageSet) else data.in_channels
 
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_model_for(cfg, bundle, in_channels)
+    with _GLOBAL_RNG:  # threads training side by side (the app) must not interleave their initial draws
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        model = build_model_for(cfg, bundle, in_channels)
     model.to(device)
     macs = model.macs  # measured once, before any DDP wrapping
     if cfg.sync_bn and world > 1:
@@ -222,7 +245,7 @@ def _resumed_counters(cfg: TrainConfig, out: Path, model: BoostNet, optimizer) -
     return counters
 
 
-def _train_epoch(cfg: TrainConfig, run: _Run, forward, epoch: int, rank: int, world: int) -> dict:
+def _train_epoch(cfg: TrainConfig, run: _Run, forward, epoch: int, rank: int, world: int, stop=None) -> dict:
     """One pass over this rank's shard; returns the epoch's log record (mean loss per head, speed)."""
     model, optimizer, counters = run.model, run.optimizer, run.counters
     model.train()
@@ -233,6 +256,9 @@ def _train_epoch(cfg: TrainConfig, run: _Run, forward, epoch: int, rank: int, wo
     seen, t0 = 0, time.perf_counter()
     bar = _progress(cfg, rank, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
     for x, y in _epoch_batches(run, cfg, generator, rank, world):
+        if stop is not None and stop():
+            kept = f"the checkpoint of epoch {epoch} is kept in {run.out}" if epoch > 0 else "no epoch had finished"
+            raise TrainingStopped(f"Stopped during epoch {epoch + 1}; {kept}.")
         lr = learning_rate(cfg, counters["step"], steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr

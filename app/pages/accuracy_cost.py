@@ -1,4 +1,4 @@
-"""Accuracy against cost: anytime points per exit and budgeted-batch curves, with the paper's figures as reference."""
+"""Accuracy against cost: anytime points per exit and budgeted-batch curves, with the paper's figures beside them."""
 from __future__ import annotations
 
 import io
@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (ASSETS, EXIT_COLORS, available_checkpoints, data_group, label, load_or_error, plot_layout,
-                    predictions, results)
+from common import (ASSETS, available_checkpoints, budget_thresholds, data_group, label, load_or_error, model_color,
+                    plot_layout, predictions, remembered, results)
 from boostnet_core.thresholds import outcome_at
 
 st.title("Accuracy vs cost")
@@ -20,14 +20,17 @@ if not options:
 # By default, every model of the first model's data set (for example all shipped CIFAR-10 models).
 same_data = [p for p in options if data_group(p) == data_group(options[0])]
 chosen = st.multiselect("Models", options, default=same_data, format_func=label, key="curve_models")
-show_reference = st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726, section 4)", value=False)
-threshold = st.session_state.get("threshold", 0.9)
-st.caption(f"The marked operating point uses the global confidence threshold {threshold:.2f} "
-           "(set on the Inspect or Data set page).")
+mode = remembered("threshold_mode", "One global threshold")
+threshold, share = st.session_state.get("threshold", 0.9), remembered("budget_share", 60)
+budget_mode = mode == "Fitted to a cost budget"
+st.caption("The star marks each model's operating point: "
+           + (f"thresholds fitted on its validation split to {share}% of its full cost" if budget_mode
+              else f"one global confidence threshold, {threshold:.2f}")
+           + " (set on the Inspect an image or Threshold and exits page).")
 
-rows = []
+rows, stars = [], []
 fig = go.Figure()
-for i, path in enumerate(chosen):
+for path in chosen:
     model = load_or_error(path)
     res = results(path)
     if model is None:
@@ -35,7 +38,7 @@ for i, path in enumerate(chosen):
     if res is None:
         st.warning(f"{label(path)} has no evaluation yet: run `boostnet evaluate {path}`.")
         continue
-    color = EXIT_COLORS[i % len(EXIT_COLORS)]
+    color = model_color(path)
     macs = np.array(res["macs"]) / 1e6
     top1 = res["anytime"]["top1"]
     fig.add_scatter(x=macs, y=top1, mode="markers+lines", name=f"{label(path)}: anytime (exit k)", line=dict(color=color, dash="dot"),
@@ -48,20 +51,14 @@ for i, path in enumerate(chosen):
                         line=dict(color=color), customdata=[p["q"] for p in b],
                         hovertemplate="q=%{customdata:.2f}: %{x:.2f} M MACs, %{y:.2f}%<extra>" + label(path) + "</extra>")
         rows += [{"model": label(path), "kind": "budgeted", "exit_or_q": p["q"], "macs": p["avg_macs"], "top1": p["top1"]} for p in b]
-    cache = predictions(path).get("test")
-    if cache is not None:
-        point = outcome_at(cache, threshold, res["macs"])
-        fig.add_scatter(x=[point.avg_macs / 1e6], y=[point.top1], mode="markers", name=f"{label(path)}: threshold {threshold:.2f}",
+    cache = predictions(path)
+    if "test" in cache and (not budget_mode or "val" in cache):
+        thresholds = budget_thresholds(path, share) if budget_mode else threshold
+        point = outcome_at(cache["test"], thresholds, model.macs)
+        stars.append({"model": label(path), "color": color, "macs": point.avg_macs, "top1": point.top1})
+        fig.add_scatter(x=[point.avg_macs / 1e6], y=[point.top1], mode="markers", name=f"{label(path)}: operating point",
                         marker=dict(symbol="star", size=16, color=color, line=dict(color="black", width=1)),
                         hovertemplate="operating point: %{x:.2f} M MACs, %{y:.2f}%<extra></extra>")
-
-if show_reference:
-    ref = json.loads((ASSETS / "published_curves.json").read_text())
-    for j, (name, series) in enumerate(ref["curves"].items()):
-        fig.add_scatter(x=series["macs_millions"], y=series["top1"], mode="markers+lines", name=f"paper: {name}",
-                        line=dict(color="gray", dash="dash" if "BoostNet" in name else "dot", width=1),
-                        marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
-                        hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
 
 if not fig.data:
     st.info("Nothing to plot yet: choose models that have an evaluation.")
@@ -69,25 +66,43 @@ if not fig.data:
 fig.update_xaxes(type="log")
 st.plotly_chart(plot_layout(fig, "MACs per image (millions, log scale)", "top-1 accuracy (%)", 520), key="curves")
 
+if st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726, section 4)", value=False):
+    ref = json.loads((ASSETS / "published_curves.json").read_text())
+    ref_fig = go.Figure()
+    for name, series in ref["curves"].items():
+        ref_fig.add_scatter(x=series["macs_millions"], y=series["top1"], mode="markers+lines", name=name,
+                            line=dict(dash="solid" if "BoostNet" in name else "dot"),
+                            marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
+                            hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
+    ref_fig.update_xaxes(type="log")
+    st.caption("Published figures, read off the paper's plots (other data sets and networks: a separate chart).")
+    st.plotly_chart(plot_layout(ref_fig, "MACs per image (millions, log scale)", "top-1 accuracy (%)", 420), key="reference")
+
+
+@st.cache_data(show_spinner=False)
+def png_of(rows_json: str, stars_json: str, colors_json: str) -> bytes:
+    """The chart above in matplotlib: the same models, colours, line styles, log axis and operating points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    points, star_points, colors = json.loads(rows_json), json.loads(stars_json), json.loads(colors_json)
+    fig_m, ax = plt.subplots(figsize=(8, 5), dpi=130)
+    for key in dict.fromkeys((r["model"], r["kind"]) for r in points):
+        pts = sorted((r["macs"] / 1e6, r["top1"]) for r in points if (r["model"], r["kind"]) == key)
+        ax.plot(*zip(*pts), "o:" if key[1] == "anytime" else "-", color=colors[key[0]], label=f"{key[0]}: {key[1]}")
+    for s in star_points:
+        ax.plot(s["macs"] / 1e6, s["top1"], "*", ms=14, color=s["color"], markeredgecolor="black")
+    ax.set_xscale("log"); ax.set_xlabel("MACs per image (millions, log scale)"); ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig_m.tight_layout(); fig_m.savefig(buf, format="png"); plt.close(fig_m)
+    return buf.getvalue()
+
+
 if rows:
     csv = "model,kind,exit_or_q,macs,top1\n" + "".join(f"{r['model']},{r['kind']},{r['exit_or_q']},{r['macs']:.0f},{r['top1']:.4f}\n" for r in rows)
     c1, c2 = st.columns(2)
     c1.download_button("Download the points as CSV", csv, "accuracy_vs_cost.csv", "text/csv")
-
-    @st.cache_data(show_spinner=False)
-    def png_of(csv_text: str) -> bytes:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig_m, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-        lines = [l.split(",") for l in csv_text.strip().splitlines()[1:]]
-        for key in dict.fromkeys((m, k) for m, k, *_ in lines):
-            pts = [(float(x), float(y)) for m, k, _, x, y in lines if (m, k) == key]
-            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o:" if key[1] == "anytime" else "-", label=f"{key[0]} ({key[1]})")
-        ax.set_xscale("log"); ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("top-1 accuracy (%)")
-        ax.grid(alpha=0.3); ax.legend(fontsize=8)
-        buf = io.BytesIO()
-        fig_m.tight_layout(); fig_m.savefig(buf, format="png"); plt.close(fig_m)
-        return buf.getvalue()
-
-    c2.download_button("Download the plot as PNG", png_of(csv), "accuracy_vs_cost.png", "image/png")
+    colors = {label(p): model_color(p) for p in chosen}
+    c2.download_button("Download the plot as PNG", png_of(json.dumps(rows), json.dumps(stars), json.dumps(colors)),
+                       "accuracy_vs_cost.png", "image/png")

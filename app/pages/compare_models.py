@@ -1,17 +1,19 @@
-"""Compare two models on the same cached test split (for example BoostNet against its joint baseline)."""
+"""Compare two models on the same cached test split and on the same images (for example BoostNet against joint)."""
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
-from common import (EXIT_COLORS, available_checkpoints, data_group, dataset_images, label, load_or_error, plot_layout,
-                    predictions, to_display)
-from boostnet_core.data import DataError, open_image
+from common import (UPLOAD_TYPES, available_checkpoints, contribution_panels, data_group, dataset_images,
+                    decode_upload, label, load_or_error, model_color, plot_layout, predictions, thumbnail,
+                    to_display)
+from boostnet_core.data import DataError
 from boostnet_core.inference import preprocess_image, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
+
+PER_PAGE = 12
 
 st.title("Compare models")
 options = available_checkpoints()
@@ -19,87 +21,130 @@ if len(options) < 2:
     st.warning("Two checkpoints are needed; load another on the Models page.")
     st.stop()
 c1, c2 = st.columns(2)
-# Default pair: the first BoostNet model against a joint model of the same data set, when there is one.
-first_joint = next((i for i, p in enumerate(options) if load_or_error(p) is not None and load_or_error(p).method == "joint"
-                    and data_group(p) == data_group(options[0])), 1)
+# Default pair: the first BoostNet model against a joint model trained on the same data, when there is one.
+first = options[0]
+first_joint = next((i for i, p in enumerate(options) if p != first and data_group(p) == data_group(first)
+                    and (m := load_or_error(p)) is not None and m.method == "joint"), 1)
 path_a = c1.selectbox("Model A", options, index=0, format_func=label, key="compare_a")
-path_b = c2.selectbox("Model B", options, index=first_joint if first_joint != 0 else 1, format_func=label, key="compare_b")
+path_b = c2.selectbox("Model B", options, index=first_joint, format_func=label, key="compare_b")
 threshold = st.slider("Confidence threshold (both models)", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="compare_threshold")
 st.session_state["threshold"] = threshold
-models = [load_or_error(p) for p in (path_a, path_b)]
+paths = (path_a, path_b)
+models = [load_or_error(p) for p in paths]
 if any(m is None for m in models):
     st.stop()
-caches = [predictions(p).get("test") for p in (path_a, path_b)]
-if any(c is None for c in caches):
-    st.warning("Both models need a cached evaluation: run `boostnet evaluate CHECKPOINT` for the one that lacks it.")
+colors = [model_color(p) for p in paths]
+if path_a == path_b:
+    colors[1] = "#7F7F7F"
+
+
+def same_images_section():
+    st.subheader("The same images through both models")
+    uploads = st.file_uploader("Upload images to compare", type=UPLOAD_TYPES, accept_multiple_files=True, key="compare_uploads")
+    for position, f in enumerate(uploads or []):
+        try:
+            pixels = decode_upload(f.getvalue(), f.name)
+            traces = [trace(m, preprocess_image(Image.fromarray(pixels), m.meta), threshold) for m in models]
+        except (DataError, ValueError) as e:
+            st.error(str(e))
+            continue
+        left, right = st.columns([1, 3])
+        left.image(thumbnail(pixels, 120), caption=f.name, width=120)
+        for path, t in zip(paths, traces):
+            left.metric(label(path), t["label"])
+            left.caption(f"exit {t['exit_index'] + 1}, confidence {float(t['confidence'][t['exit_index']]):.3f}, "
+                         f"{t['macs'] / 1e6:.2f} M MACs")
+        fig = go.Figure()
+        for path, t, color in zip(paths, traces, colors):
+            conf = t["confidence"].numpy()
+            fig.add_scatter(x=[f"exit {k + 1}" for k in range(len(conf))], y=conf, mode="lines+markers", name=label(path),
+                            line=dict(color=color), marker=dict(size=[16 if k == t["exit_index"] else 8 for k in range(len(conf))]))
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#E45756", annotation_text=f"threshold {threshold:.2f}")
+        fig.update_yaxes(range=[0, 1.05])
+        right.plotly_chart(plot_layout(fig, "exit (large marker: the exit taken)", "confidence of F_k", 260), key=f"cmp_conf_{position}")
+        for path, t, m in zip(paths, traces, models):
+            right.markdown(f"**{label(path)}**: what each head adds at every exit (w = {m.reweight:g})")
+            right.plotly_chart(contribution_panels(t, m, 240), key=f"cmp_stack_{position}_{path}")
+
+
+caches = [predictions(p).get("test") for p in paths]
+if any(c is None for c in caches) or not np.array_equal(caches[0].labels.numpy(), caches[1].labels.numpy()):
+    st.info("A sample-by-sample comparison needs both models evaluated on the same test split "
+            "(`boostnet evaluate CHECKPOINT`); the images you upload below are compared either way.")
+    same_images_section()
     st.stop()
-if not np.array_equal(caches[0].labels.numpy(), caches[1].labels.numpy()):
-    st.error("These two models were evaluated on different test splits, so they cannot be compared sample by sample.")
-    st.stop()
+
 labels = caches[0].labels.numpy()
-idx = np.arange(len(labels))
+outcomes = [outcome_at(c, threshold, m.macs) for c, m in zip(caches, models)]
+reaches = [{k: v.numpy() for k, v in reach_per_exit(c, o.exits).items()} for c, o in zip(caches, outcomes)]
 
 fig = go.Figure()
-outcomes, lowest = [], 100.0
-for j, (path, m, cache) in enumerate(zip((path_a, path_b), models, caches)):
-    point = outcome_at(cache, threshold, m.macs)
-    acc = reach_per_exit(cache, point.exits)["accuracy_all"].numpy()
-    lowest = min(lowest, float(acc.min()))
-    fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(acc))], y=acc, marker_color=EXIT_COLORS[j],
+for path, r, color in zip(paths, reaches, colors):
+    acc = r["accuracy_all"]
+    fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(acc))], y=acc, marker_color=color,
                 text=[f"{a:.1f}" for a in acc], textposition="outside")
-    outcomes.append({"exits": point.exits.numpy(), "final": point.final_prediction.numpy(), "macs": point.avg_macs,
-                     "top1": point.top1, "counts": point.counts.numpy()})
 fig.update_layout(barmode="group", title="Anytime top-1 per exit")
-fig.update_yaxes(range=[max(0, lowest - 5), 100])
+fig.update_yaxes(range=[max(0, min(float(r["accuracy_all"].min()) for r in reaches) - 5), 100])
 st.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 340), key="cmp_acc")
 
 m = st.columns(4)
-for j, (path, o) in enumerate(zip((path_a, path_b), outcomes)):
-    m[2 * j].metric(f"{label(path)}: accuracy", f"{o['top1']:.2f}%")
-    m[2 * j + 1].metric(f"{label(path)}: average cost", f"{o['macs'] / 1e6:.2f} M MACs")
+for j, (path, o) in enumerate(zip(paths, outcomes)):
+    m[2 * j].metric(f"{label(path)}: accuracy", f"{o.top1:.2f}%")
+    m[2 * j + 1].metric(f"{label(path)}: average cost", f"{o.avg_macs / 1e6:.2f} M MACs")
 
+c1, c2 = st.columns(2)
 fig = go.Figure()
-for j, (path, o) in enumerate(zip((path_a, path_b), outcomes)):
-    counts = o["counts"]
-    fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(counts))], y=counts, marker_color=EXIT_COLORS[j])
+for path, o, color in zip(paths, outcomes, colors):
+    counts = o.counts.numpy()
+    fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(counts))], y=counts, marker_color=color)
 fig.update_layout(barmode="group", title=f"Exits taken at threshold {threshold:.2f}")
-st.plotly_chart(plot_layout(fig, "exit taken", "test samples", 300), key="cmp_exits")
+c1.plotly_chart(plot_layout(fig, "exit taken", "test samples", 320), key="cmp_exits")
+fig = go.Figure()
+for path, r, color in zip(paths, reaches, colors):
+    names = [f"exit {k + 1}" for k in range(len(r["reach"]))]
+    fig.add_scatter(x=names, y=r["accuracy_all"], name=f"{label(path)}: all samples", line=dict(color=color, dash="dot"))
+    fig.add_scatter(x=names, y=r["accuracy_reached"], name=f"{label(path)}: samples that reach it", line=dict(color=color))
+fig.update_layout(title="Train/test mismatch: each head on all samples vs on those that reach it")
+c2.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 320), key="cmp_mismatch")
 
-a, b = outcomes
-a_ok, b_ok = a["final"] == labels, b["final"] == labels
 st.subheader("Disagreements")
+a, b = outcomes
+a_ok, b_ok = a.correct.numpy(), b.correct.numpy()
+a_pred, b_pred = a.final_prediction.numpy(), b.final_prediction.numpy()
+differ = a_pred != b_pred
 d1, d2, d3 = st.columns(3)
-d1.metric("Different predictions", int((a["final"] != b["final"]).sum()))
+d1.metric("Different predictions", int(differ.sum()))
 d2.metric(f"Only {label(path_a)} right", int((a_ok & ~b_ok).sum()))
 d3.metric(f"Only {label(path_b)} right", int((~a_ok & b_ok).sum()))
 classes = models[0].classes
-differ = idx[a["final"] != b["final"]][:12]
-if len(differ):
+kinds = {"All disagreements": differ, f"Only {label(path_a)} right": a_ok & ~b_ok,
+         f"Only {label(path_b)} right": ~a_ok & b_ok, "Both wrong, differently": differ & ~a_ok & ~b_ok}
+f1, f2 = st.columns(2)
+kind = f1.radio("Show", list(kinds), horizontal=True, key="gallery_kind")
+wanted = f2.multiselect("True class", classes, default=[], key="gallery_classes", placeholder="every class")
+mask = kinds[kind] & (np.isin(labels, [classes.index(c) for c in wanted]) if wanted else True)
+members = np.flatnonzero(mask)
+# Interleave the classes (the split is sorted by class): each page shows a mix, not one class at a time.
+rank_in_class = np.zeros(len(members), dtype=int)
+for c in np.unique(labels[members]):
+    rank_in_class[labels[members] == c] = np.arange((labels[members] == c).sum())
+members = members[np.lexsort((labels[members], rank_in_class))]
+pages = max(1, -(-len(members) // PER_PAGE))
+page_no = st.number_input(f"Page (of {pages}; {len(members)} images)", 1, pages, 1, key="gallery_page") if pages > 1 else 1
+shown = members[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
+if len(shown) == 0:
+    st.write("No test image matches.")
+else:
     images, why_not = dataset_images(path_a)
     if images is None:
         st.caption(why_not)
     cols = st.columns(6)
-    for col, i in zip(cols * 2, differ):
-        text = (f"#{i} true {classes[labels[i]]}\nA: {classes[a['final'][i]]} @exit {a['exits'][i] + 1}\n"
-                f"B: {classes[b['final'][i]]} @exit {b['exits'][i] + 1}")
+    for slot, i in enumerate(shown):
+        col = cols[slot % 6]
+        text = (f"#{i}, true **{classes[labels[i]]}**  \nA: {classes[a_pred[i]]} {'✓' if a_ok[i] else '✗'} at exit {a.exits[i] + 1}"
+                f"  \nB: {classes[b_pred[i]]} {'✓' if b_ok[i] else '✗'} at exit {b.exits[i] + 1}")
         if images is not None:
-            col.image(to_display(images[i]), caption=text, width=90, clamp=True)
-        else:
-            col.text(text)
+            col.image(to_display(images[i]), width=90, clamp=True)
+        col.markdown(text)
 
-st.subheader("The same images through both models")
-uploads = st.file_uploader("Upload images to compare (JPEG, PNG, WebP, BMP, GIF)", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"],
-                           accept_multiple_files=True, key="compare_uploads")
-for f in uploads or []:
-    try:
-        img = open_image(io.BytesIO(f.getvalue()))
-        traces = [trace(m, preprocess_image(img, m.meta), threshold) for m in models]
-    except (DataError, ValueError) as e:
-        st.error(f"{f.name}: {e}")
-        continue
-    cols = st.columns([1, 2, 2])
-    cols[0].image(np.asarray(img.convert("RGB")), caption=f.name, width=110)
-    for col, path, t in zip(cols[1:], (path_a, path_b), traces):
-        col.metric(label(path), t["label"])
-        col.caption(f"exit {t['exit_index'] + 1}, confidence {float(t['confidence'][t['exit_index']]):.3f}, "
-                    f"{t['macs'] / 1e6:.2f} M MACs")
+same_images_section()

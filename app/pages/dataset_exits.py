@@ -5,9 +5,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import (EXIT_COLORS, dataset_images, fmt_macs, load_or_error, pick_model, plot_layout, predictions,
-                    to_display)
-from boostnet_core.thresholds import fit_to_budget, outcome_at, reach_per_exit
+from common import (EXIT_COLORS, budget_thresholds, dataset_images, fmt_macs, load_or_error, pick_model, plot_layout,
+                    predictions, remember, remembered, to_display)
+from boostnet_core.thresholds import outcome_at, reach_per_exit
 
 st.title("Threshold and exits over a data set")
 path = pick_model()
@@ -23,7 +23,9 @@ macs = np.array(model.macs)
 n_exits = model.num_exits
 classes = model.classes
 
-mode = st.sidebar.radio("Thresholds", ["One global threshold", "Fitted to a cost budget"], key="threshold_mode")
+MODES = ["One global threshold", "Fitted to a cost budget"]
+mode = st.sidebar.radio("Thresholds", MODES, index=MODES.index(remembered("threshold_mode", MODES[0])), key="threshold_mode")
+remember("threshold_mode", mode)
 if mode == "One global threshold":
     threshold = st.sidebar.slider("Confidence threshold", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="dataset_threshold")
     st.session_state["threshold"] = threshold
@@ -32,8 +34,11 @@ elif "val" not in cache:
     st.error("This model was trained without a validation split, so thresholds cannot be fitted to a budget; use one global threshold.")
     st.stop()
 else:
-    share = st.sidebar.slider("Budget: average MACs, % of the full network", int(np.ceil(100 * macs[0] / macs[-1])), 100, 60, 1, key="budget_share")
-    thresholds = fit_to_budget(cache["val"], model.macs, share / 100 * macs[-1]).numpy()
+    lowest = int(np.ceil(100 * macs[0] / macs[-1]))
+    share = st.sidebar.slider("Budget: average MACs, % of the full network", lowest, 100,
+                              max(lowest, remembered("budget_share", 60)), 1, key="budget_share")
+    remember("budget_share", share)
+    thresholds = budget_thresholds(path, share)
     st.sidebar.caption("Per-exit thresholds fitted on the validation split: " +
                        ", ".join("none" if np.isinf(t) else f"{t:.3f}" for t in thresholds[:-1]) + ", last takes the rest")
 

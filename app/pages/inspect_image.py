@@ -1,7 +1,7 @@
-"""Inspect an image: which exit it takes, what each head added, and where the model looked."""
+"""Inspect an image: which exit it takes, what each head added at every exit, and where the model looked."""
 from __future__ import annotations
 
-import io
+import hashlib
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,47 +9,67 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from common import EXIT_COLORS, dataset_images, fmt_macs, load_or_error, pick_model, plot_layout, predictions, to_display
-from boostnet_core.data import DataError, open_image
-from boostnet_core.explain import attribute, overlay
+from common import (EXIT_COLORS, UPLOAD_TYPES, contribution_panels, dataset_images, decode_upload, fmt_macs,
+                    load_or_error, model, pick_model, plot_layout, predictions, thumbnail, to_display)
+from boostnet_core.data import DataError
+from boostnet_core.explain import attribute
 from boostnet_core.inference import preprocess_image, trace
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
 st.title("Inspect an image")
 path = pick_model()
-model = load_or_error(path) if path else None
-if model is None:
+net = load_or_error(path) if path else None
+if net is None:
     st.stop()
 
 threshold = st.sidebar.slider("Confidence threshold", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01,
                               key="inspect_threshold", help="A sample leaves at the first exit whose confidence (max softmax of F_k) reaches this.")
 st.session_state["threshold"] = threshold
-classes = model.classes
+classes = net.classes
+exit_names = [f"exit {k + 1}" for k in range(net.num_exits)]
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def decode(data: bytes, name: str) -> np.ndarray:
-    """Bytes -> RGB/L array (first frame, EXIF applied) or DataError."""
-    if not data:
-        raise DataError(f"{name} is empty.")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise DataError(f"{name} is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit.")
-    img = open_image(io.BytesIO(data))
-    img = img.convert("RGBA" if img.mode in ("RGBA", "LA", "P", "PA") else ("L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
-    return np.asarray(img)
+@st.cache_data(show_spinner=False, max_entries=256)
+def attribution_map(model_path: str, image_key: str, _pixels: np.ndarray, exit_index: int, head: int | None,
+                    method: str) -> tuple[np.ndarray, int]:
+    """(map [H, W] in [0, 1], target class): computed once per image, model, exit, head and method."""
+    m = model(model_path)
+    x = preprocess_image(Image.fromarray(_pixels), m.meta)
+    with torch.no_grad():
+        exit_logits = m(x[None])[exit_index][0]
+    target = int(exit_logits.argmax())
+    return attribute(m, x, exit_index, target, method, head=head, steps=32), target
 
 
-def input_tensor(pixels: np.ndarray) -> torch.Tensor:
-    return preprocess_image(Image.fromarray(pixels), model.meta)
+def model_view(pixels: np.ndarray) -> np.ndarray:
+    """The picture as the model sees it (its input size), RGB uint8, for the attribution overlay."""
+    x = preprocess_image(Image.fromarray(pixels), net.meta)
+    mean = np.array(net.meta["mean"])[:, None, None]
+    std = np.array(net.meta["std"])[:, None, None]
+    img = np.clip((x.numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
+    return np.repeat(img, 3, 0).transpose(1, 2, 0) if img.shape[0] == 1 else img.transpose(1, 2, 0)
 
 
-uploads = st.file_uploader("Upload images (JPEG, PNG, WebP, BMP, GIF)", type=["jpg", "jpeg", "png", "webp", "bmp", "gif"],
-                           accept_multiple_files=True)
+def attribution_figure(view: np.ndarray, heat: np.ndarray, title: str) -> go.Figure:
+    """The model's view of the image with the map over it and a colour scale (1 = the 99th percentile)."""
+    scale = float(np.percentile(heat, 99)) or 1.0
+    fig = go.Figure(go.Image(z=view, hoverinfo="skip"))
+    fig.add_heatmap(z=np.clip(heat / scale, 0, 1), colorscale="Inferno", opacity=0.55, zmin=0, zmax=1,
+                    colorbar=dict(title="attribution", tickvals=[0, 0.5, 1], ticktext=["0", "0.5", "≥ p99"], len=0.9),
+                    hovertemplate="%{z:.2f}<extra></extra>")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_layout(title=dict(text=title, font=dict(size=12)), height=300, margin=dict(l=0, r=0, t=40, b=0),
+                      paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+uploads = st.file_uploader("Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, accept_multiple_files=True)
 items: list[tuple[str, np.ndarray]] = []
 for f in uploads or []:
     try:
-        items.append((f.name, decode(f.getvalue(), f.name)))
+        items.append((f.name, decode_upload(f.getvalue(), f.name)))
     except DataError as e:
         st.error(str(e))
 
@@ -68,16 +88,17 @@ elif not items:
 if not items:
     st.stop()
 
-exit_names = [f"exit {k + 1}" for k in range(model.num_exits)]
-for name, pixels in items:
+for position, (name, pixels) in enumerate(items):
+    ident = f"{position}"  # widget keys by position: two uploads may share a file name
+    image_key = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
     st.divider()
-    x = input_tensor(pixels)
-    t = trace(model, x, threshold=threshold)
+    x = preprocess_image(Image.fromarray(pixels), net.meta)
+    t = trace(net, x, threshold=threshold)
     k = t["exit_index"]
     left, right = st.columns([1, 3])
     with left:
-        st.image(pixels, caption=name, width=160, clamp=True)
-        st.metric("Exit taken", f"{k + 1} of {model.num_exits}", help="1-based; the last exit takes every sample that reaches it")
+        st.image(thumbnail(pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", width=160)
+        st.metric("Exit taken", f"{k + 1} of {net.num_exits}", help="1-based; the last exit takes every sample that reaches it")
         st.metric("Prediction", t["label"])
         st.caption(f"confidence {float(t['confidence'][k]):.3f} at exit {k + 1}")
         st.metric("MACs spent", fmt_macs(t["macs"]))
@@ -87,39 +108,30 @@ for name, pixels in items:
         fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],
                                text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: confidence %{y:.3f}<extra></extra>"))
         fig.add_hline(y=threshold, line_dash="dash", line_color="#E45756", annotation_text=f"threshold {threshold:.2f}")
-        fig.update_yaxes(range=[0, 1.1])
-        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 260), key=f"conf_{name}")
+        fig.update_yaxes(range=[0, 1.12])
+        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 240), key=f"conf_{ident}")
         rows = {e: [f"{c} ({p:.2f})" for c, p in t["top_k"][i][:3]] for i, e in enumerate(exit_names)}
         st.dataframe({"rank": ["1st", "2nd", "3rd"], **rows}, hide_index=True)
 
-    # Keyed by the exit taken: when the threshold moves the exit, the explanation follows it.
-    chosen = st.selectbox(f"Exit to explain (taken: exit {k + 1})", range(model.num_exits), index=k,
-                          format_func=lambda i: exit_names[i], key=f"exit_{name}_{k}")
-    contrib = t["contributions"][chosen].numpy()            # [heads, C]
-    exit_logits = t["exit_logits"][chosen].numpy()
-    top = np.argsort(-exit_logits)[:3]
-    c1, c2 = st.columns(2)
-    with c1:
-        fig = go.Figure()
-        for i in range(contrib.shape[0]):
-            weight = model.reweight ** (chosen - i)
-            fig.add_bar(name=f"head {i + 1} (x{weight:g})", x=[classes[c] for c in top], y=contrib[i, top], marker_color=EXIT_COLORS[i % 10],
-                        hovertemplate=f"head {i + 1}: " + "%{y:.3f}<extra></extra>")
-        fig.add_scatter(name=f"F_{chosen + 1} (sum)", x=[classes[c] for c in top], y=exit_logits[top], mode="markers+text",
-                        marker=dict(symbol="diamond", size=12, color="black", line=dict(color="white", width=1)),
-                        text=[f"{v:.2f}" for v in exit_logits[top]], textposition="top center")
-        fig.update_layout(barmode="relative", title=f"What each head adds to exit {chosen + 1}: w^(n-i) f_i, summing to F")
-        st.plotly_chart(plot_layout(fig, "class (top 3 of the exit)", "logit contribution", 340), key=f"contrib_{name}")
-    with c2:
-        method = st.radio("Attribution", ["grad_cam", "integrated_gradients", "saliency"], horizontal=True,
-                          format_func={"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}.get,
-                          key=f"method_{name}")
-        target_head = st.selectbox("Of", [None] + list(range(chosen + 1)), key=f"head_{name}",
-                                   format_func=lambda h: f"exit {chosen + 1} logit F" if h is None else f"head {h + 1}'s contribution")
-        target = int(top[0])
-        with st.spinner("Computing attribution ..."):
-            heat = attribute(model, x, chosen, target, method, head=target_head, steps=32)
-        shown = pixels if pixels.ndim == 3 else np.stack([pixels] * 3, -1)
-        if shown.shape[-1] == 4:
-            shown = shown[..., :3]
-        st.image(overlay(shown, heat), caption=f"{method.replace('_', ' ')} for class '{classes[target]}'", width=260)
+    st.markdown("**What each head adds at every exit** (w = "
+                f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})")
+    st.plotly_chart(contribution_panels(t, net), key=f"contrib_{ident}")
+
+    with st.expander("Where the model looked (attribution)", expanded=position == 0):
+        c1, c2, c3 = st.columns(3)
+        method = c1.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key=f"method_{ident}")
+        chosen = c2.selectbox("Exit", range(net.num_exits), index=net.num_exits - 1, format_func=lambda i: exit_names[i],
+                              key=f"exit_{ident}", help="Independent of the threshold, so moving it never recomputes a map.")
+        head = c3.selectbox("Of", [None] + list(range(chosen + 1)), key=f"of_{ident}_{chosen}",
+                            format_func=lambda h: f"F_{chosen + 1}, the exit's logit" if h is None
+                            else f"head {h + 1}'s contribution to exit {chosen + 1}")
+        if head is not None and head < chosen and net.reweight == 0:
+            st.info(f"This is a joint model (w = 0): head {head + 1} adds nothing to exit {chosen + 1}, so there is "
+                    "nothing to attribute. Choose the exit's own head or the exit logit.")
+        else:
+            with st.spinner("Computing the attribution (once per image, exit, head and method) ..."):
+                heat, target = attribution_map(path, image_key, pixels, chosen, head, method)
+            what = f"F_{chosen + 1}" if head is None else f"head {head + 1}'s contribution to F_{chosen + 1}"
+            st.plotly_chart(attribution_figure(model_view(pixels), heat,
+                                               f"{METHOD_NAMES[method]} of {what} for class '{classes[target]}'"),
+                            key=f"attr_{ident}")

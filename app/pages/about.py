@@ -1,0 +1,66 @@
+"""What BoostNet is, in one page: the additive model, the boosted loss, the two evaluation modes, and what this
+project's own runs say (computed from the shipped results by the study report, never typed in)."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from common import ASSETS, available_checkpoints, label, load_or_error
+
+REPORT = ASSETS / "report" / "report.json"  # written by `boostnet study report` (see the README's Results)
+
+st.title("What is BoostNet?")
+options = available_checkpoints()
+current = st.session_state.get("model") or (options[0] if options else None)
+net = load_or_error(current) if current else None
+w = net.reweight if net is not None and net.reweight > 0 else 0.5
+
+st.markdown(
+    "An **early-exit network** has several prediction heads along one backbone. At test time an image leaves at "
+    "the first head that is confident enough, so easy images cost little and hard ones go deeper. Trained the "
+    "ordinary way (**joint** training), every head learns from every image, yet at test time a deep head only sees "
+    "the images the earlier heads were unsure about. **BoostNet** (Yu et al., AAAI 2023, arXiv 2211.16726) reads the "
+    "heads as a boosted ensemble: each exit adds its head's output to a down-weighted sum of the earlier ones.")
+c1, c2 = st.columns(2)
+with c1:
+    st.markdown("**The model**: head n outputs raw logits f_n; exit n predicts with")
+    st.latex(r"F_1 = f_1,\qquad F_n = f_n + w\,F_{n-1} = \sum_{i\le n} w^{\,n-i} f_i")
+    st.markdown(f"with w = **{w:g}**" + (f" (the model chosen now, {label(current)})" if net is not None and net.reweight > 0
+                                         else " (every published run); a joint model is the same with w = 0")
+                + ". Its confidence is the largest softmax probability of F_n.")
+with c2:
+    st.markdown("**The boosted loss**: every head is trained on what the earlier ones leave unexplained")
+    st.latex(r"\mathcal{L} = \sum_{n=1}^{N} \mathrm{CE}\big(f_n + \mathrm{sg}(w\,F_{n-1}),\; y\big)")
+    st.markdown("where sg stops the gradient: the earlier ensemble is a fixed starting point for head n, while the "
+                "shared backbone still learns from every later loss. Joint training minimises Σ CE(f_n, y).")
+st.markdown(
+    "**Anytime** evaluation scores every exit on the whole test set (accuracy at each fixed cost). **Budgeted "
+    "batch** evaluation chooses one threshold per exit, fitted on a held-out validation split so that the test set "
+    "costs a given average of multiply-adds (MACs), and reports the accuracy at that average cost.")
+st.markdown("The pages: **Inspect an image** shows which exit an image takes and what each head adds; **Threshold "
+            "and exits** spreads a whole test set over the exits; **Accuracy vs cost** draws the curves; **Compare "
+            "models** puts BoostNet and joint side by side; **Train** trains small models live.")
+
+
+st.subheader("What this project's own runs say")
+report = json.loads(REPORT.read_text()) if REPORT.is_file() else None
+if report is None:
+    st.info(f"No study report in this copy of the project ({REPORT.relative_to(ASSETS.parent)}); "
+            "`boostnet study report` writes one.")
+else:
+    for recipe in report["recipes"]:
+        pairs = [c for c in recipe["comparisons"] if c["seeds"] and c["a"].startswith("boostnet") and c["b"].startswith("joint")]
+        if not pairs:
+            continue
+        st.markdown(f"*{recipe['recipe']}*")
+        for c in pairs:
+            m = c["mean_over_exits"]
+            n = len(c["seeds"])
+            how = "t-interval over seeds" if n > 1 else "one seed; interval from resampling the test images"
+            verdict = {"A above B": "BoostNet ahead", "A below B": "joint ahead"}.get(m["verdict"], "not distinguishable from noise")
+            exits = ", ".join(f"{e['difference']:+.2f}" for e in c["exits"])
+            st.markdown(f"- {c['a']} − {c['b']}: mean over exits **{m['difference']:+.2f} points** "
+                        f"[95%: {m['low']:+.2f}, {m['high']:+.2f}] ({how}): **{verdict}**. Per exit: {exits}.")
+    st.caption(f"From {REPORT.relative_to(ASSETS.parent)}, written by `boostnet study report` from the shipped evaluations. The paper reports +1 to +3 points "
+               "at the middle exits on CIFAR-100 with 300 epochs; these are short runs on smaller problems.")
