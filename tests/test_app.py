@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 MNIST = str(REPO / "checkpoints" / "mnist5k-boostnet")
 MNIST_JOINT = str(REPO / "checkpoints" / "mnist5k-joint")
-PAGES = ["inspect_image", "dataset_exits", "accuracy_cost", "compare_models", "models"]
+PAGES = ["about", "inspect_image", "dataset_exits", "accuracy_cost", "compare_models", "train", "models"]
 
 
 def page(name: str, model: str | None = MNIST) -> AppTest:
@@ -132,3 +132,147 @@ def test_models_page_loads_a_folder_and_rejects_a_non_checkpoint(digits_checkpoi
     at.text_input[0].set_value(str(digits_checkpoint))
     at.button[0].click().run()
     assert not at.exception and any("Loaded" in s.value for s in at.success)
+
+
+# ---------------------------------------------------------------- what a classroom walkthrough broke
+
+
+def _figure(at, key: str) -> dict:
+    """The figure of the chart with this key, as a plain dict (arrays as lists)."""
+    import plotly.io
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    return plotly.io.from_json(chart.proto.spec).to_plotly_json()
+
+
+def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_page():
+    gif = io.BytesIO()
+    frames = [Image.new("RGB", (30, 30), c) for c in ("red", "blue")]
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    deep = io.BytesIO()
+    Image.fromarray((np.arange(28 * 28).reshape(28, 28) * 80).astype(np.uint16)).save(deep, "PNG")
+    at = page("inspect_image").run()
+    at.file_uploader[0].set_value([
+        ("same.png", png_bytes(np.full((1, 300, 3), 200, np.uint8)), "image/png"),     # 1 x 300
+        ("same.png", png_bytes(np.full((300, 1), 90, np.uint8)), "image/png"),          # 300 x 1, same name
+        ("anim.gif", gif.getvalue(), "image/gif"),
+        ("deep.png", deep.getvalue(), "image/png"),                                       # 16-bit grey
+        ("notes.png", b"just some text, renamed", "image/png"),
+    ]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert [c.split(" (")[0] for c in captions if not c.startswith("test #")] == ["same.png", "same.png", "anim.gif", "deep.png"]
+    assert "same.png (300x1)" in captions and "same.png (1x300)" in captions
+    (error,) = at.error
+    assert "notes.png is not a readable image" in error.value and "BytesIO" not in error.value
+    assert all(img.proto.imgs[0].url for img in at.get("image"))  # every thumbnail drew
+
+
+def test_inspect_attribution_follows_the_chosen_exit_and_method():
+    at = page("inspect_image").run()
+    assert at.selectbox(key="exit_0").value == 4                          # the last exit, whatever the threshold
+    at.selectbox(key="exit_0").set_value(2).run()
+    of = at.selectbox(key="of_0_2")
+    assert of.value is None and of.options[0] == "F_3, the exit's logit"
+    assert of.options[-1] == "head 3's contribution to exit 3"
+    at.radio(key="method_0").set_value("saliency").run()
+    assert not at.exception
+    title = _figure(at, "attr_0")["layout"]["title"]["text"]
+    assert title.startswith("Saliency of F_3 for class")
+    colorbar = _figure(at, "attr_0")["data"][1]["colorbar"]
+    assert colorbar["title"]["text"] == "attribution"
+
+
+def test_inspect_joint_heads_with_zero_weight_are_explained_not_blank():
+    at = page("inspect_image", model=MNIST_JOINT).run()
+    at.selectbox(key="exit_0").set_value(3).run()
+    at.selectbox(key="of_0_3").set_value(1).run()
+    assert not at.exception and any("adds nothing to exit 4" in i.value for i in at.info)
+
+
+def test_inspect_digit_classes_are_categories_in_score_order():
+    at = page("inspect_image").run()
+    fig = _figure(at, "contrib_0")
+    assert all(fig["layout"][k]["type"] == "category" for k in fig["layout"] if k.startswith("xaxis"))
+    last = [t for t in fig["data"] if t["type"] == "scatter"][-1]   # F of the last exit, top 3 classes
+    assert list(last["y"]) == sorted(last["y"], reverse=True) and all(isinstance(c, str) for c in last["x"])
+
+
+def test_cached_results_see_a_re_evaluated_checkpoint(tmp_path):
+    import json
+    import os
+    import shutil
+    import common
+    folder = tmp_path / "m"
+    shutil.copytree(MNIST_JOINT, folder)
+    before = common.results(str(folder))["anytime"]["top1"][0]
+    data = json.loads((folder / "evaluation.json").read_text())
+    data["anytime"]["top1"][0] = before - 50
+    (folder / "evaluation.json").write_text(json.dumps(data))
+    stamp = (folder / "evaluation.json").stat().st_mtime + 10
+    os.utime(folder / "evaluation.json", (stamp, stamp))
+    assert common.results(str(folder))["anytime"]["top1"][0] == before - 50
+
+
+def test_budget_mode_is_remembered_across_pages_and_drives_the_operating_point():
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    at.session_state["model"] = MNIST
+    at.run()
+    at.switch_page("pages/dataset_exits.py").run()
+    at.radio(key="threshold_mode").set_value("Fitted to a cost budget").run()
+    at.slider(key="budget_share").set_value(45).run()
+    at.switch_page("pages/accuracy_cost.py").run()
+    at.multiselect(key="curve_models").set_value([MNIST, MNIST_JOINT]).run()
+    assert not at.exception
+    caption = " ".join(c.value for c in at.caption)
+    assert "45% of its full cost" in caption and "Data set page" not in caption
+    fig = _figure(at, "curves")
+    stars = [t for t in fig["data"] if t["name"].endswith("operating point")]
+    assert len(stars) == 2 and all(t["x"][0] <= 0.45 * 5.34 * 1.02 for t in stars)  # MNIST: 5.34 M MACs in full
+    at.switch_page("pages/dataset_exits.py").run()
+    assert at.radio(key="threshold_mode").value == "Fitted to a cost budget"
+    assert at.slider(key="budget_share").value == 45
+
+
+def test_gallery_data_root_that_does_not_exist_says_so():
+    at = page("dataset_exits", model=str(REPO / "checkpoints" / "cifar10-boostnet")).run()
+    key = next(t.key for t in at.text_input if t.key and t.key.startswith("root_"))
+    at.text_input(key=key).set_value("/no/such/folder").run()
+    assert not at.exception and any("/no/such/folder" in i.value and "does not exist" in i.value for i in at.info)
+
+
+def test_compare_gallery_filters_and_pages():
+    at = page("compare_models").run()
+    at.selectbox(key="compare_a").set_value(MNIST)
+    at.selectbox(key="compare_b").set_value(MNIST_JOINT).run()
+    at.radio(key="gallery_kind").set_value("Only mnist5k-boostnet right").run()
+    assert not at.exception
+    only_a = int(next(m.value for m in at.metric if m.label == "Only mnist5k-boostnet right"))
+    shown = [m for m in at.markdown if m.value.startswith("#")]
+    assert len(shown) == min(only_a, 12) and all("A: " in m.value and "✓" in m.value.split("A: ")[1].split("\n")[0] for m in shown)
+    fig = _figure(at, "cmp_mismatch")
+    assert len(fig["data"]) == 4  # two models x (all samples, samples that reach the exit)
+
+
+def test_about_page_states_the_model_and_the_project_results():
+    at = page("about").run()
+    assert not at.exception
+    assert any(r"w\,F_{n-1}" in l.value for l in at.latex)
+    assert any("not distinguishable from noise" in m.value or "ahead" in m.value for m in at.markdown)
+
+
+def test_train_page_trains_both_methods_and_adds_them_to_the_pickers(tmp_path, monkeypatch):
+    import time
+    monkeypatch.setenv("BOOSTNET_RUNS", str(tmp_path))
+    at = page("train", model=None).run()
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_start").click().run()
+    job = at.session_state["train_job"]
+    assert at.button(key="train_start").disabled            # a second click cannot start a second run
+    for _ in range(120):
+        if not job.alive:
+            break
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception and [r.status for r in job.runs] == ["done", "done"]
+    assert sorted(at.session_state["extra_checkpoints"]) == sorted(str(r.folder) for r in job.runs)
+    assert all((r.folder / "evaluation.json").is_file() for r in job.runs)

@@ -123,8 +123,8 @@ for position, (name, pixels) in enumerate(items):
         chosen = c2.selectbox("Exit", range(net.num_exits), index=net.num_exits - 1, format_func=lambda i: exit_names[i],
                               key=f"exit_{ident}", help="Independent of the threshold, so moving it never recomputes a map.")
         head = c3.selectbox("Of", [None] + list(range(chosen + 1)), key=f"of_{ident}_{chosen}",
-                            format_func=lambda h: f"F_{chosen + 1}, the exit's logit" if h is None
-                            else f"head {h + 1}'s contribution to exit {chosen + 1}")
+                            format_func=lambda h, c=chosen: f"F_{c + 1}, the exit's logit" if h is None
+                            else f"head {h + 1}'s contribution to exit {c + 1}")
         if head is not None and head < chosen and net.reweight == 0:
             st.info(f"This is a joint model (w = 0): head {head + 1} adds nothing to exit {chosen + 1}, so there is "
                     "nothing to attribute. Choose the exit's own head or the exit logit.")
