@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from boostnet_core import CheckpointError, load_model
 from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
-from boostnet_core.data import DataError, load_dataset
+from boostnet_core.data import DataError, load_test_split
 from boostnet_core.evaluation import ExitPredictions, load_cache
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,6 +114,8 @@ def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str
         return None
     where = where or st.sidebar
     current = st.session_state.get(key)
+    if current is None and "model" in st.query_params:  # a link like ?model=mnist5k-boostnet (for a class)
+        current = next((p for p in options if label(p) == st.query_params["model"]), None)
     index = options.index(current) if current in options else 0
     choice = where.selectbox(label_text, options, index=index, format_func=label, key=f"_{key}_widget")
     st.session_state[key] = choice
@@ -132,8 +134,7 @@ def load_or_error(path: str):
 @st.cache_data(show_spinner="Reading the data set's test images ...")
 def test_images(dataset: str, data_root: str | None, input_size: int, in_channels: int) -> np.ndarray:
     """The test split's images, uint8 [N, C, H, W], in the order the evaluation cache uses."""
-    bundle = load_dataset(dataset, data_root, input_size, in_channels, val_size=0)
-    return bundle.test.images.numpy()
+    return load_test_split(dataset, data_root, input_size, in_channels).images.numpy()
 
 
 def dataset_images(path: str, data_root: str | None = None) -> tuple[np.ndarray | None, str]:

@@ -107,6 +107,20 @@ def load_dataset(name: str, data_root: str | None = None, input_size: int = 32, 
     return DataBundle(train, val, test, classes, info)
 
 
+def load_test_split(name: str, data_root: str | None = None, input_size: int = 32, in_channels: int = 3) -> ImageSet | FileSet:
+    """The test split alone, in the order evaluations use; for folder data, the training images are not read."""
+    if name != "folder":
+        return load_dataset(name, data_root, input_size, in_channels, val_size=0).test
+    root = _require_root(name, data_root)
+    split = next((s for s in ("test", "val") if (root / s).is_dir()), None)
+    if split is None:
+        raise DataError(f"{str(root)!r} must hold a test/ (or val/) folder with one folder per class.")
+    paths, labels, _ = _folder_split(root, split)
+    if input_size > IN_MEMORY_MAX_SIZE:
+        return FileSet(paths, torch.tensor(labels))
+    return _decode_cached(paths, labels, input_size, in_channels)
+
+
 def _require_root(name: str, data_root: str | None) -> Path:
     if not data_root:
         hint = "run 'boostnet data download --dataset NAME --data-root DIR' first" if name != "folder" else "point it at root/<split>/<class>/<image>"

@@ -258,21 +258,3 @@ def test_about_page_states_the_model_and_the_project_results():
     assert not at.exception
     assert any(r"w\,F_{n-1}" in l.value for l in at.latex)
     assert any("not distinguishable from noise" in m.value or "ahead" in m.value for m in at.markdown)
-
-
-def test_train_page_trains_both_methods_and_adds_them_to_the_pickers(tmp_path, monkeypatch):
-    import time
-    monkeypatch.setenv("BOOSTNET_RUNS", str(tmp_path))
-    at = page("train", model=None).run()
-    at.number_input(key="train_epochs").set_value(1)
-    at.button(key="train_start").click().run()
-    job = at.session_state["train_job"]
-    assert at.button(key="train_start").disabled            # a second click cannot start a second run
-    for _ in range(120):
-        if not job.alive:
-            break
-        time.sleep(0.5)
-    at.run()
-    assert not at.exception and [r.status for r in job.runs] == ["done", "done"]
-    assert sorted(at.session_state["extra_checkpoints"]) == sorted(str(r.folder) for r in job.runs)
-    assert all((r.folder / "evaluation.json").is_file() for r in job.runs)

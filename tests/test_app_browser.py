@@ -5,6 +5,7 @@ page land in tests/screenshots/ (git-ignored) for a person to look at. Skips whe
 """
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,9 +32,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def app_url(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, BOOSTNET_CHECKPOINTS=str(REPO / "checkpoints"))
+    env = dict(os.environ, BOOSTNET_CHECKPOINTS=str(REPO / "checkpoints"), BOOSTNET_RUNS=str(tmp_path_factory.mktemp("runs")))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
                              "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
                              "--browser.gatherUsageStats", "false"], cwd=REPO, env=env,
@@ -80,13 +81,11 @@ def _exit_shown(page) -> str:
 
 def test_upload_and_threshold_change_the_exit(page, app_url):
     SHOTS.mkdir(exist_ok=True)
-    page.goto(app_url)
-    page.wait_for_selector("text=Inspect an image", timeout=60000)
+    # The MNIST BoostNet model (its test digits always ship with the app), chosen by the link.
+    page.goto(app_url + "/inspect_image?model=mnist5k-boostnet")
+    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
     _wait_idle(page)
-    # Pick the MNIST BoostNet model, whose test digits always ship with the app.
-    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
-    page.get_by_role("option", name="mnist5k-boostnet").click()
-    _wait_idle(page)
+    assert page.get_by_text("(28x28)").count() > 0  # MNIST test digits: the link chose the model
     img, exit_low, exit_high = ambiguous_digit()
     buf = io.BytesIO()
     img.save(buf, "PNG")
@@ -108,13 +107,38 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     assert high != lowest
 
 
+def test_train_page_trains_live_and_the_models_join_the_pickers(page, app_url):
+    page.goto(app_url)
+    page.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Train", exact=True).click()
+    page.wait_for_selector("h1:has-text('Train')", timeout=60000)
+    _wait_idle(page)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("2")
+    epochs.press("Enter")
+    _wait_idle(page)
+    page.get_by_role("button", name="Train BoostNet and joint").click()
+    page.wait_for_selector("text=Saved and added to the model pickers", timeout=120000)
+    assert page.get_by_role("button", name="Train BoostNet and joint").is_enabled()
+    page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+    # Without a restart, the new models are offered where models are picked.
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Inspect an image", exact=True).click()
+    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
+    _wait_idle(page)
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    assert page.get_by_role("option", name=re.compile(r"digits-boostnet-\d")).count() == 1
+    assert page.get_by_role("option", name=re.compile(r"digits-joint-\d")).count() == 1
+    page.keyboard.press("Escape")
+
+
 PAGES = [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"), ("Compare models", "compare.png"),
          ("Models", "models.png")]
 
 
 def test_every_page_renders(page, app_url):
     page.goto(app_url)
-    page.wait_for_selector("text=Inspect an image", timeout=60000)
+    page.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
+    page.screenshot(path=str(SHOTS / "about.png"), full_page=True)
     for title, shot in PAGES:
         page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
         page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)

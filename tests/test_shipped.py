@@ -14,7 +14,7 @@ from conftest import CIFAR10_JPG, REPO
 CKPT = REPO / "checkpoints"
 CIFAR10 = ["cifar10-boostnet", "cifar10-joint", "cifar10-boostnet-norescale"]
 MNIST = ["mnist5k-boostnet", "mnist5k-joint"]
-SUBSET = 100  # test images re-run per model, spread evenly over the split (so over every class)
+SUBSET = 60  # test images re-run per model, spread evenly over the split (so over every class)
 
 
 def _subset(n: int) -> torch.Tensor:

@@ -78,10 +78,10 @@ def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, mon
     (run,) = plan(root, [Variant("boostnet", "on")], [0], args, 2)
     original = training._train_epoch
 
-    def interrupted(cfg, run_, forward, epoch, rank, world):
+    def interrupted(cfg, run_, forward, epoch, *rest):
         if epoch == 1:
             raise KeyboardInterrupt  # the session stopped during epoch 2
-        return original(cfg, run_, forward, epoch, rank, world)
+        return original(cfg, run_, forward, epoch, *rest)
     monkeypatch.setattr(training, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         training.train(training.TrainConfig(dataset="digits", epochs=2, batch_size=256, grad_rescale="on",

@@ -104,7 +104,7 @@ for path, r, color in zip(paths, reaches, colors):
     names = [f"exit {k + 1}" for k in range(len(r["reach"]))]
     fig.add_scatter(x=names, y=r["accuracy_all"], name=f"{label(path)}: all samples", line=dict(color=color, dash="dot"))
     fig.add_scatter(x=names, y=r["accuracy_reached"], name=f"{label(path)}: samples that reach it", line=dict(color=color))
-fig.update_layout(title="Train/test mismatch: each head on all samples vs on those that reach it")
+fig.update_layout(title="Train/test mismatch per head")
 c2.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 320), key="cmp_mismatch")
 
 st.subheader("Disagreements")
