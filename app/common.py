@@ -192,6 +192,15 @@ def thumbnail(pixels: np.ndarray, box: int = 160) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def strip(images: list[np.ndarray], box: int = 72, gap: int = 8) -> np.ndarray:
+    """Thumbnails side by side in one RGB image (in the order given)."""
+    tiles = [thumbnail(im, box) for im in images]
+    canvas = np.full((box, len(tiles) * (box + gap) - gap, 3), 255, np.uint8)
+    for j, tile in enumerate(tiles):
+        canvas[:, j * (box + gap): j * (box + gap) + box] = tile
+    return canvas
+
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 

@@ -137,6 +137,11 @@ def test_models_page_loads_a_folder_and_rejects_a_non_checkpoint(digits_checkpoi
 # ---------------------------------------------------------------- what a classroom walkthrough broke
 
 
+def _ident(at) -> str:
+    """The key suffix of the first image on the Inspect page (keys follow the image's content)."""
+    return next(c.proto.id.split("-conf_")[1] for c in at.get("plotly_chart") if "-conf_" in c.proto.id)
+
+
 def _figure(at, key: str) -> dict:
     """The figure of the chart with this key, as a plain dict (arrays as lists)."""
     import plotly.io
@@ -169,29 +174,32 @@ def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_
 
 def test_inspect_attribution_follows_the_chosen_exit_and_method():
     at = page("inspect_image").run()
-    assert at.selectbox(key="exit_0").value == 4                          # the last exit, whatever the threshold
-    at.selectbox(key="exit_0").set_value(2).run()
-    of = at.selectbox(key="of_0_2")
+    ident = _ident(at)
+    assert at.selectbox(key=f"exit_{ident}").value == 4                          # the last exit, whatever the threshold
+    at.selectbox(key=f"exit_{ident}").set_value(2).run()
+    of = at.selectbox(key=f"of_{ident}_2")
     assert of.value is None and of.options[0] == "F_3, the exit's logit"
     assert of.options[-1] == "head 3's contribution to exit 3"
-    at.radio(key="method_0").set_value("saliency").run()
+    at.radio(key=f"method_{ident}").set_value("saliency").run()
     assert not at.exception
-    title = _figure(at, "attr_0")["layout"]["title"]["text"]
+    title = _figure(at, f"attr_{ident}")["layout"]["title"]["text"]
     assert title.startswith("Saliency of F_3 for class")
-    colorbar = _figure(at, "attr_0")["data"][1]["colorbar"]
+    colorbar = _figure(at, f"attr_{ident}")["data"][1]["colorbar"]
     assert colorbar["title"]["text"] == "attribution"
 
 
 def test_inspect_joint_heads_with_zero_weight_are_explained_not_blank():
     at = page("inspect_image", model=MNIST_JOINT).run()
-    at.selectbox(key="exit_0").set_value(3).run()
-    at.selectbox(key="of_0_3").set_value(1).run()
+    ident = _ident(at)
+    at.selectbox(key=f"exit_{ident}").set_value(3).run()
+    at.selectbox(key=f"of_{ident}_3").set_value(1).run()
     assert not at.exception and any("adds nothing to exit 4" in i.value for i in at.info)
 
 
 def test_inspect_digit_classes_are_categories_in_score_order():
     at = page("inspect_image").run()
-    fig = _figure(at, "contrib_0")
+    ident = _ident(at)
+    fig = _figure(at, f"contrib_{ident}")
     assert all(fig["layout"][k]["type"] == "category" for k in fig["layout"] if k.startswith("xaxis"))
     last = [t for t in fig["data"] if t["type"] == "scatter"][-1]   # F of the last exit, top 3 classes
     assert list(last["y"]) == sorted(last["y"], reverse=True) and all(isinstance(c, str) for c in last["x"])
@@ -258,3 +266,20 @@ def test_about_page_states_the_model_and_the_project_results():
     assert not at.exception
     assert any(r"w\,F_{n-1}" in l.value for l in at.latex)
     assert any("not distinguishable from noise" in m.value or "ahead" in m.value for m in at.markdown)
+
+
+def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
+    import time
+    monkeypatch.setenv("BOOSTNET_RUNS", str(tmp_path))
+    at = page("train", model=None).run()
+    at.number_input(key="train_epochs").set_value(50)
+    at.button(key="train_start").click().run()
+    job = at.session_state["train_job"]
+    assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+    at.button(key="train_stop").click().run()
+    for _ in range(100):
+        if not job.alive:
+            break
+        time.sleep(0.1)
+    assert [r.status for r in job.runs] == ["stopped", "stopped"]
+    assert all("Stopped during epoch" in r.message for r in job.runs)

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from common import (EXIT_COLORS, budget_thresholds, dataset_images, fmt_macs, load_or_error, pick_model, plot_layout,
-                    predictions, remember, remembered, to_display)
+                    predictions, remember, remembered, strip, to_display)
 from boostnet_core.thresholds import outcome_at, reach_per_exit
 
 st.title("Threshold and exits over a data set")
@@ -42,6 +42,7 @@ else:
     st.sidebar.caption("Per-exit thresholds fitted on the validation split: " +
                        ", ".join("none" if np.isinf(t) else f"{t:.3f}" for t in thresholds[:-1]) + ", last takes the rest")
 
+setting = f"threshold {threshold:.2f}" if mode == MODES[0] else f"budget {share}% of the full MACs"
 outcome = outcome_at(test, thresholds, model.macs)
 mismatch = {k: v.numpy() for k, v in reach_per_exit(test, outcome.exits).items()}
 conf, pred, labels = test.confidence.numpy(), test.prediction.numpy(), test.labels.numpy()
@@ -62,7 +63,7 @@ with c1:
     fig = go.Figure(go.Bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside",
                            hovertemplate="%{x}: %{y} samples<extra></extra>"))
     fig.update_yaxes(range=[0, 1.15 * max(counts.max(), 1)])  # room for the labels above the bars
-    st.plotly_chart(plot_layout(fig, "exit taken", "test samples", 300).update_layout(title="Where samples exit"), key="hist")
+    st.plotly_chart(plot_layout(fig, "exit taken", "test samples", 300).update_layout(title=f"Where samples exit ({setting})"), key="hist")
 with c2:
     fig = go.Figure(go.Bar(x=names, y=acc_leaving, marker_color=EXIT_COLORS[2],
                            text=[f"{a:.1f}" if a is not None else "" for a in acc_leaving], textposition="outside",
@@ -80,8 +81,10 @@ fig.add_bar(name="accuracy on the samples that reach it", x=names, y=acc_reach, 
 fig.add_scatter(name="share of samples reaching it", x=names, y=reach, mode="lines+markers", line=dict(color=EXIT_COLORS[5]))
 fig.update_layout(barmode="group")
 st.plotly_chart(plot_layout(fig, "exit", "percent", 340), key="mismatch")
-st.dataframe({"exit": names, "reach %": np.round(reach, 2), "acc. all %": np.round(acc_all, 2),
-              "acc. reaching %": np.round(acc_reach, 2), "leave here": counts}, hide_index=True)
+st.markdown("| | " + " | ".join(names) + " |\n|---|" + "---:|" * n_exits + "\n" + "\n".join(
+    f"| {title} | " + " | ".join(f"{v:.2f}" if not np.isnan(v) else "–" for v in values) + " |"
+    for title, values in (("reach %", reach), ("accuracy, all samples %", acc_all),
+                          ("accuracy, samples reaching it %", acc_reach), ("samples leaving here", counts.astype(float)))))
 
 st.subheader("Gallery: easiest and hardest samples per exit")
 root = st.text_input("Data root for the images (if not found automatically)", key=f"root_{path}")
@@ -96,8 +99,8 @@ else:
     else:
         order = members[np.argsort(-conf[k][members])]
         for title, chosen in (("Most confident", order[:8]), ("Least confident", order[::-1][:8])):
-            st.markdown(f"**{title}**")
-            cols = st.columns(8)
-            for col, i in zip(cols, chosen):
-                ok = "right" if pred[k][i] == labels[i] else "wrong"
-                col.image(to_display(images[i]), caption=f"#{i} {classes[pred[k][i]]} {conf[k][i]:.2f} ({ok})", width=72, clamp=True)
+            # One image per row (a strip of thumbnails) rather than eight: far less for the browser to redraw.
+            st.markdown(f"**{title}** at exit {k + 1}")
+            st.image(strip([to_display(images[i]) for i in chosen]), width=8 * 80)
+            st.caption(" · ".join(f"#{i} {classes[pred[k][i]]} {conf[k][i]:.2f} {'✓' if pred[k][i] == labels[i] else '✗'}"
+                                  for i in chosen))

@@ -51,6 +51,21 @@ def model_view(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(img, 3, 0).transpose(1, 2, 0) if img.shape[0] == 1 else img.transpose(1, 2, 0)
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def contribution_figure(model_path: str, image_key: str, _t: dict) -> go.Figure:
+    """The all-exits contribution panels of one image; they do not depend on the threshold, so a threshold move
+    reuses the same figure (nothing to rebuild, nothing for the browser to redraw)."""
+    return contribution_panels(_t, model(model_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def attribution_chart(model_path: str, image_key: str, _pixels: np.ndarray, exit_index: int, head: int | None,
+                      method: str) -> go.Figure:
+    heat, target = attribution_map(model_path, image_key, _pixels, exit_index, head, method)
+    what = f"F_{exit_index + 1}" if head is None else f"head {head + 1}'s contribution to F_{exit_index + 1}"
+    return attribution_figure(model_view(_pixels), heat, f"{METHOD_NAMES[method]} of {what} for class '{classes[target]}'")
+
+
 def attribution_figure(view: np.ndarray, heat: np.ndarray, title: str) -> go.Figure:
     """The model's view of the image with the map over it and a colour scale (1 = the 99th percentile)."""
     scale = float(np.percentile(heat, 99)) or 1.0
@@ -88,9 +103,13 @@ elif not items:
 if not items:
     st.stop()
 
+seen: dict[str, int] = {}
 for position, (name, pixels) in enumerate(items):
-    ident = f"{position}"  # widget keys by position: two uploads may share a file name
     image_key = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+    # Keys follow the image's content (two uploads may share a name; the same picture twice gets #2), so adding
+    # an image leaves the others' elements in place for the browser.
+    seen[image_key] = seen.get(image_key, 0) + 1
+    ident = f"{image_key[:12]}_{seen[image_key]}"
     st.divider()
     x = preprocess_image(Image.fromarray(pixels), net.meta)
     t = trace(net, x, threshold=threshold)
@@ -115,7 +134,7 @@ for position, (name, pixels) in enumerate(items):
 
     st.markdown("**What each head adds at every exit** (w = "
                 f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})")
-    st.plotly_chart(contribution_panels(t, net), key=f"contrib_{ident}")
+    st.plotly_chart(contribution_figure(path, image_key, t), key=f"contrib_{ident}")
 
     with st.expander("Where the model looked (attribution)", expanded=position == 0):
         c1, c2, c3 = st.columns(3)
@@ -130,8 +149,5 @@ for position, (name, pixels) in enumerate(items):
                     "nothing to attribute. Choose the exit's own head or the exit logit.")
         else:
             with st.spinner("Computing the attribution (once per image, exit, head and method) ..."):
-                heat, target = attribution_map(path, image_key, pixels, chosen, head, method)
-            what = f"F_{chosen + 1}" if head is None else f"head {head + 1}'s contribution to F_{chosen + 1}"
-            st.plotly_chart(attribution_figure(model_view(pixels), heat,
-                                               f"{METHOD_NAMES[method]} of {what} for class '{classes[target]}'"),
-                            key=f"attr_{ident}")
+                figure = attribution_chart(path, image_key, pixels, chosen, head, method)
+            st.plotly_chart(figure, key=f"attr_{ident}")
