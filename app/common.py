@@ -63,7 +63,12 @@ def get_model(path: str, mtime: float = 0.0):
 
 
 def model(path: str):
-    return get_model(path, _mtime_of(path, WEIGHTS))
+    return get_model(path, weights_mtime(path))
+
+
+def weights_mtime(path: str) -> float:
+    """When the weights were last written: part of every cache key that depends on them."""
+    return _mtime_of(path, WEIGHTS)
 
 
 @st.cache_resource(show_spinner=False)
@@ -131,7 +136,7 @@ def load_or_error(path: str):
         return None
 
 
-@st.cache_data(show_spinner="Reading the data set's test images ...")
+@st.cache_resource(show_spinner="Reading the data set's test images ...", max_entries=8)
 def test_images(dataset: str, data_root: str | None, input_size: int, in_channels: int) -> np.ndarray:
     """The test split's images, uint8 [N, C, H, W], in the order the evaluation cache uses."""
     return load_test_split(dataset, data_root, input_size, in_channels).images.numpy()
@@ -245,6 +250,10 @@ def remember(key: str, value) -> None:
 
 def fmt_macs(macs: float) -> str:
     return f"{macs / 1e9:.2f} G MACs" if macs >= 1e9 else f"{macs / 1e6:.2f} M MACs"
+
+
+# Charts redrawn on every threshold move: no tool bar, so the browser has less to build each time (hover stays).
+LIGHT = {"displayModeBar": False}
 
 
 def plot_layout(fig, x_title: str, y_title: str, height: int = 320):

@@ -58,27 +58,30 @@ def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5) -> dict:
     with eval_mode(model):
         heads = model.head_logits(x[None])
     n = model.num_exits
-    t = check_thresholds(threshold, n)
     exits = [F[0] for F in ensemble(heads, model.reweight)]
     probs = [F.softmax(-1) for F in exits]
-    conf = torch.stack([p.max() for p in probs])
-    taken = int(assign_exits(conf[:, None], t)[0])
     k = min(top_k, exits[0].numel())
     classes = model.classes
-    return {
+    result = {
         "head_logits": torch.stack([h[0] for h in heads]),                             # [N, C]
         "contributions": [model.contributions([h[0] for h in heads], e) for e in range(n)],  # e -> [e+1, C]
         "exit_logits": torch.stack(exits),                                           # [N, C]
         "probabilities": torch.stack(probs),                                         # [N, C]
-        "confidence": conf,                                                          # [N]
+        "confidence": torch.stack([p.max() for p in probs]),                         # [N]
         "top_k": [[(classes[i], float(p[i])) for i in p.topk(k).indices.tolist()] for p in probs],
-        "exit_index": taken,
-        "label": classes[int(probs[taken].argmax())],
-        "macs": model.macs[taken],
         "full_macs": model.macs[-1],
-        "cost_ratio": model.macs[taken] / model.macs[-1],                            # MACs, not wall time
-        "thresholds": t.tolist(),
     }
+    return at_threshold(result, model, threshold)
+
+
+def at_threshold(trace_result: dict, model, threshold) -> dict:
+    """A trace's threshold-dependent fields (exit taken, its label and MACs) for another threshold, without
+    running the model again: a new dict sharing the rest."""
+    t = check_thresholds(threshold, model.num_exits)
+    taken = int(assign_exits(trace_result["confidence"][:, None], t)[0])
+    return dict(trace_result, exit_index=taken, label=model.classes[int(trace_result["probabilities"][taken].argmax())],
+                macs=model.macs[taken], cost_ratio=model.macs[taken] / model.macs[-1],   # MACs, not wall time
+                thresholds=t.tolist())
 
 
 def predict_files(model, paths, threshold) -> list[dict]:

@@ -9,11 +9,11 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from common import (EXIT_COLORS, UPLOAD_TYPES, contribution_panels, dataset_images, decode_upload, fmt_macs,
-                    load_or_error, model, pick_model, plot_layout, predictions, thumbnail, to_display)
+from common import (EXIT_COLORS, LIGHT, UPLOAD_TYPES, contribution_panels, dataset_images, decode_upload, fmt_macs,
+                    load_or_error, model, pick_model, plot_layout, predictions, thumbnail, to_display, weights_mtime)
 from boostnet_core.data import DataError
 from boostnet_core.explain import attribute
-from boostnet_core.inference import preprocess_image, trace
+from boostnet_core.inference import at_threshold, preprocess_image, trace
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
@@ -49,6 +49,13 @@ def model_view(pixels: np.ndarray) -> np.ndarray:
     std = np.array(net.meta["std"])[:, None, None]
     img = np.clip((x.numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
     return np.repeat(img, 3, 0).transpose(1, 2, 0) if img.shape[0] == 1 else img.transpose(1, 2, 0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def image_trace(model_path: str, image_key: str, _pixels: np.ndarray) -> dict:
+    """The trace of one image (every head, every exit), shared and read-only; thresholds are applied afterwards."""
+    m = model(model_path)
+    return trace(m, preprocess_image(Image.fromarray(_pixels), m.meta), threshold=1.0)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -104,15 +111,16 @@ if not items:
     st.stop()
 
 seen: dict[str, int] = {}
+weights_version = weights_mtime(path)
 for position, (name, pixels) in enumerate(items):
-    image_key = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
-    # Keys follow the image's content (two uploads may share a name; the same picture twice gets #2), so adding
-    # an image leaves the others' elements in place for the browser.
-    seen[image_key] = seen.get(image_key, 0) + 1
-    ident = f"{image_key[:12]}_{seen[image_key]}"
+    digest = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+    image_key = f"{digest}@{weights_version}"  # caches below: per image and per version of the weights
+    # Widget keys follow the image's content (two uploads may share a name; the same picture twice gets _2), so
+    # adding an image leaves the others' elements in place for the browser.
+    seen[digest] = seen.get(digest, 0) + 1
+    ident = f"{digest[:12]}_{seen[digest]}"
     st.divider()
-    x = preprocess_image(Image.fromarray(pixels), net.meta)
-    t = trace(net, x, threshold=threshold)
+    t = at_threshold(image_trace(path, image_key, pixels), net, threshold)  # the model runs once per image
     k = t["exit_index"]
     left, right = st.columns([1, 3])
     with left:
@@ -128,15 +136,19 @@ for position, (name, pixels) in enumerate(items):
                                text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: confidence %{y:.3f}<extra></extra>"))
         fig.add_hline(y=threshold, line_dash="dash", line_color="#E45756", annotation_text=f"threshold {threshold:.2f}")
         fig.update_yaxes(range=[0, 1.12])
-        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 240), key=f"conf_{ident}")
-        rows = {e: [f"{c} ({p:.2f})" for c, p in t["top_k"][i][:3]] for i, e in enumerate(exit_names)}
-        st.dataframe({"rank": ["1st", "2nd", "3rd"], **rows}, hide_index=True)
+        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 240), key=f"conf_{ident}", config=LIGHT)
+        # A markdown table: far lighter for the browser than a data grid, redrawn on every threshold move.
+        st.markdown("| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names) + "\n" + "\n".join(
+            f"| {rank} | " + " | ".join(f"{t['top_k'][i][r][0]} ({t['top_k'][i][r][1]:.2f})" for i in range(len(exit_names))) + " |"
+            for r, rank in enumerate(["1st", "2nd", "3rd"][:len(t["top_k"][0])])))
 
     st.markdown("**What each head adds at every exit** (w = "
                 f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})")
     st.plotly_chart(contribution_figure(path, image_key, t), key=f"contrib_{ident}")
 
-    with st.expander("Where the model looked (attribution)", expanded=position == 0):
+    if not st.toggle("Where the model looked (attribution)", value=position == 0, key=f"show_attr_{ident}"):
+        continue
+    with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         method = c1.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key=f"method_{ident}")
         chosen = c2.selectbox("Exit", range(net.num_exits), index=net.num_exits - 1, format_func=lambda i: exit_names[i],
