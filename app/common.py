@@ -24,7 +24,8 @@ CHECKPOINTS = Path(os.environ.get("BOOSTNET_CHECKPOINTS", REPO / "checkpoints"))
 ASSETS = REPO / "assets"
 EXIT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
-torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+APP_THREADS = max(1, min(4, os.cpu_count() or 1))
+torch.set_num_threads(APP_THREADS)
 
 
 def shipped_checkpoints() -> list[str]:

@@ -87,7 +87,7 @@ def main():
             page.goto(url + "/inspect_image?model=cifar10-boostnet")  # three test images by default
             page.wait_for_selector("h1:has-text('Inspect an image')", timeout=120000)
             settle(page)
-            slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+            slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
             slider.focus()
             slider.press("Home")
             settle(page)
@@ -110,7 +110,7 @@ def main():
             page.goto(url + "/dataset_exits?model=cifar10-boostnet")
             page.wait_for_selector("h1:has-text('Threshold and exits')", timeout=120000)
             settle(page)
-            slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+            slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
             slider.focus()
             result["threshold_page_step"] = summary(
                 step_times(page, slider, lambda v: f"Where samples exit (threshold {v:.2f})", args.repeats), 0.3)

@@ -69,9 +69,9 @@ def page(app_url):
 
 def _wait_idle(page, timeout=60):
     """Wait until Streamlit has finished the current run (the status widget shows while a script runs)."""
-    page.wait_for_timeout(300)  # let the rerun start
+    page.wait_for_timeout(150)  # let the rerun start
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(50)
 
 
 def _exit_shown(page) -> str:
@@ -121,7 +121,7 @@ def test_train_page_trains_live_and_the_models_join_the_pickers(page, app_url):
     page.wait_for_selector("text=Saved and added to the model pickers", timeout=120000)
     assert page.get_by_role("button", name="Train BoostNet and joint").is_enabled()
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
-    # Without a restart, the new models are offered where models are picked.
+    # Without a restart, the new models are offered where models are picked, the new BoostNet model chosen.
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Inspect an image", exact=True).click()
     page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
     _wait_idle(page)

@@ -1,6 +1,7 @@
 """Train small models live: BoostNet and joint side by side, with per-head curves, stoppable at any time.
 
-The two runs train in background threads of this session (the page stays responsive and polls them every second);
+The two runs train one after the other in a background thread of this session (the page stays responsive and polls
+it twice a second);
 each is saved as an ordinary checkpoint folder after every epoch, evaluated when it ends, and then offered in every
 model picker of the app.
 """
@@ -68,21 +69,30 @@ def run_in_background(cfg: TrainConfig, live: LiveRun, stop: threading.Event) ->
         live.status, live.message = "failed", str(e)
 
 
+def run_all(configs: list[TrainConfig], runs: list[LiveRun], stop: threading.Event) -> None:
+    for cfg, live in zip(configs, runs):
+        if stop.is_set():
+            live.status, live.message = "stopped", "Not started: the Stop button was pressed."
+            continue
+        run_in_background(cfg, live, stop)
+
+
 def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
     dataset, preset, limit = DATASETS[dataset_label]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    runs, threads, job = [], [], None
+    runs = []
     for method in ("boostnet", "joint"):
         folder = RUNS / f"{preset or dataset}-{method}-{stamp}"
         runs.append(LiveRun(method, folder, epochs))
     job = TrainJob(runs)
-    for live in runs:
-        cfg = TrainConfig(dataset=dataset, preset=preset, data_root=data_root, method=live.method, epochs=epochs,
-                          out=str(live.folder), train_limit=limit, val_size=500 if limit else None, progress=False,
-                          command=f"app Train page: {dataset_label}, {epochs} epochs, {live.method}")
-        job.threads.append(threading.Thread(target=run_in_background, args=(cfg, live, job.stop), daemon=True))
-    for t in job.threads:
-        t.start()
+    configs = [TrainConfig(dataset=dataset, preset=preset, data_root=data_root, method=live.method, epochs=epochs,
+                           out=str(live.folder), train_limit=limit, val_size=500 if limit else None, progress=False,
+                           command=f"app Train page: {dataset_label}, {epochs} epochs, {live.method}")
+               for live in runs]
+    # One after the other in one thread: two Python threads training at once contend for the interpreter and the
+    # cores, and both end later than they would in turn.
+    job.threads.append(threading.Thread(target=run_all, args=(configs, runs, job.stop), daemon=True))
+    job.threads[0].start()
     return job
 
 
@@ -150,11 +160,14 @@ def live_view():
         for live in job.runs:
             if (live.folder / "model.json").is_file() and str(live.folder) not in extra:
                 extra.append(str(live.folder))
+        if (job.runs[0].folder / "model.json").is_file():
+            st.session_state["model"] = str(job.runs[0].folder)  # the other pages open on the new BoostNet model
         st.rerun()  # the whole app: the new checkpoints appear in the pickers
     if not job.alive:
         saved = [label(str(r.folder)) for r in job.runs if (r.folder / "model.json").is_file()]
         if saved:
-            st.success("Saved and added to the model pickers: " + ", ".join(saved) + ".")
+            st.success("Saved and added to the model pickers: " + ", ".join(saved) + " (the other pages now show "
+                       "the BoostNet one).")
 
 
 live_view()
