@@ -1,4 +1,5 @@
 """Shared fixtures: a digits model trained once per session (a few seconds on CPU)."""
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -37,6 +38,7 @@ def digits_model(digits_checkpoint):
     return load_model(digits_checkpoint)
 
 
+@functools.lru_cache(maxsize=1)
 def ambiguous_digit():
     """A blend of two MNIST test digits whose exit differs between thresholds 0 and 1 (found with the library)."""
     from boostnet_core import load_model

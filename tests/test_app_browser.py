@@ -107,7 +107,11 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     assert high != lowest
 
 
-def test_train_page_trains_live_and_the_models_join_the_pickers(page, app_url):
+PAGES = [("What is BoostNet?", "about.png"), ("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"),
+         ("Compare models", "compare.png"), ("Models", "models.png")]
+
+
+def test_train_page_trains_live_the_models_join_the_pickers_and_every_page_renders(page, app_url):
     page.goto(app_url)
     page.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Train", exact=True).click()
@@ -129,16 +133,8 @@ def test_train_page_trains_live_and_the_models_join_the_pickers(page, app_url):
     assert page.get_by_role("option", name=re.compile(r"digits-boostnet-\d")).count() == 1
     assert page.get_by_role("option", name=re.compile(r"digits-joint-\d")).count() == 1
     page.keyboard.press("Escape")
-
-
-PAGES = [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"), ("Compare models", "compare.png"),
-         ("Models", "models.png")]
-
-
-def test_every_page_renders(page, app_url):
-    page.goto(app_url)
-    page.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
-    page.screenshot(path=str(SHOTS / "about.png"), full_page=True)
+    # Every other page, in the same session (now on the new model), with a screenshot for a person to look at.
+    page.screenshot(path=str(SHOTS / "inspect-trained.png"), full_page=True)
     for title, shot in PAGES:
         page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
         page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)

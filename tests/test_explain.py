@@ -19,8 +19,11 @@ def test_exit_target_reproduces_exit_logits_and_contributions(digits_model):
 @pytest.mark.parametrize("method", ["integrated_gradients", "saliency", "grad_cam"])
 @pytest.mark.parametrize("head", [None, 1])
 def test_attribution_maps(digits_model, method, head):
-    x = torch.randn(1, 8, 8)
-    heat = attribute(digits_model, x, exit_index=2, target=3, method=method, head=head, steps=8)
+    from boostnet_core.data import load_dataset, normalize
+    images = load_dataset("digits", val_size=0).test.images[:1]
+    x = normalize(images, digits_model.meta["mean"], digits_model.meta["std"])[0]   # a real digit
+    target = int(digits_model(x[None])[2][0].argmax())    # the class exit 3 predicts: its evidence is in the image
+    heat = attribute(digits_model, x, exit_index=2, target=target, method=method, head=head, steps=8)
     assert heat.shape == (8, 8) and heat.dtype == np.float32
     assert heat.min() >= 0 and heat.max() <= 1 and heat.max() > 0
 

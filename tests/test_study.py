@@ -104,13 +104,18 @@ def digits_grid(tmp_path_factory):
         for seed in (0, 1):
             out = root / run_folder_name(v, seed)
             train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.grad_rescale,
-                              seed=seed, out=str(out), progress=False))
+                              seed=seed, train_limit=500, out=str(out), progress=False))
             evaluate_checkpoint(out)
     return root
 
 
-def test_report_statistics_match_hand_computations(digits_grid):
-    report = build_report(digits_grid)
+@pytest.fixture(scope="module")
+def grid_report(digits_grid):
+    return build_report(digits_grid)
+
+
+def test_report_statistics_match_hand_computations(digits_grid, grid_report):
+    report = grid_report
     (recipe,) = report["recipes"]
     assert set(recipe["variants"]) == {"boostnet, rescaling on", "boostnet, rescaling off",
                                        "joint, rescaling on", "joint, rescaling off"}
@@ -142,11 +147,11 @@ def test_report_statistics_match_hand_computations(digits_grid):
     assert pair["budgeted"] and all(row["share"] in (0.3, 0.4, 0.5, 0.6, 0.8) for row in pair["budgeted"])
 
 
-def test_report_files(digits_grid, tmp_path):
+def test_report_files(digits_grid, grid_report, tmp_path):
     write_report(digits_grid, tmp_path)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["recipes"][0]["comparisons"][0]["exits"][0]["verdict"]
     text = (tmp_path / "report.md").read_text()
     assert "boostnet, rescaling on − joint, rescaling off" in text and "± " in text
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert markdown(build_report(digits_grid)) == text
+    assert markdown(grid_report) == text

@@ -125,6 +125,21 @@ if b2.button("Stop", disabled=not busy, key="train_stop"):
     job.stop.set()
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def curves(run_name: str, epochs_done: int, _records: list) -> tuple[go.Figure, go.Figure]:
+    """Loss per head and validation accuracy per exit; the same figures until the next epoch ends, so the page's
+    once-a-second poll sends nothing new for the browser to redraw."""
+    epochs_x = [r["epoch"] for r in _records]
+    loss, acc = go.Figure(), go.Figure()
+    for h in range(len(_records[0]["loss_per_head"])):
+        color = EXIT_COLORS[h % 10]
+        loss.add_scatter(x=epochs_x, y=[r["loss_per_head"][h] for r in _records], name=f"head {h + 1}", line=dict(color=color))
+        if "val_top1" in _records[0]:
+            acc.add_scatter(x=epochs_x, y=[r["val_top1"][h] for r in _records], name=f"exit {h + 1}", line=dict(color=color))
+    return (plot_layout(loss, "epoch", "training loss per head", 260),
+            plot_layout(acc, "epoch", "validation top-1 per exit (%)", 260))
+
+
 @st.fragment(run_every=1.0)
 def live_view():
     job: TrainJob | None = st.session_state.get("train_job")
@@ -140,20 +155,10 @@ def live_view():
             if live.message:
                 (st.error if live.status == "failed" else st.info)(live.message)
             if records:
-                epochs_x = [r["epoch"] for r in records]
-                n_heads = len(records[0]["loss_per_head"])
-                loss = go.Figure()
-                acc = go.Figure()
-                for h in range(n_heads):
-                    color = EXIT_COLORS[h % 10]
-                    loss.add_scatter(x=epochs_x, y=[r["loss_per_head"][h] for r in records], name=f"head {h + 1}",
-                                     line=dict(color=color))
-                    if "val_top1" in records[0]:
-                        acc.add_scatter(x=epochs_x, y=[r["val_top1"][h] for r in records], name=f"exit {h + 1}",
-                                        line=dict(color=color))
-                st.plotly_chart(plot_layout(loss, "epoch", "training loss per head", 260), key=f"loss_{live.method}")
+                loss, acc = curves(live.folder.name, len(records), records)
+                st.plotly_chart(loss, key=f"loss_{live.method}")
                 if acc.data:
-                    st.plotly_chart(plot_layout(acc, "epoch", "validation top-1 per exit (%)", 260), key=f"acc_{live.method}")
+                    st.plotly_chart(acc, key=f"acc_{live.method}")
     if not job.alive and not job.announced:
         job.announced = True
         extra = st.session_state.setdefault("extra_checkpoints", [])
