@@ -59,28 +59,27 @@ m4.metric("Last exit alone", f"{mismatch['accuracy_all'][-1]:.2f}%", help="every
 counts = outcome.counts.numpy()
 names = [f"exit {k + 1}" for k in range(n_exits)]
 acc_leaving = [None if np.isnan(a) else float(a) for a in outcome.accuracy_leaving.numpy()]
-# One figure with two panels: each figure costs the browser a redraw on every threshold move.
-fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                    subplot_titles=[f"Where samples exit ({setting})", "Accuracy of the samples leaving at each exit"])
+reach, acc_all, acc_reach = mismatch["reach"], mismatch["accuracy_all"], mismatch["accuracy_reached"]
+# One figure with three panels: each figure costs the browser a redraw on every threshold move.
+fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06,
+                    subplot_titles=[f"Where samples exit ({setting})", "Accuracy of the samples leaving here",
+                                    "Train/test mismatch per head"])
 fig.add_bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside", showlegend=False,
             hovertemplate="%{x}: %{y} samples<extra></extra>", row=1, col=1)
 fig.add_bar(x=names, y=acc_leaving, marker_color=EXIT_COLORS[2], showlegend=False,
             text=[f"{a:.1f}" if a is not None else "" for a in acc_leaving], textposition="outside",
             hovertemplate="%{x}: %{y:.2f}%<extra></extra>", row=1, col=2)
+fig.add_bar(name="accuracy on all samples", x=names, y=acc_all, marker_color=EXIT_COLORS[0], row=1, col=3)
+fig.add_bar(name="accuracy on the samples that reach it", x=names, y=acc_reach, marker_color=EXIT_COLORS[3], row=1, col=3)
+fig.add_scatter(name="share of samples reaching it", x=names, y=reach, mode="lines+markers",
+                line=dict(color=EXIT_COLORS[5]), row=1, col=3)
 fig.update_yaxes(range=[0, 1.15 * max(counts.max(), 1)], title_text="test samples", row=1, col=1)  # room for labels
-fig.update_yaxes(range=[0, 112], title_text="accuracy of samples leaving here (%)", row=1, col=2)
-st.plotly_chart(plot_layout(fig, "exit taken", "", 320), key="hist", config=LIGHT)
-
-st.subheader("Train/test mismatch per head")
-st.caption("In joint training every head learns from every sample; at test time head k only sees the samples that "
-           "reach it, the harder ones. BoostNet trains head k on what the earlier heads leave unexplained.")
-reach, acc_all, acc_reach = mismatch["reach"], mismatch["accuracy_all"], mismatch["accuracy_reached"]
-fig = go.Figure()
-fig.add_bar(name="accuracy on all samples", x=names, y=acc_all, marker_color=EXIT_COLORS[0])
-fig.add_bar(name="accuracy on the samples that reach it", x=names, y=acc_reach, marker_color=EXIT_COLORS[3])
-fig.add_scatter(name="share of samples reaching it", x=names, y=reach, mode="lines+markers", line=dict(color=EXIT_COLORS[5]))
+fig.update_yaxes(range=[0, 112], title_text="top-1 (%)", row=1, col=2)
+fig.update_yaxes(range=[0, 105], title_text="percent", row=1, col=3)
 fig.update_layout(barmode="group")
-st.plotly_chart(plot_layout(fig, "exit", "percent", 340), key="mismatch", config=LIGHT)
+st.plotly_chart(plot_layout(fig, "exit", "", 360), key="hist", config=LIGHT)
+st.caption("Mismatch: in joint training every head learns from every sample; at test time head k only sees the "
+           "samples that reach it, the harder ones. BoostNet trains head k on what the earlier heads leave unexplained.")
 st.markdown("| | " + " | ".join(names) + " |\n|---|" + "---:|" * n_exits + "\n" + "\n".join(
     f"| {title} | " + " | ".join(f"{v:.2f}" if not np.isnan(v) else "–" for v in values) + " |"
     for title, values in (("reach %", reach), ("accuracy, all samples %", acc_all),
