@@ -11,28 +11,18 @@ object. Targets: 0.5 s, 0.3 s and 1 s. Usage: python bench/app_browser_latency.p
 import argparse
 import io
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(REPO / "app"))
+from serve import CHROMIUM_ARGS, served_app  # noqa: E402
 RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settle(page):
@@ -66,20 +56,7 @@ def main():
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
-                               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=dict(os.environ, BOOSTNET_RUNS=str(REPO / "runs" / "bench")))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as p:
+    with served_app({"BOOSTNET_RUNS": str(REPO / "runs" / "bench")}) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             result = {"benchmark": "app latency in the browser", "repeats": args.repeats}
@@ -115,9 +92,6 @@ def main():
             result["threshold_page_step"] = summary(
                 step_times(page, slider, lambda v: f"Where samples exit (threshold {v:.2f})", args.repeats), 0.3)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     print(json.dumps(result))
 
 
