@@ -83,7 +83,7 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
     path = root / MANIFEST
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("train_args") != list(train_args):
+        if _defining(saved.get("train_args", [])) != _defining(train_args):
             raise ValueError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
                              "use the same flags or another folder.")
         variants = list(dict.fromkeys([*map(Variant.parse, saved["variants"]), *variants]))
@@ -91,6 +91,23 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"train_args": list(train_args), "variants": [str(v) for v in variants],
                              "seeds": list(seeds)})
+
+
+# Flags that say where or how a run executes, not what it is: a study may continue with other values.
+PLACE_FLAGS = ("--data-root", "--device", "--workers")
+
+
+def _defining(train_args: list[str]) -> list[str]:
+    """The flags that define the runs (PLACE_FLAGS and their values left out)."""
+    kept, skip = [], False
+    for flag in train_args:
+        if skip:
+            skip = False
+        elif flag.split("=")[0] in PLACE_FLAGS:
+            skip = "=" not in flag
+        else:
+            kept.append(flag)
+    return kept
 
 
 def epochs_done(folder: Path) -> int:
