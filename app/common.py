@@ -104,6 +104,19 @@ def budget_thresholds(path: str, share: int) -> np.ndarray:
     return _budget_thresholds(path, share, _mtime_of(path, CACHE))
 
 
+def run_folders_here() -> list[str]:
+    """Every evaluated run the app can see: under checkpoints/ (studies included, any depth) and those loaded."""
+    from boostnet_core.study import run_folders
+    shipped = [str(p) for p in run_folders(CHECKPOINTS)] if CHECKPOINTS.is_dir() else []
+    return shipped + [p for p in available_checkpoints() if p not in shipped]
+
+
+def seed_siblings_of(path: str) -> list[str]:
+    """The runs that differ from `path` only by seed (itself included); one element when it has none."""
+    from boostnet_core.study_report import seed_siblings
+    return [str(p) for p in seed_siblings(path, run_folders_here())] or [path]
+
+
 def data_group(path: str) -> str:
     """The data a checkpoint was trained on (models of one group can be compared); "" if unreadable."""
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import RESULTS, atomic_write_bytes, atomic_write_json, read_meta
+from .checkpoint import RESULTS, CheckpointError, atomic_write_bytes, atomic_write_json, read_meta
 from .evaluation import load_cache
 from .study import run_folders
 from .thresholds import ExitPredictions
@@ -79,6 +79,46 @@ def recipe_name(settings: dict) -> str:
     val = settings.get("val_size")
     held = "no validation split" if val == 0 else f"validation {val if val is not None else 'default'}"
     return f"{data}, {preset}, {settings.get('epochs')} epochs, {settings.get('schedule')}, {held}"
+
+
+def run_identity(meta: dict) -> str | None:
+    """What a run is, but for its seed (data, recipe, method, gradient rescaling, w): runs with the same identity
+    differ only by seed. None for a folder that records no training."""
+    train = meta.get("train")
+    if not train:
+        return None
+    from .checkpoint import data_key
+    settings = {k: v for k, v in train.items() if k not in ("seed", "epochs_done", "grad_rescale")}
+    return json.dumps([data_key(meta), settings, meta.get("method"), bool(meta.get("grad_rescale")),
+                       meta.get("reweight")], sort_keys=True)
+
+
+def seed_siblings(folder, candidates) -> list[Path]:
+    """The finished, evaluated runs among `candidates` (folders) that differ from `folder` only by seed, itself
+    included, ordered by seed."""
+    try:
+        identity = run_identity(read_meta(folder))
+    except CheckpointError:
+        return []
+    found = {}
+    for c in candidates:
+        try:
+            meta = read_meta(c)
+        except CheckpointError:
+            continue
+        train = meta.get("train") or {}
+        if (run_identity(meta) == identity and identity is not None and (Path(c) / RESULTS).is_file()
+                and train.get("epochs_done", 0) >= train.get("epochs", 1)):
+            found.setdefault(int(train.get("seed", 0)), Path(c))
+    return [found[s] for s in sorted(found)]
+
+
+def seed_band(folders) -> dict:
+    """Anytime test top-1 per exit over runs that differ by seed: mean, sample sd, and n (from evaluation.json)."""
+    top1 = np.array([json.loads((Path(f) / RESULTS).read_text())["anytime"]["top1"] for f in folders])
+    macs = json.loads((Path(folders[0]) / RESULTS).read_text())["macs"]
+    stats = [mean_sd(top1[:, k]) for k in range(top1.shape[1])]
+    return {"n": len(folders), "macs": macs, "mean": [m for m, _ in stats], "sd": [s for _, s in stats]}
 
 
 # ---------------------------------------------------------------- statistics

@@ -283,3 +283,42 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
         time.sleep(0.1)
     assert [r.status for r in job.runs] == ["stopped", "stopped"]
     assert "Stopped during epoch" in job.runs[0].message and "Not started" in job.runs[1].message
+
+
+@pytest.fixture(scope="module")
+def seed_pairs(tmp_path_factory):
+    """BoostNet and joint on digits, seeds 0 and 1 each: runs that differ only by seed."""
+    from boostnet_core.evaluation import evaluate_checkpoint
+    from boostnet_core.training import TrainConfig, train
+    root = tmp_path_factory.mktemp("seeds")
+    folders = {}
+    for method in ("boostnet", "joint"):
+        for seed in (0, 1):
+            out = root / f"digits-{method}-s{seed}"
+            train(TrainConfig(dataset="digits", epochs=1, method=method, seed=seed, train_limit=200, out=str(out),
+                              progress=False))
+            evaluate_checkpoint(out)
+            folders[method, seed] = str(out)
+    return folders
+
+
+def test_curves_draw_a_seed_band_when_a_model_has_siblings(seed_pairs):
+    at = page("accuracy_cost", model=None)
+    at.session_state["extra_checkpoints"] = list(seed_pairs.values())
+    at.run()
+    at.multiselect(key="curve_models").set_value([seed_pairs["boostnet", 0], MNIST]).run()
+    assert not at.exception
+    names = [t["name"] for t in _figure(at, "curves")["data"]]
+    assert "digits-boostnet-s0: mean ± sd over 2 seeds" in names
+    assert not any(n.startswith("mnist5k-boostnet: mean") for n in names)   # a model alone: no band, as before
+
+
+def test_compare_shows_the_interval_over_seeds(seed_pairs):
+    at = page("compare_models", model=None)
+    at.session_state["extra_checkpoints"] = list(seed_pairs.values())
+    at.run()
+    at.selectbox(key="compare_a").set_value(seed_pairs["boostnet", 0])
+    at.selectbox(key="compare_b").set_value(seed_pairs["joint", 0]).run()
+    assert not at.exception
+    fig = _figure(at, "cmp_seeds")
+    assert "over seeds 0, 1" in fig["layout"]["title"]["text"] and len(fig["data"][0]["x"]) == 4

@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from common import (ASSETS, available_checkpoints, budget_thresholds, data_group, label, load_or_error, model_color,
-                    plot_layout, predictions, remembered, results)
+                    plot_layout, predictions, remembered, results, seed_siblings_of)
+from boostnet_core.study_report import seed_band
 from boostnet_core.thresholds import outcome_at
 
 st.title("Accuracy vs cost")
@@ -41,6 +42,13 @@ for path in chosen:
     color = model_color(path)
     macs = np.array(res["macs"]) / 1e6
     top1 = res["anytime"]["top1"]
+    siblings = seed_siblings_of(path)
+    if len(siblings) > 1:  # the same run with other seeds: mean ± sd band of the anytime accuracy
+        band = seed_band(siblings)
+        mean, sd = np.array(band["mean"]), np.array(band["sd"])
+        fig.add_scatter(x=np.concatenate([macs, macs[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
+                        fill="toself", fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                        name=f"{label(path)}: mean ± sd over {band['n']} seeds")
     fig.add_scatter(x=macs, y=top1, mode="markers+lines", name=f"{label(path)}: anytime (exit k)", line=dict(color=color, dash="dot"),
                     marker=dict(size=9), text=[f"exit {k + 1}" for k in range(len(macs))],
                     hovertemplate="%{text}: %{x:.2f} M MACs, %{y:.2f}%<extra>" + label(path) + "</extra>")

@@ -7,13 +7,22 @@ import streamlit as st
 from PIL import Image
 
 from common import (UPLOAD_TYPES, available_checkpoints, contribution_panels, data_group, dataset_images,
-                    decode_upload, label, load_or_error, model_color, plot_layout, predictions, thumbnail,
-                    to_display)
+                    decode_upload, label, load_or_error, model_color, plot_layout, predictions, seed_siblings_of,
+                    thumbnail, to_display)
 from boostnet_core.data import DataError
 from boostnet_core.inference import preprocess_image, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
 
 PER_PAGE = 12
+
+
+@st.cache_data(show_spinner="Comparing the seeds ...")
+def seed_comparison(a_folders: tuple, b_folders: tuple) -> dict:
+    """A − B per exit over the seeds both have (the study report's statistics)."""
+    from boostnet_core.study_report import compare, load_runs
+    a = {r.seed: r for r in load_runs(list(a_folders))}
+    b = {r.seed: r for r in load_runs(list(b_folders))}
+    return compare(a, b)
 
 st.title("Compare models")
 options = available_checkpoints()
@@ -86,6 +95,21 @@ for path, r, color in zip(paths, reaches, colors):
 fig.update_layout(barmode="group", title="Anytime top-1 per exit")
 fig.update_yaxes(range=[max(0, min(float(r["accuracy_all"].min()) for r in reaches) - 5), 100])
 st.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 340), key="cmp_acc")
+
+siblings = [seed_siblings_of(p) for p in paths]
+if min(len(s) for s in siblings) > 1 and path_a != path_b:
+    result = seed_comparison(tuple(siblings[0]), tuple(siblings[1]))
+    if len(result["seeds"]) > 1:
+        d = np.array([e["difference"] for e in result["exits"]])
+        lo, hi = np.array([e["low"] for e in result["exits"]]), np.array([e["high"] for e in result["exits"]])
+        fig = go.Figure(go.Scatter(x=[f"exit {k + 1}" for k in range(len(d))], y=d, mode="markers",
+                                   error_y=dict(type="data", symmetric=False, array=hi - d, arrayminus=d - lo),
+                                   marker=dict(size=10, color=colors[0])))
+        fig.add_hline(y=0, line_color="gray")
+        m = result["mean_over_exits"]
+        fig.update_layout(title=f"{label(path_a)} − {label(path_b)} over seeds {', '.join(map(str, result['seeds']))}: "
+                                f"mean {m['difference']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}], {m['verdict']}")
+        st.plotly_chart(plot_layout(fig, "exit", "difference, points (95% t-interval over seeds)", 300), key="cmp_seeds")
 
 m = st.columns(4)
 for j, (path, o) in enumerate(zip(paths, outcomes)):
