@@ -269,9 +269,12 @@ def decode_to_array(img: Image.Image, size: int, in_channels: int) -> np.ndarray
 
 def _decode_cached(paths: list[str], labels: list[int], size: int, in_channels: int) -> ImageSet:
     """Decode every image once; keep the result in a cache file keyed by the file list and sizes."""
-    key = hashlib.sha256("\n".join(paths + [str(size), str(in_channels)]).encode())
-    for p in paths[:: max(1, len(paths) // 64)]:
-        key.update(str(os.stat(p).st_mtime_ns).encode())
+    # Keyed by the files as seen from their split folder (class/name) and their sizes, not by absolute paths or
+    # times: another copy or checkout of the same images finds the same cache.
+    base = Path(paths[0]).parent.parent if paths else Path(".")
+    key = hashlib.sha256("\n".join([str(size), str(in_channels)]).encode())
+    for p in paths:
+        key.update(f"{os.path.relpath(p, base)}:{os.stat(p).st_size}\n".encode())
     cache = _cache_dir() / f"folder-{key.hexdigest()[:24]}.npy"
     if cache.is_file():
         try:
