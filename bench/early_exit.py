@@ -10,7 +10,6 @@ Usage: python bench/early_exit.py [--checkpoint checkpoints/cifar10-boostnet] [-
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 

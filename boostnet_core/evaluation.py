@@ -17,9 +17,15 @@ import torch
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
 from .models.stepwise import eval_mode
-from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,  # noqa: F401
+from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,
                          check_thresholds, exit_fractions, exit_outcome, fit_thresholds, fit_thresholds_loop,
                          fit_to_budget, outcome_at, outcome_of, reach_per_exit, thresholds_to_json)
+
+# The threshold functions are part of this module's public surface too (DESIGN: evaluation.fit_thresholds, ...).
+__all__ = ["ExitOutcome", "ExitPredictions", "anytime_accuracy", "anytime_from", "assign_exits", "assign_exits_loop",
+           "budgeted_curve", "check_thresholds", "evaluate_checkpoint", "exit_fractions", "exit_outcome",
+           "fit_thresholds", "fit_thresholds_loop", "fit_to_budget", "load_cache", "outcome_at", "outcome_of",
+           "predict_split", "reach_per_exit", "save_cache", "thresholds_to_json"]
 
 
 def _batches(data, meta: dict, batch_size: int, workers: int = 0):

@@ -11,9 +11,13 @@ import torch
 
 from .boosting import ensemble
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
-from .early_exit import EarlyExit, predict_early, predict_early_stream  # noqa: F401
+from .early_exit import EarlyExit, predict_early, predict_early_stream
 from .models.stepwise import eval_mode
 from .thresholds import assign_exits, check_thresholds
+
+# Real early exit lives in early_exit.py; it is re-exported here, where it was first published.
+__all__ = ["EarlyExit", "at_threshold", "predict_early", "predict_early_stream", "predict_files", "preprocess_image",
+           "trace"]
 
 
 # ---------------------------------------------------------------- preprocessing

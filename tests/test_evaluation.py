@@ -1,6 +1,5 @@
 """Threshold fitting and exit assignment against the authors' loop; the budgeted curve; evaluate's outputs."""
 import json
-import math
 
 import pytest
 import torch

@@ -9,7 +9,6 @@ from PIL import Image
 
 from boostnet_core import create_model
 from boostnet_core.cli import main
-from boostnet_core.data import DataError
 from boostnet_core.evaluation import assign_exits
 from boostnet_core.early_exit import predict_early
 from boostnet_core.inference import preprocess_image, trace

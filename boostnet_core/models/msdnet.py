@@ -11,7 +11,7 @@ exit i, so that early-exit inference can stop after any block.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
