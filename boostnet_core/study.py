@@ -119,8 +119,11 @@ def epochs_done(folder: Path) -> int:
 
 
 def is_evaluated(folder: Path) -> bool:
+    """An evaluation newer than the weights (a shipped run may keep its evaluation and drop its weights)."""
     results, weights = folder / RESULTS, folder / WEIGHTS
-    return results.is_file() and weights.is_file() and results.stat().st_mtime >= weights.stat().st_mtime
+    if not results.is_file():
+        return False
+    return not weights.is_file() or results.stat().st_mtime >= weights.stat().st_mtime
 
 
 def commands_for(run: RunSpec, train_args: list[str], threads: int) -> list[list[str]]:
