@@ -1,6 +1,7 @@
 """Studies: the grid runner (plan, skip, resume) and the report's statistics, checked against hand computations."""
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ from boostnet_core.cli import main
 from boostnet_core.study import Variant, commands_for, epochs_done, plan, run_folder_name, run_study
 from boostnet_core.study_report import (bootstrap_difference, build_report, markdown, mcnemar, mean_sd, t_interval,
                                         write_report)
+
+from conftest import REPO
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
 VARIANTS = [Variant("boostnet", "on"), Variant("boostnet", "off"), Variant("joint", "on"), Variant("joint", "off")]
@@ -157,3 +160,40 @@ def test_report_files(digits_grid, grid_report, tmp_path):
     assert "boostnet, rescaling on − joint, rescaling off" in text and "± " in text
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown(grid_report) == text
+
+
+# ---------------------------------------------------------------- the app draws what the seeds say
+
+
+def _app_page(name: str):
+    sys.path.insert(0, str(REPO / "app"))
+    from streamlit.testing.v1 import AppTest
+    return AppTest.from_file(str(REPO / "app" / "pages" / f"{name}.py"), default_timeout=120)
+
+
+def _app_figure(at, key: str) -> dict:
+    import plotly.io
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    return plotly.io.from_json(chart.proto.spec).to_plotly_json()
+
+
+def test_curves_draw_a_seed_band_when_a_model_has_siblings(digits_grid):
+    at = _app_page("accuracy_cost")
+    at.session_state["extra_checkpoints"] = [str(p) for p in sorted(digits_grid.iterdir()) if p.is_dir()]
+    at.run()
+    at.multiselect(key="curve_models").set_value([str(digits_grid / "boostnet-rescale-on-seed0"), str(REPO / "checkpoints" / "mnist5k-boostnet")]).run()
+    assert not at.exception
+    names = [t["name"] for t in _app_figure(at, "curves")["data"]]
+    assert "boostnet-rescale-on-seed0: mean ± sd over 2 seeds" in names
+    assert not any(n.startswith("mnist5k-boostnet: mean") for n in names)   # a model alone: no band, as before
+
+
+def test_compare_shows_the_interval_over_seeds(digits_grid):
+    at = _app_page("compare_models")
+    at.session_state["extra_checkpoints"] = [str(p) for p in sorted(digits_grid.iterdir()) if p.is_dir()]
+    at.run()
+    at.selectbox(key="compare_a").set_value(str(digits_grid / "boostnet-rescale-on-seed0"))
+    at.selectbox(key="compare_b").set_value(str(digits_grid / "joint-rescale-off-seed0")).run()
+    assert not at.exception
+    fig = _app_figure(at, "cmp_seeds")
+    assert "over seeds 0, 1" in fig["layout"]["title"]["text"] and len(fig["data"][0]["x"]) == 4
