@@ -338,14 +338,19 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     recipes = report["recipes"]
+    # One colour per variant and per comparison across every recipe of the report.
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    variant_names = sorted({name for rec in recipes for name in rec["variants"]})
+    pair_names = sorted({(c["a"], c["b"]) for rec in recipes for c in rec["comparisons"]})
     fig, axes = plt.subplots(len(recipes), 2, figsize=(12, 4.2 * len(recipes)), dpi=110, squeeze=False)
     for row, rec in zip(axes, recipes):
         ax = row[0]
         for name, v in rec["variants"].items():
             x = np.array(v["macs"]) / 1e6
             m, s = np.array(v["top1_mean"]), np.nan_to_num(np.array(v["top1_sd"]))
-            ax.plot(x, m, "o-", label=f"{name} (n={len(v['seeds'])})")
-            ax.fill_between(x, m - s, m + s, alpha=0.2)
+            color = palette[variant_names.index(name) % len(palette)]
+            ax.plot(x, m, "o-", color=color, label=f"{name} (n={len(v['seeds'])})")
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2)
         ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("test top-1 (%)")
         ax.set_title(rec["recipe"], fontsize=9); ax.grid(alpha=0.3); ax.legend(fontsize=7)
         ax = row[1]
@@ -356,6 +361,7 @@ def plot(report: dict, path: Path) -> None:
             d = np.array([e["difference"] for e in c["exits"]])
             lo = np.array([e["low"] for e in c["exits"]]); hi = np.array([e["high"] for e in c["exits"]])
             ax.errorbar(k, d, yerr=[np.nan_to_num(d - lo), np.nan_to_num(hi - d)], fmt="o", capsize=3,
+                        color=palette[pair_names.index((c["a"], c["b"])) % len(palette)],
                         label=f"{c['a']} − {c['b']} (n={len(c['seeds'])})")
         ax.axhline(0, color="black", lw=0.8)
         if comps:
