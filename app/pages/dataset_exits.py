@@ -60,7 +60,7 @@ names = [f"exit {k + 1}" for k in range(n_exits)]
 acc_leaving = [None if np.isnan(a) else float(a) for a in outcome.accuracy_leaving.numpy()]
 reach, acc_all, acc_reach = mismatch["reach"], mismatch["accuracy_all"], mismatch["accuracy_reached"]
 # One figure with three panels: each figure costs the browser a redraw on every threshold move.
-fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06,
+fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
                     subplot_titles=[f"Where samples exit ({setting})", "Accuracy of the samples leaving here",
                                     "Train/test mismatch per head"])
 fig.add_bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside", showlegend=False,
@@ -80,9 +80,10 @@ st.plotly_chart(plot_layout(fig, "exit", "", 360), key="hist", config=LIGHT)
 st.caption("Mismatch: in joint training every head learns from every sample; at test time head k only sees the "
            "samples that reach it, the harder ones. BoostNet trains head k on what the earlier heads leave unexplained.")
 st.markdown("| | " + " | ".join(names) + " |\n|---|" + "---:|" * n_exits + "\n" + "\n".join(
-    f"| {title} | " + " | ".join(f"{v:.2f}" if not np.isnan(v) else "–" for v in values) + " |"
-    for title, values in (("reach %", reach), ("accuracy, all samples %", acc_all),
-                          ("accuracy, samples reaching it %", acc_reach), ("samples leaving here", counts.astype(float)))))
+    f"| {title} | " + " | ".join(fmt.format(v) if not np.isnan(v) else "–" for v in values) + " |"
+    for title, values, fmt in (("reach %", reach, "{:.2f}"), ("accuracy, all samples %", acc_all, "{:.2f}"),
+                               ("accuracy, samples reaching it %", acc_reach, "{:.2f}"),
+                               ("samples leaving here", counts.astype(float), "{:.0f}"))))
 
 st.subheader("Gallery: easiest and hardest samples per exit")
 if not st.toggle("Show the gallery", value=True, key="show_gallery"):
