@@ -111,18 +111,36 @@ def run_folders_here() -> list[str]:
     return shipped + [p for p in available_checkpoints() if p not in shipped]
 
 
-def seed_siblings_of(path: str) -> list[str]:
-    """The runs that differ from `path` only by seed (itself included); one element when it has none."""
+@st.cache_data(show_spinner=False)
+def _seed_siblings(path: str, candidates: tuple[str, ...], versions: tuple[float, ...]) -> list[str]:
     from boostnet_core.study_report import seed_siblings
-    return [str(p) for p in seed_siblings(path, run_folders_here())] or [path]
+    return [str(p) for p in seed_siblings(path, candidates)] or [path]
+
+
+def seed_siblings_of(path: str) -> list[str]:
+    """The runs that differ from `path` only by seed (itself included); one element when it has none. Read once per
+    set of runs and evaluations, not on every rerun."""
+    candidates = tuple(run_folders_here())
+    return _seed_siblings(path, candidates, tuple(_mtime_of(c, RESULTS) for c in candidates))
+
+
+@st.cache_data(show_spinner=False)
+def _metadata(path: str, mtime: float) -> dict | None:
+    try:
+        return read_meta(path)
+    except (CheckpointError, OSError):
+        return None
+
+
+def metadata(path: str) -> dict:
+    """model.json of a checkpoint ({} if unreadable), read once per version of the file."""
+    return _metadata(path, _mtime_of(path, META)) or {}
 
 
 def data_group(path: str) -> str:
     """The data a checkpoint was trained on (models of one group can be compared); "" if unreadable."""
-    try:
-        return data_key(read_meta(path))
-    except (CheckpointError, OSError):
-        return ""
+    meta = metadata(path)
+    return data_key(meta) if meta else ""
 
 
 def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str | None:
@@ -176,10 +194,7 @@ def dataset_images(path: str, data_root: str | None = None) -> tuple[np.ndarray 
 
 def resolve_data_root(path: str) -> str | None:
     """The data root a checkpoint records, if that folder exists here (as given, or relative to the project)."""
-    try:
-        return _resolve_root((read_meta(path).get("data") or {}).get("data_root"))
-    except (CheckpointError, OSError):
-        return None
+    return _resolve_root((metadata(path).get("data") or {}).get("data_root"))
 
 
 def _resolve_root(root: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """Checkpoint folders: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and use them).
 
-The names of every file a checkpoint folder may hold are defined here and nowhere else. Nothing is ever unpickled. model.json records the sha256 of the weights file, so a truncated, swapped or tampered
-file is caught before it is read. Training state for `--resume` lives beside them in `train_state.safetensors`
+The names of every file a checkpoint folder may hold are defined here and nowhere else. Nothing is ever unpickled.
+model.json records the sha256 of the weights file, so a truncated, swapped or tampered file is caught before it is
+read. Training state for `--resume` lives beside them in `train_state.safetensors`
 (weights, optimizer momentum and the loop's counters in its metadata), written atomically in one file.
 Every file is written to a temporary name in the same folder, then renamed over the old one.
 """

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args.train_args = shared
     try:
         return COMMANDS[args.command](args, argv)
-    except (CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, DataError, TrainingError, ValueError, OSError) as e:  # OSError: a path the user gave
         print(f"boostnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

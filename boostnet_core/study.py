@@ -69,6 +69,8 @@ def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], tra
     `train_args` are `boostnet train` flags shared by every run (the CLI has checked them); `epochs` is theirs.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{str(root)!r} is a file; a study needs a folder (one checkpoint folder per run inside).")
     if not variants or not seeds:
         raise ValueError("A study needs at least one variant and one seed.")
     for flag in train_args:

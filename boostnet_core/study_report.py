@@ -39,7 +39,7 @@ VARIANT_KEYS = ("method", "grad_rescale", "reweight", "seed")
 class StudyRun:
     """One finished and evaluated run."""
     folder: Path
-    recipe: str              # a readable name of the recipe
+    recipe: str              # what defines the recipe (data and every training setting but the variant's), as JSON
     recipe_settings: dict
     variant: str             # "boostnet, rescaling on"
     method: str
@@ -66,11 +66,20 @@ def load_runs(roots) -> list[StudyRun]:
         cache = load_cache(folder)
         if "test" not in cache:
             continue
-        settings = {k: v for k, v in train.items() if k not in VARIANT_KEYS and k != "epochs_done"}
+        key, settings = _recipe(meta)
         variant = f"{meta['method']}, rescaling {'on' if meta.get('grad_rescale') else 'off'}"
-        runs.append(StudyRun(folder, recipe_name(settings), settings, variant, meta["method"], int(train.get("seed", 0)),
+        runs.append(StudyRun(folder, key, settings, variant, meta["method"], int(train.get("seed", 0)),
                              list(meta["macs"]), cache["test"], json.loads((folder / RESULTS).read_text())))
     return runs
+
+
+def _recipe(meta: dict) -> tuple[str, dict]:
+    """(key, settings) of a run's recipe: the data it was trained on and every training setting but the method,
+    gradient rescaling, w and the seed. Runs compare only within one recipe."""
+    from .checkpoint import data_key
+    train = meta.get("train") or {}
+    settings = {k: v for k, v in train.items() if k not in VARIANT_KEYS and k != "epochs_done"}
+    return json.dumps([data_key(meta), settings], sort_keys=True), settings
 
 
 def recipe_name(settings: dict) -> str:
@@ -84,13 +93,9 @@ def recipe_name(settings: dict) -> str:
 def run_identity(meta: dict) -> str | None:
     """What a run is, but for its seed (data, recipe, method, gradient rescaling, w): runs with the same identity
     differ only by seed. None for a folder that records no training."""
-    train = meta.get("train")
-    if not train:
+    if not meta.get("train"):
         return None
-    from .checkpoint import data_key
-    settings = {k: v for k, v in train.items() if k not in ("seed", "epochs_done", "grad_rescale")}
-    return json.dumps([data_key(meta), settings, meta.get("method"), bool(meta.get("grad_rescale")),
-                       meta.get("reweight")], sort_keys=True)
+    return json.dumps([_recipe(meta)[0], meta.get("method"), bool(meta.get("grad_rescale")), meta.get("reweight")])
 
 
 def seed_siblings(folder, candidates) -> list[Path]:
@@ -251,7 +256,8 @@ def build_report(roots) -> dict:
     if not runs:
         raise ValueError(f"No finished, evaluated run under {', '.join(map(str, roots))}; run 'boostnet study run' first.")
     recipes = []
-    for recipe in sorted({r.recipe for r in runs}):
+    keys = sorted({r.recipe for r in runs}, key=lambda k: (recipe_name(json.loads(k)[1]), k))
+    for recipe in keys:
         members = [r for r in runs if r.recipe == recipe]
         by_variant: dict[str, dict[int, StudyRun]] = {}
         for r in sorted(members, key=lambda r: (r.variant, r.seed)):
@@ -275,9 +281,17 @@ def build_report(roots) -> dict:
         for v1, v2 in combinations(sorted(by_variant), 2):
             a, b = orient(v1, v2)
             comparisons.append({"a": a, "b": b, **compare(by_variant[a], by_variant[b])})
-        recipes.append({"recipe": recipe, "settings": members[0].recipe_settings, "variants": variants,
-                        "comparisons": comparisons})
+        recipes.append({"recipe": _display_name(members[0].recipe_settings, [json.loads(k)[1] for k in keys]),
+                        "settings": members[0].recipe_settings, "variants": variants, "comparisons": comparisons})
     return {"roots": [str(r) for r in roots], "level": LEVEL, "recipes": recipes}
+
+
+def _display_name(settings: dict, all_settings: list[dict]) -> str:
+    """The recipe's short name, plus the settings that tell it apart from another recipe of the same name."""
+    name = recipe_name(settings)
+    twins = [o for o in all_settings if o != settings and recipe_name(o) == name]
+    differing = sorted({k for o in twins for k in set(o) | set(settings) if o.get(k) != settings.get(k)})
+    return name + (" (" + ", ".join(f"{k} {settings.get(k)}" for k in differing) + ")" if differing else "")
 
 
 def _relative(folder: Path) -> str:
@@ -378,8 +392,10 @@ def plot(report: dict, path: Path) -> None:
 
 def write_report(roots, out_dir: str | os.PathLike) -> dict:
     """report.json, report.md and report.png in `out_dir`; returns the report."""
-    report = build_report(roots)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; give a folder for report.json, report.md and report.png.")
+    report = build_report(roots)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", _json_safe(report))
     atomic_write_bytes(out / "report.md", markdown(report).encode())

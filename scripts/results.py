@@ -39,7 +39,7 @@ def interp_at(curve, macs):
 def anytime_table(title, boost, joint):
     b, j = load(boost), load(joint)
     lines = [f"**{title}**, test top-1 (%) of F_k per exit ({b['test_size']} test images)", "",
-             "| exit | MACs (M, cumulative) | BoostNet | joint | gain |", "|---:|---:|---:|---:|---:|"]
+             "| exit | MACs (M, cumulative) | BoostNet | joint | difference |", "|---:|---:|---:|---:|---:|"]
     for k, m in enumerate(b["macs"]):
         gb, gj = b["anytime"]["top1"][k], j["anytime"]["top1"][k]
         lines.append(f"| {k + 1} | {m / 1e6:.2f} | {gb:.2f} | {gj:.2f} | {gb - gj:+.2f} |")
@@ -53,7 +53,7 @@ def budgeted_table(title, boost, joint, shares=(0.3, 0.4, 0.5, 0.6, 0.8)):
     full = b["macs"][-1]
     lines = [f"**{title}**, budgeted batch (thresholds fitted on the validation split, applied to test; "
              "top-1 interpolated on the 39-point curve)", "",
-             "| average MACs (M) | share of full | BoostNet | joint | gain |", "|---:|---:|---:|---:|---:|"]
+             "| average MACs (M) | share of full | BoostNet | joint | difference |", "|---:|---:|---:|---:|---:|"]
     lo = max(min(p["avg_macs"] for p in b["budgeted"]), min(p["avg_macs"] for p in j["budgeted"]))
     for s in shares:
         macs = s * full
@@ -74,7 +74,7 @@ def reference_table():
         cells = [" ".join(f"{v:.1f}" for v in logs[k][e]["test_top1"]) for k in logs]
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
     final = {k: np.array(v[-1]["test_top1"]) for k, v in logs.items()}
-    lines += ["", "Gains after epoch 10 (points per exit 1..5, then mean):", "",
+    lines += ["", "Differences after epoch 10 (points per exit 1..5, then mean; one seed per run, so no interval: the spread between seeds is of the same size):", "",
               "| comparison | exit 1 | exit 2 | exit 3 | exit 4 | exit 5 | mean |", "|---|---:|---:|---:|---:|---:|---:|"]
     for label, x, y in [("boosting, rescaling off: (c) - (b)", "c", "b"), ("boosting, rescaling on: (a) - (d)", "a", "d"),
                         ("rescaling, BoostNet: (a) - (c)", "a", "c"), ("rescaling, joint: (d) - (b)", "d", "b"),

@@ -271,6 +271,9 @@ def test_about_page_states_the_model_and_the_project_results():
 def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     import time
     monkeypatch.setenv("BOOSTNET_RUNS", str(tmp_path))
+    import threading
+    import torch
+    threads_before = torch.get_num_threads()
     at = page("train", model=None).run()
     at.number_input(key="train_epochs").set_value(50)
     at.button(key="train_start").click().run()
@@ -282,4 +285,11 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
             break
         time.sleep(0.1)
     assert [r.status for r in job.runs] == ["stopped", "stopped"]
+    # The job's one-thread setting did not outlive it: Streamlit runs every rerun in a new thread, which would
+    # inherit it (torch's thread count is per thread, new threads take the last one set).
+    seen = []
+    probe = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    probe.start()
+    probe.join()
+    assert seen == [threads_before]
     assert "Stopped during epoch" in job.runs[0].message and "Not started" in job.runs[1].message

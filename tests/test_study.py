@@ -72,6 +72,11 @@ def test_bad_study_flags_exit_2(tmp_path, capsys):
     assert main(["study", "run", str(tmp_path / "s"), "--variants", "joint:maybe"]) == 2
     assert main(["study", "report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("keep")
+    assert main(["study", "run", str(tmp_path / "a-file"), "--", "--dataset", "digits"]) == 2
+    assert "is a file; a study needs a folder" in capsys.readouterr().err
+    assert main(["study", "report", str(REPO / "checkpoints" / "mnist5k-joint"), "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err and (tmp_path / "a-file").read_text() == "keep"
     (tmp_path / "empty").mkdir()
     assert main(["study", "report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "No finished, evaluated run" in capsys.readouterr().err
@@ -140,7 +145,8 @@ def test_report_statistics_match_hand_computations(digits_grid, grid_report):
     for k, e in enumerate(pair["exits"]):
         mean, half = (d0[k] + d1[k]) / 2, T_975_1 * abs(d0[k] - d1[k]) / 2   # sd |d0-d1|/sqrt(2), /sqrt(2)
         assert (e["difference"], e["low"], e["high"]) == pytest.approx((mean, mean - half, mean + half))
-        assert e["verdict"] == ("not distinguishable" if e["low"] <= 0 <= e["high"] else e["verdict"])
+        expected = "A above B" if e["low"] > 0 else "A below B" if e["high"] < 0 else "not distinguishable"
+        assert e["verdict"] == expected
     # McNemar of seed 0 at the last exit, by hand from the cached predictions.
     from boostnet_core.evaluation import load_cache
     ca, cb = load_cache(digits_grid / "boostnet-rescale-on-seed0")["test"], load_cache(digits_grid / "joint-rescale-off-seed0")["test"]
@@ -150,6 +156,22 @@ def test_report_statistics_match_hand_computations(digits_grid, grid_report):
     tail = sum(math.comb(n, i) for i in range(min(n01, n10) + 1)) / 2 ** n
     assert pair["exits"][-1]["per_seed"][0]["mcnemar_p"] == pytest.approx(min(1.0, 2 * tail))
     assert pair["budgeted"] and all(row["share"] in (0.3, 0.4, 0.5, 0.6, 0.8) for row in pair["budgeted"])
+
+
+def test_runs_of_different_recipes_are_never_compared(digits_grid, tmp_path):
+    """Same data, epochs and schedule but another learning rate: a recipe of its own, named apart."""
+    from boostnet_core.evaluation import evaluate_checkpoint
+    from boostnet_core.training import TrainConfig, train
+    other = tmp_path / "boostnet-rescale-on-seed0-lr"
+    train(TrainConfig(dataset="digits", epochs=1, batch_size=128, grad_rescale="on", lr=0.05, train_limit=500,
+                      out=str(other), progress=False))
+    evaluate_checkpoint(other)
+    report = build_report([digits_grid, other])
+    assert len(report["recipes"]) == 2
+    lone = next(r for r in report["recipes"] if list(r["variants"]) == ["boostnet, rescaling on"])
+    assert lone["variants"]["boostnet, rescaling on"]["seeds"] == [0] and "lr 0.05" in lone["recipe"]
+    grid = next(r for r in report["recipes"] if r is not lone)
+    assert grid["variants"]["boostnet, rescaling on"]["seeds"] == [0, 1] and "lr 0.1" in grid["recipe"]
 
 
 def test_report_files(digits_grid, grid_report, tmp_path):

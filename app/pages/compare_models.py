@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 
 from common import (UPLOAD_TYPES, available_checkpoints, contribution_panels, data_group, dataset_images,
-                    decode_upload, label, load_or_error, model_color, plot_layout, predictions, seed_siblings_of,
+                    decode_upload, label, load_or_error, metadata, model_color, plot_layout, predictions, seed_siblings_of,
                     thumbnail, to_display)
 from boostnet_core.data import DataError
 from boostnet_core.inference import preprocess_image, trace
@@ -33,7 +33,7 @@ c1, c2 = st.columns(2)
 # Default pair: the first BoostNet model against a joint model trained on the same data, when there is one.
 first = options[0]
 first_joint = next((i for i, p in enumerate(options) if p != first and data_group(p) == data_group(first)
-                    and (m := load_or_error(p)) is not None and m.method == "joint"), 1)
+                    and metadata(p).get("method") == "joint"), 1)
 path_a = c1.selectbox("Model A", options, index=0, format_func=label, key="compare_a")
 path_b = c2.selectbox("Model B", options, index=first_joint, format_func=label, key="compare_b")
 threshold = st.slider("Confidence threshold (both models)", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="compare_threshold")

@@ -30,47 +30,43 @@ classes = net.classes
 exit_names = [f"exit {k + 1}" for k in range(net.num_exits)]
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def attribution_map(model_path: str, image_key: str, _pixels: np.ndarray, exit_index: int, head: int | None,
-                    method: str) -> tuple[np.ndarray, int]:
-    """(map [H, W] in [0, 1], target class): computed once per image, model, exit, head and method."""
-    m = model(model_path)
-    x = preprocess_image(Image.fromarray(_pixels), m.meta)
-    with torch.no_grad():
-        exit_logits = m(x[None])[exit_index][0]
-    target = int(exit_logits.argmax())
-    return attribute(m, x, exit_index, target, method, head=head, steps=32), target
+# Everything about one image is computed once per image and version of the weights (`image_key`) and shared:
+# the model's input, its trace (every head and exit; thresholds are applied afterwards), the contribution panels
+# and each attribution chart. Moving the threshold rebuilds none of them.
 
 
-def model_view(pixels: np.ndarray) -> np.ndarray:
-    """The picture as the model sees it (its input size), RGB uint8, for the attribution overlay."""
-    x = preprocess_image(Image.fromarray(pixels), net.meta)
-    mean = np.array(net.meta["mean"])[:, None, None]
-    std = np.array(net.meta["std"])[:, None, None]
-    img = np.clip((x.numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
-    return np.repeat(img, 3, 0).transpose(1, 2, 0) if img.shape[0] == 1 else img.transpose(1, 2, 0)
+@st.cache_resource(show_spinner=False, max_entries=256)
+def image_input(model_path: str, image_key: str, _pixels: np.ndarray) -> torch.Tensor:
+    return preprocess_image(Image.fromarray(_pixels), model(model_path).meta)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def image_trace(model_path: str, image_key: str, _pixels: np.ndarray) -> dict:
-    """The trace of one image (every head, every exit), shared and read-only; thresholds are applied afterwards."""
-    m = model(model_path)
-    return trace(m, preprocess_image(Image.fromarray(_pixels), m.meta), threshold=1.0)
+    return trace(model(model_path), image_input(model_path, image_key, _pixels), threshold=1.0)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def contribution_figure(model_path: str, image_key: str, _t: dict) -> go.Figure:
-    """The all-exits contribution panels of one image; they do not depend on the threshold, so a threshold move
-    reuses the same figure (nothing to rebuild, nothing for the browser to redraw)."""
     return contribution_panels(_t, model(model_path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def attribution_chart(model_path: str, image_key: str, _pixels: np.ndarray, exit_index: int, head: int | None,
                       method: str) -> go.Figure:
-    heat, target = attribution_map(model_path, image_key, _pixels, exit_index, head, method)
+    """The map of the class that exit `exit_index` predicts, over the picture as the model sees it."""
+    m, x = model(model_path), image_input(model_path, image_key, _pixels)
+    target = int(image_trace(model_path, image_key, _pixels)["exit_logits"][exit_index].argmax())
+    heat = attribute(m, x, exit_index, target, method, head=head, steps=32)
     what = f"F_{exit_index + 1}" if head is None else f"head {head + 1}'s contribution to F_{exit_index + 1}"
-    return attribution_figure(model_view(_pixels), heat, f"{METHOD_NAMES[method]} of {what} for class '{classes[target]}'")
+    return attribution_figure(model_view(x, m.meta), heat, f"{METHOD_NAMES[method]} of {what} for class '{m.classes[target]}'")
+
+
+def model_view(x: torch.Tensor, meta: dict) -> np.ndarray:
+    """A model input [C, H, W] back to RGB uint8 (undoing the normalisation), for the attribution overlay."""
+    mean = np.array(meta["mean"])[:, None, None]
+    std = np.array(meta["std"])[:, None, None]
+    img = np.clip((x.numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
+    return np.repeat(img, 3, 0).transpose(1, 2, 0) if img.shape[0] == 1 else img.transpose(1, 2, 0)
 
 
 def attribution_figure(view: np.ndarray, heat: np.ndarray, title: str) -> go.Figure:

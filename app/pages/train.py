@@ -43,12 +43,12 @@ class LiveRun:
 class TrainJob:
     runs: list[LiveRun]
     stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
+    thread: threading.Thread | None = None
     announced: bool = False
 
     @property
     def alive(self) -> bool:
-        return any(t.is_alive() for t in self.threads)
+        return self.thread is not None and self.thread.is_alive()
 
 
 def run_in_background(cfg: TrainConfig, live: LiveRun, stop: threading.Event) -> None:
@@ -71,14 +71,19 @@ def run_in_background(cfg: TrainConfig, live: LiveRun, stop: threading.Event) ->
 
 
 def run_all(configs: list[TrainConfig], runs: list[LiveRun], stop: threading.Event) -> None:
-    # One intra-op thread here: outside the main thread, torch's OpenMP teams cost more than they give (measured:
-    # digits trains 2.3x faster in a worker thread with one intra-op thread than with two).
+    # One intra-op thread while training: outside the main thread, torch's OpenMP teams cost more than they give
+    # (digits trains 2.3x faster in a worker thread with one than with two). The setting is process-wide, so the
+    # app's own count comes back when the job ends.
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    for cfg, live in zip(configs, runs):
-        if stop.is_set():
-            live.status, live.message = "stopped", "Not started: the Stop button was pressed."
-            continue
-        run_in_background(cfg, live, stop)
+    try:
+        for cfg, live in zip(configs, runs):
+            if stop.is_set():
+                live.status, live.message = "stopped", "Not started: the Stop button was pressed."
+                continue
+            run_in_background(cfg, live, stop)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
@@ -95,8 +100,8 @@ def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
                for live in runs]
     # One after the other in one thread: two Python threads training at once contend for the interpreter and the
     # cores, and both end later than they would in turn.
-    job.threads.append(threading.Thread(target=run_all, args=(configs, runs, job.stop), daemon=True))
-    job.threads[0].start()
+    job.thread = threading.Thread(target=run_all, args=(configs, runs, job.stop), daemon=True)
+    job.thread.start()
     return job
 
 
