@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=_count, default=4, help="loader processes for streamed (large-image) data")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for this process")
     t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast forward and loss (faster on CPUs with bf16 and on GPUs; weights stay fp32)")
+    t.add_argument("--channels-last", action="store_true",
+                   help="channels-last feature maps (same maths; faster on GPUs, slower for training on a CPU)")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the forward pass (CUDA graphs on a GPU); falls back to eager with a warning")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     t.add_argument("--evaluate", action="store_true",
                    help="when training ends, evaluate the checkpoint as 'boostnet evaluate' does (results and cache)")
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--monotone", action="store_true", help="budgeted curve: repeat the last accuracy where validation does not improve")
     e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
 
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_thresholds, default=[0.9], help="confidence threshold, one or one per exit (default 0.9)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
 
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
@@ -195,7 +203,8 @@ def _evaluate(args, argv) -> int:
     from .evaluation import evaluate_checkpoint
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
-                                 monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet)
+                                 monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
+                                 fast=not args.eager)
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
@@ -208,7 +217,7 @@ def _predict(args, argv) -> int:
     from .inference import predict_files
     model = load_model(args.checkpoint, pick_device(args.device))
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
-    for result in predict_files(model, args.images, threshold):
+    for result in predict_files(model, args.images, threshold, fast=not args.eager):
         if args.json:
             print(json.dumps(result))
         else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .fast_inference import inference_backbone
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import check_thresholds
 
@@ -62,8 +63,11 @@ def _decide(model, step, previous, thresholds: list[float]):
 
 
 @torch.inference_mode()
-def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
-    """Exit each sample at the first exit whose confidence reaches its threshold (the last exit takes the rest)."""
+def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True) -> EarlyExit:
+    """Exit each sample at the first exit whose confidence reaches its threshold (the last exit takes the rest).
+
+    fast: run the prepared backbone (fast_inference.py); False runs the eager model.
+    """
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
     device, b = x.device, x.shape[0]
@@ -73,8 +77,9 @@ def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
     exit_conf = torch.full((n_exits, b), float("nan"), device=device)
     active = torch.arange(b, device=device)       # original positions of the samples still running
     previous = None
+    backbone = inference_backbone(model, b, fast)
     with eval_mode(model):
-        for step in iter_exits(model.backbone, x):
+        for step in iter_exits(backbone, x):
             k = step.index
             exit_logits, conf, leave = _decide(model, step, previous, t)
             exit_conf[k, active] = conf
@@ -91,12 +96,13 @@ def predict_early(model, x: torch.Tensor, thresholds) -> EarlyExit:
 
 
 @torch.inference_mode()
-def predict_early_stream(model, batches, thresholds, batch_size: int | None = None) -> EarlyExit:
+def predict_early_stream(model, batches, thresholds, batch_size: int | None = None, fast: bool = True) -> EarlyExit:
     """Early exit over a stream of input batches, pooling the samples that continue across batches.
 
     Samples that do not exit at block k wait in a queue for block k+1 until `batch_size` of them (default: the
     size of the first batch) are there, so every block runs on full batches and the cost per sample follows the
     MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
+    fast: as for `predict_early` (the traced backbone is used if it was prepared before, see fast_inference.py).
     """
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
@@ -117,7 +123,7 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
             rest, head = torch.arange(size, len(ids)), torch.arange(size)
             queues[k].append((ids[size:], select_samples(state, rest), None if previous is None else previous[size:]))
             ids, state, previous = ids[:size], select_samples(state, head), None if previous is None else previous[:size]
-        for step in iter_exits(model.backbone, state, first=k, last=k):
+        for step in iter_exits(backbone, state, first=k, last=k):
             exit_logits, conf, leave = _decide(model, step, previous, t)
             conf_rows.append((k, ids, conf))
             if leave.any():
@@ -129,6 +135,7 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
         if keep.any():  # the walk handed the kept samples' state on to block k+1
             queues[k + 1].append((ids[keep], step.state, exit_logits[keep]))
 
+    backbone = inference_backbone(model, 0, fast)
     with eval_mode(model):
         for x in batches:
             size = batch_size or len(x)

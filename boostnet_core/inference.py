@@ -12,6 +12,7 @@ import torch
 from .boosting import ensemble
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
 from .early_exit import EarlyExit, predict_early, predict_early_stream
+from .fast_inference import head_logits
 from .models.stepwise import eval_mode
 from .thresholds import assign_exits, check_thresholds
 
@@ -56,11 +57,11 @@ def _flatten_alpha(img):
 
 
 @torch.inference_mode()
-def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5) -> dict:
+def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = True) -> dict:
     """Everything about one input [C, H, W]: every head's raw logits, each head's contribution w^(n-i) f_i to
     every exit, each exit's softmax and top-k classes, the exit taken at `threshold`, and its MACs."""
     with eval_mode(model):
-        heads = model.head_logits(x[None])
+        heads = head_logits(model, x[None], fast)
     n = model.num_exits
     exits = [F[0] for F in ensemble(heads, model.reweight)]
     probs = [F.softmax(-1) for F in exits]
@@ -88,11 +89,11 @@ def at_threshold(trace_result: dict, model, threshold) -> dict:
                 thresholds=t.tolist())
 
 
-def predict_files(model, paths, threshold) -> list[dict]:
+def predict_files(model, paths, threshold, fast: bool = True) -> list[dict]:
     """Early-exit predictions for image files, one dict per file (see `boostnet predict --json`)."""
     device = next(model.parameters()).device
     inputs = torch.stack([preprocess_image(p, model.meta) for p in paths]).to(device)
-    result = model.predict_early(inputs, threshold)
+    result = predict_early(model, inputs, threshold, fast)
     classes = model.classes
     rows = []
     for i, path in enumerate(paths):

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +54,9 @@ class TrainConfig:
     sync_bn: bool = False                 # SyncBatchNorm across processes (ImageNet recipe)
     workers: int = 4                      # DataLoader workers for streamed (large-image) data
     resume: bool = False                  # continue the run saved in `out`
+    precision: str = "fp32"               # fp32 | bf16 (autocast of forward and loss; weights and SGD stay fp32)
+    channels_last: bool = False           # channels-last feature maps (GPUs; slower for training on the 2-core CPU)
+    compile: bool = False                 # torch.compile the forward pass (CUDA: with CUDA graphs); eager if it fails
     progress: bool = True                 # tqdm progress bar
     command: str = ""                     # the command line, recorded in model.json
 
@@ -67,18 +71,26 @@ class TrainConfig:
             raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
         if self.train_limit is not None and self.train_limit < 10:
             raise ValueError(f"--train-limit must be at least 10 images, got {self.train_limit}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
 
     # The settings that define a run: a resume must agree with them.
     def identity(self) -> dict:
         d = asdict(self)
-        for k in ("out", "resume", "progress", "command", "workers", "device", "data_root"):
+        # How a run executes is not what it is: memory layout and compilation change only the speed.
+        for k in ("out", "resume", "progress", "command", "workers", "device", "data_root", "channels_last", "compile"):
             d.pop(k)
         if d["train_limit"] is None:  # runs saved before the field existed resume unchanged
             d.pop("train_limit")
+        if d["precision"] == "fp32":  # likewise
+            d.pop("precision")
         d["milestones"] = list(d["milestones"])
         return d
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 class TrainingError(RuntimeError):
@@ -129,6 +141,47 @@ class _HeadLogits(torch.nn.Module):
 
     def forward(self, x):
         return self.model.head_logits(x)
+
+
+class CompiledOrEager:
+    """`torch.compile(module)`, falling back to the module itself (one warning) if compiling fails: a machine
+    without a C++ compiler, or an op the compiler does not support, must not stop a run."""
+
+    def __init__(self, module: torch.nn.Module, device: torch.device):
+        self.module = module
+        # On a GPU a small network is launch-bound: "reduce-overhead" replays the forward as a CUDA graph.
+        self.compiled = torch.compile(module, mode="reduce-overhead" if device.type == "cuda" else None)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as error:  # noqa: BLE001 -- any compiler failure: run eager instead
+                warnings.warn(f"--compile failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                              "training continues without it.", RuntimeWarning, stacklevel=2)
+                self.compiled = None
+        return self.module(*args)
+
+
+def speed_options(module: torch.nn.Module, device: torch.device, channels_last: bool = False, compile: bool = False,
+                  precision: str = "fp32"):
+    """x -> `module(x)` (the raw head logits) with a run's speed options; also what bench/train_speed.py measures.
+
+    The model must already be channels-last if `channels_last` (its inputs are converted here). Under bf16 autocast
+    the logits are returned in fp32, so the loss is computed in fp32.
+    """
+    run = CompiledOrEager(module, device) if compile else module
+    autocast = precision == "bf16"
+
+    def forward(x):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if not autocast:
+            return run(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits = run(x)
+        return [f.float() for f in logits]
+    return forward
 
 
 def train(cfg: TrainConfig, on_epoch=None, stop=None) -> Path:
@@ -183,10 +236,11 @@ class _Run:
 
 def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int, on_epoch=None, stop=None) -> Path:
     run = _set_up(cfg, world, local_rank)
-    forward = _HeadLogits(run.model)
+    module = _HeadLogits(run.model)
     if world > 1:
         device = run.device
-        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+        module = torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = speed_options(module, run.device, cfg.channels_last, cfg.compile, cfg.precision)
     if rank == 0:
         run.out.mkdir(parents=True, exist_ok=True)
     for epoch in range(run.counters["epoch"], cfg.epochs):
@@ -221,6 +275,8 @@ def _set_up(cfg: TrainConfig, world: int, local_rank: int) -> _Run:
         model = build_model_for(cfg, bundle, in_channels)
     model.to(device)
     macs = model.macs  # measured once, before any DDP wrapping
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     if cfg.sync_bn and world > 1:
         sync_batch_norm(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

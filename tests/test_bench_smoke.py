@@ -13,9 +13,9 @@ from conftest import REPO
 
 @pytest.mark.parametrize("args", [
     ["bench/thresholds.py", "--samples", "2000", "--exits", "4", "--classes", "10"],
-    ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1"],
+    ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1", "--paths", "bf16"],
     ["bench/early_exit.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--images", "16",
-     "--threads", "1", "--shares", "0.6"],
+     "--threads", "1", "--shares", "0.6", "--repeats", "1"],
 ])
 def test_benchmark_prints_json(args, capsys, monkeypatch):
     threads = torch.get_num_threads()
