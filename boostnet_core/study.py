@@ -77,7 +77,8 @@ def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], tra
         if flag.split("=")[0] in OWN_FLAGS:
             raise ValueError(f"{flag} is set by the study for each run; leave it out of the training flags.")
     _record_manifest(root, variants, seeds, train_args)
-    return [RunSpec(v, s, root / run_folder_name(v, s), epochs) for v in variants for s in seeds]
+    # Seed by seed, so that a study stopped part-way has complete pairs (every variant of a seed) to compare.
+    return [RunSpec(v, s, root / run_folder_name(v, s), epochs) for s in seeds for v in variants]
 
 
 def _record_manifest(root: Path, variants, seeds, train_args) -> None:
