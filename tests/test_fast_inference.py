@@ -185,3 +185,21 @@ def test_a_compiler_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         forward(x)  # once fallen back, no second warning
+
+
+def test_eager_flag_of_evaluate_and_predict(digits_copy, tmp_path, capsys):
+    import json
+    from PIL import Image
+    from boostnet_core.cli import main
+    assert main(["evaluate", str(digits_copy), "--quiet"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(digits_copy), "--quiet", "--eager"]) == 0
+    eager = json.loads(capsys.readouterr().out)
+    assert fast == eager  # same accuracies to every digit: the fast path changes no prediction here
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 128).save(image)
+    outputs = []
+    for flags in ([], ["--eager"]):
+        assert main(["predict", str(digits_copy), str(image), "--json", *flags]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0]["exit_index"] == outputs[1]["exit_index"] and outputs[0]["label"] == outputs[1]["label"]
