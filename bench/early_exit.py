@@ -121,7 +121,7 @@ def main():
                                                                 head_logits(model, x_all[:64])))
     print(json.dumps({
         "benchmark": "early exit vs all exits, eager and fast inference", "checkpoint": args.checkpoint,
-        "threads": args.threads, "images": len(x_all), "full_macs": full, "fast_level": fast_backbone.level,
+        "threads": args.threads, "images": len(x_all), "full_macs": full, "fast_level": getattr(fast_backbone, "level", "eager"),
         "prepare_s": round(prepare_s, 3), "first_call_after_prepare_ms": round(1000 * first_call_s, 2),
         "full_network_ms_per_image": ms,
         "full_network_speedup": {f"batch{b}": round(ms[f"eager_batch{b}"] / ms[f"fast_batch{b}"], 2) for b in (64, 1)},

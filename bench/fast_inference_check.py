@@ -28,7 +28,7 @@ def check(folder: Path, data_root: str | None, batch: int = 500) -> dict:
     bundle = load_dataset(data["dataset"], root or data.get("data_root"), model.meta["input_size"],
                           len(model.meta["mean"]), val_size=data["val_size"], split_seed=data["split_seed"])
     x_all = normalize(bundle.test.images, model.meta["mean"], model.meta["std"])
-    level = prepare(model, "jit").level
+    level = getattr(prepare(model, "jit"), "level", "eager")
     thresholds = [[t] * model.num_exits for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)]
     val = load_cache(folder).get("val")
     if val is not None:
