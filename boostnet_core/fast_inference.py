@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .models.stepwise import iter_exits
+from .models.stepwise import eval_mode, iter_exits
 
 LEVELS = ("eager", "fold", "jit")
 JIT_PAYBACK_IMAGES = 2000   # about where tracing (~1-2 s) is repaid (cifar10 preset, 2 cores, batch 500)
@@ -99,6 +99,7 @@ class PreparedBackbone:
         self.heads: list | None = None    # traced heads
         if level == "jit":
             self._trace(input_shape)
+        self._check_against(source, input_shape)
 
     @property
     def num_exits(self) -> int:
@@ -107,7 +108,7 @@ class PreparedBackbone:
     def _trace(self, input_shape):
         device = next(self.eager.parameters()).device
         state = _to_channels_last(torch.randn(2, *input_shape, device=device))
-        blocks, heads, checks = [], [], []
+        blocks, heads = [], []
         trace_blocks = True
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notices, once per trace
@@ -119,15 +120,18 @@ class PreparedBackbone:
                 state = out
                 head_in = self.eager.head_input(state)
                 heads.append(torch.jit.freeze(torch.jit.trace(self.eager.head(i).eval(), (head_in,), check_trace=False)))
-                checks.append((head_in, self.eager.run_head(i, state)))
                 state = _to_channels_last(self.eager.continue_state(i, state))
             self.blocks, self.heads = (blocks if trace_blocks else None), heads
-            x = _to_channels_last(torch.randn(3, *input_shape, device=device))
-            traced = [s.head_logits for s in iter_exits(self, x)]
-            eager = [s.head_logits for s in iter_exits(self.eager, x)]
-        worst = max(float((a - b).abs().max()) for a, b in zip(traced, eager))
+
+    def _check_against(self, source: nn.Module, input_shape) -> None:
+        """Refuse a preparation whose logits differ from the original model's (in eval mode) on random inputs."""
+        x = torch.randn(3, *input_shape, device=next(self.eager.parameters()).device)
+        with eval_mode(source):
+            prepared = [s.head_logits for s in iter_exits(self, x)]
+            original = [s.head_logits for s in iter_exits(source, x)]
+        worst = max(float((a - b).abs().max()) for a, b in zip(prepared, original))
         if not worst <= AGREEMENT_TOLERANCE:
-            raise RuntimeError(f"the traced model's logits differ from eager by {worst:.2g}")
+            raise RuntimeError(f"the prepared model's logits differ from the original's by {worst:.2g}")
 
     def run_block(self, i: int, state):
         state = _to_channels_last(state)

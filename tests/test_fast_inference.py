@@ -203,3 +203,18 @@ def test_eager_flag_of_evaluate_and_predict(digits_copy, tmp_path, capsys):
         assert main(["predict", str(digits_copy), str(image), "--json", *flags]) == 0
         outputs.append(json.loads(capsys.readouterr().out))
     assert outputs[0]["exit_index"] == outputs[1]["exit_index"] and outputs[0]["label"] == outputs[1]["label"]
+
+
+def test_a_preparation_that_changes_the_results_is_refused(digits_net, monkeypatch):
+    import copy
+    real_fuse = fi.fuse_conv_bn_eval
+
+    def wrong_fold(conv, bn):   # a folding bug: the BatchNorm's shift is lost
+        fused = real_fuse(conv, bn)
+        fused.bias.data.zero_()
+        return fused
+    monkeypatch.setattr(fi, "fuse_conv_bn_eval", wrong_fold)
+    monkeypatch.setattr(fi, "_warned", set())
+    model = copy.deepcopy(digits_net)
+    with pytest.warns(RuntimeWarning, match="differ from the original"):
+        assert fi.prepare(model, "jit") is model.backbone
