@@ -25,7 +25,9 @@ CHECKPOINTS = Path(os.environ.get("BOOSTNET_CHECKPOINTS", REPO / "checkpoints"))
 ASSETS = REPO / "assets"
 EXIT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
-APP_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Half the cores: the browser usually runs on the same machine, and two-thread tensor ops on a CPU the browser is
+# busy on wait for each other (the Threshold page's arithmetic took 40 ms instead of 4 on two cores).
+APP_THREADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 torch.set_num_threads(APP_THREADS)
 
 
