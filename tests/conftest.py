@@ -13,7 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+TEST_THREADS = max(1, min(2, os.cpu_count() or 1))
+torch.set_num_threads(TEST_THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Code under test may set torch's thread count (the CLI's --threads, the app); later tests must not inherit it."""
+    yield
+    torch.set_num_threads(TEST_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,10 @@ def test_stream_pools_continuing_samples_and_matches_predict_early(preset, batch
     whole = model.predict_early(x, thresholds)
     assert torch.equal(stream.exit_index, whole.exit_index)
     assert torch.equal(stream.exit_index, assign_exits(conf, thresholds))
-    assert torch.allclose(stream.logits, whole.logits, atol=1e-5)
+    # Other batch sizes sum in another order: fp32 rounding relative to the activations' scale (an untrained RANet's
+    # logits reach 1e5 here), not an absolute 1e-5.
+    scale = whole.logits.abs().max().item()
+    assert torch.allclose(stream.logits, whole.logits, rtol=0, atol=1e-5 + 1e-7 * scale)
     assert torch.equal(stream.macs, whole.macs)
     assert torch.allclose(stream.exit_confidences.nan_to_num(-1), whole.exit_confidences.nan_to_num(-1), atol=1e-6)
     if sizes:  # every block ran on full batches except the final flush of each block
