@@ -16,6 +16,8 @@ from conftest import REPO
     ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1", "--paths", "bf16"],
     ["bench/early_exit.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--images", "16",
      "--threads", "1", "--shares", "0.6", "--repeats", "1"],
+    ["bench/inference_profile.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--batch", "4",
+     "--threads", "1", "--repeats", "1", "--level", "fold"],
 ])
 def test_benchmark_prints_json(args, capsys, monkeypatch):
     threads = torch.get_num_threads()
@@ -26,5 +28,11 @@ def test_benchmark_prints_json(args, capsys, monkeypatch):
         torch.set_num_threads(threads)  # the scripts set their own thread count
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["benchmark"]
+    if "by_kind" in report.get("eager", {}):  # every convolution's MACs found, and the kinds add up to the whole
+        for path in ("eager", "fast"):
+            kinds = report[path]["by_kind"].values()
+            assert sum(k["share"] for k in kinds) == pytest.approx(1, abs=0.01)
+            conv_mmacs, model_mmacs = sum(k.get("mmacs", 0) for k in kinds), report["model_mmacs_per_batch"]
+            assert 0.8 * model_mmacs < conv_mmacs <= 1.001 * model_mmacs  # the rest: the heads' linear layers
     if "identical_thresholds" in report:
         assert report["identical_thresholds"] and report["identical_exits"]
