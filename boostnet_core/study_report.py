@@ -303,9 +303,25 @@ def _relative(folder: Path) -> str:
 
 
 def _fmt(x: float, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if _missing(x):
         return "–"
     return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _with_interval(row: dict, low: str = "low", high: str = "high") -> str:
+    """'+0.12 [-0.30, +0.55]'; the difference alone where there is no interval (a t-interval of one seed)."""
+    if _missing(row[low]) or _missing(row[high]):
+        return _fmt(row["difference"], True)
+    return f"{_fmt(row['difference'], True)} [{_fmt(row[low], True)}, {_fmt(row[high], True)}]"
+
+
+def _per_seed_cell(row: dict) -> str:
+    p = row["mcnemar_p"]
+    return _with_interval(row, "bootstrap_low", "bootstrap_high") + (" p < 0.001" if p < 0.001 else f" p {p:.2g}")
 
 
 def markdown(report: dict) -> str:
@@ -327,20 +343,28 @@ def markdown(report: dict) -> str:
         for c in rec["comparisons"]:
             if not c["seeds"]:
                 continue
-            cells = [f"{_fmt(e['difference'], True)} [{_fmt(e['low'], True)}, {_fmt(e['high'], True)}]" for e in c["exits"]]
-            m = c["mean_over_exits"]
-            cells.append(f"{_fmt(m['difference'], True)} [{_fmt(m['low'], True)}, {_fmt(m['high'], True)}]")
+            cells = [_with_interval(e) for e in c["exits"]] + [_with_interval(c["mean_over_exits"])]
             lines.append(f"| {c['a']} − {c['b']} | {len(c['seeds'])} | " + " | ".join(cells) + " |")
         lines.append("")
+        paired = [c for c in rec["comparisons"] if c["seeds"]]
+        if paired:  # the paired test over test images, for every seed on its own
+            lines.append(f"Each seed alone: A − B with its {int(100 * report['level'])}% bootstrap interval over test images, "
+                         "and McNemar's exact p\n")
+            lines.append("| A − B | seed | " + " | ".join(f"exit {k + 1}" for k in range(n_exits)) + " |")
+            lines.append("|---|---|" + "---|" * n_exits)
+            for c in paired:
+                for i, seed in enumerate(c["seeds"]):
+                    cells = [_per_seed_cell(e["per_seed"][i]) for e in c["exits"]]
+                    lines.append(f"| {c['a']} − {c['b']} | {seed} | " + " | ".join(cells) + " |")
+            lines.append("")
         budgeted = [c for c in rec["comparisons"] if c.get("budgeted")]
         if budgeted:
-            lines.append("Budgeted batch, A − B at shares of the full cost (points, t-interval over seeds)\n")
+            lines.append("Budgeted batch, A − B at shares of the full cost (points; t-interval over seeds, none for one seed)\n")
             lines.append("| A − B | " + " | ".join(f"{int(100 * s)}%" for s in BUDGET_SHARES) + " |")
             lines.append("|---|" + "---|" * len(BUDGET_SHARES))
             for c in budgeted:
                 at = {row["share"]: row for row in c["budgeted"]}
-                cells = [f"{_fmt(at[s]['difference'], True)} [{_fmt(at[s]['low'], True)}, {_fmt(at[s]['high'], True)}]"
-                         if s in at else "–" for s in BUDGET_SHARES]
+                cells = [_with_interval(at[s]) if s in at else "–" for s in BUDGET_SHARES]
                 lines.append(f"| {c['a']} − {c['b']} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ fi
 # for seed 0 (training states are never committed).
 find checkpoints/study -name model.safetensors -path '*-seed[1-9]*' -delete
 
-# 4. The report (tables, plot) that the README and the app read.
+# 4. The report (tables, plot) that the README and the app read; its tables are copied into the README.
 boostnet study report checkpoints/study checkpoints/cifar10-boostnet checkpoints/cifar10-joint \
     checkpoints/cifar10-boostnet-norescale checkpoints/mnist5k-boostnet checkpoints/mnist5k-joint --out assets/report
+python scripts/readme_report.py

@@ -75,3 +75,11 @@ def test_shipped_folder_is_complete_and_consistent(name):
     assert recorded["anytime"]["top1"][-1] >= (85.0 if name.startswith("cifar10") else 97.0)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.name != "train_state.safetensors")
     assert size < 10 * 2**20
+
+
+def test_readme_shows_the_generated_study_report():
+    """The README's study tables are the report's own (scripts/readme_report.py), not a typed or stale copy."""
+    import runpy
+    script = runpy.run_path(str(REPO / "scripts" / "readme_report.py"))
+    readme = (REPO / "README.md").read_text()
+    assert script["embedded"](readme) == (REPO / "assets" / "report" / "report.md").read_text().strip("\n")

@@ -183,6 +183,13 @@ def test_report_files(digits_grid, grid_report, tmp_path):
     assert "boostnet, rescaling on − joint, rescaling off" in text and "± " in text
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown(grid_report) == text
+    # each seed's own test over test images has a row: difference, bootstrap interval and McNemar's p per exit
+    pair = grid_report["recipes"][0]["comparisons"][0]
+    for i, seed in enumerate(pair["seeds"]):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {pair['a']} − {pair['b']} | {seed} |"))
+        first = pair["exits"][0]["per_seed"][i]
+        assert row.split(" | ")[2].startswith(f"{first['difference']:+.2f} [{first['bootstrap_low']:+.2f}, ")
+        assert (" p < 0.001" if first["mcnemar_p"] < 0.001 else f" p {first['mcnemar_p']:.2g}") in row.split(" | ")[2]
 
 
 # ---------------------------------------------------------------- the app draws what the seeds say
