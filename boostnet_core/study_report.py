@@ -208,14 +208,18 @@ def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
         exits.append({"exit": k + 1, "difference": mean, "low": low, "high": high,
                       "interval": "t over seeds" if len(seeds) > 1 else "bootstrap over test images",
                       "verdict": verdict(low, high), "per_seed": per_seed})
-    mean_diffs = [float(np.mean(a_runs[s].top1 - b_runs[s].top1)) for s in seeds]
-    m, lo, hi = t_interval(mean_diffs)
-    if len(seeds) == 1:  # one seed: resample test images, each scored by its accuracy averaged over the exits
-        s = seeds[0]
-        _, lo, hi = bootstrap_difference(a_runs[s].test.correct().double().mean(0).numpy(),
+    # Per seed, the mean over exits: resample test images, each scored by its accuracy averaged over the exits.
+    mean_per_seed = []
+    for s in seeds:
+        d, lo, hi = bootstrap_difference(a_runs[s].test.correct().double().mean(0).numpy(),
                                          b_runs[s].test.correct().double().mean(0).numpy(), seed=s)
+        mean_per_seed.append({"seed": s, "difference": d, "bootstrap_low": lo, "bootstrap_high": hi})
+    m, lo, hi = t_interval([float(np.mean(a_runs[s].top1 - b_runs[s].top1)) for s in seeds])
+    if len(seeds) == 1:
+        lo, hi = mean_per_seed[0]["bootstrap_low"], mean_per_seed[0]["bootstrap_high"]
     return {"seeds": seeds, "exits": exits,
-            "mean_over_exits": {"difference": m, "low": lo, "high": hi, "verdict": verdict(lo, hi)},
+            "mean_over_exits": {"difference": m, "low": lo, "high": hi, "verdict": verdict(lo, hi),
+                                "per_seed": mean_per_seed},
             "budgeted": _compare_budgeted(a_runs, b_runs, seeds)}
 
 
@@ -350,11 +354,12 @@ def markdown(report: dict) -> str:
         if paired:  # the paired test over test images, for every seed on its own
             lines.append(f"Each seed alone: A − B with its {int(100 * report['level'])}% bootstrap interval over test images, "
                          "and McNemar's exact p\n")
-            lines.append("| A − B | seed | " + " | ".join(f"exit {k + 1}" for k in range(n_exits)) + " |")
-            lines.append("|---|---|" + "---|" * n_exits)
+            lines.append("| A − B | seed | " + " | ".join(f"exit {k + 1}" for k in range(n_exits)) + " | mean over exits |")
+            lines.append("|---|---|" + "---|" * (n_exits + 1))
             for c in paired:
                 for i, seed in enumerate(c["seeds"]):
                     cells = [_per_seed_cell(e["per_seed"][i]) for e in c["exits"]]
+                    cells.append(_with_interval(c["mean_over_exits"]["per_seed"][i], "bootstrap_low", "bootstrap_high"))
                     lines.append(f"| {c['a']} − {c['b']} | {seed} | " + " | ".join(cells) + " |")
             lines.append("")
         budgeted = [c for c in rec["comparisons"] if c.get("budgeted")]

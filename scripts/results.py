@@ -1,10 +1,15 @@
-"""Print the README's results tables (markdown) and draw assets/results.png from the shipped evaluations.
+"""The README's results tables (markdown) and assets/results.png, from the shipped evaluations.
 
     python scripts/results.py            # tables to stdout, plot to assets/results.png
-Reads checkpoints/<name>/evaluation.json (written by `boostnet evaluate`) and the reference-recipe logs in
-assets/reference_recipe/*.jsonl. Nothing is recomputed here: every number traces back to those files.
+    python scripts/results.py --readme   # also writes them, and the study report's tables, into README.md
+Reads checkpoints/<name>/evaluation.json (written by `boostnet evaluate`), the study report (assets/report/, written
+by `boostnet study report`: the paired bootstrap intervals of the shipped pairs) and the reference-recipe logs in
+assets/reference_recipe/*.jsonl. Nothing is recomputed here: every number traces back to those files. In the README
+each generated block sits between two marker lines; a test checks that the README holds exactly what this writes.
 """
+import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +17,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints"
 REF = REPO / "assets" / "reference_recipe"
+README = REPO / "README.md"
+REPORT = REPO / "assets" / "report"
 PAIRS = [("CIFAR-10", "cifar10-boostnet", "cifar10-joint"),
          ("CIFAR-10, BoostNet without gradient rescaling", "cifar10-boostnet-norescale", "cifar10-joint"),
          ("MNIST (mnist5k)", "mnist5k-boostnet", "mnist5k-joint")]
@@ -36,15 +43,38 @@ def interp_at(curve, macs):
     return float(np.interp(macs, xs[order], ys[order]))
 
 
+def shipped_pair_intervals(boost: str, joint: str) -> dict | None:
+    """The study report's paired bootstrap intervals (95%, over test images) of `boost` − `joint`: per exit and for
+    the mean over exits, as (low, high); None if the report does not hold this pair of shipped checkpoints."""
+    report = json.loads((REPORT / "report.json").read_text())
+    for recipe in report["recipes"]:
+        for c in recipe["comparisons"]:
+            for i, seed in enumerate(c["seeds"]):
+                a = Path(recipe["variants"][c["a"]]["folders"][str(seed)])
+                b = Path(recipe["variants"][c["b"]]["folders"][str(seed)])
+                if (a.parent.name, a.name, b.parent.name, b.name) == ("checkpoints", boost, "checkpoints", joint):
+                    rows = [e["per_seed"][i] for e in c["exits"]] + [c["mean_over_exits"]["per_seed"][i]]
+                    return {"exits": [(r["bootstrap_low"], r["bootstrap_high"]) for r in rows[:-1]],
+                            "mean": (rows[-1]["bootstrap_low"], rows[-1]["bootstrap_high"])}
+    return None
+
+
+def with_interval(difference: float, interval) -> str:
+    return f"{difference:+.2f}" if interval is None else f"{difference:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
 def anytime_table(title, boost, joint):
     b, j = load(boost), load(joint)
-    lines = [f"**{title}**, test top-1 (%) of F_k per exit ({b['test_size']} test images)", "",
+    intervals = shipped_pair_intervals(boost, joint)
+    lines = [f"**{title}**, test top-1 (%) of F_k per exit ({b['test_size']} test images; difference with its 95% "
+             "bootstrap interval over test images, from the study report)", "",
              "| exit | MACs (M, cumulative) | BoostNet | joint | difference |", "|---:|---:|---:|---:|---:|"]
     for k, m in enumerate(b["macs"]):
         gb, gj = b["anytime"]["top1"][k], j["anytime"]["top1"][k]
-        lines.append(f"| {k + 1} | {m / 1e6:.2f} | {gb:.2f} | {gj:.2f} | {gb - gj:+.2f} |")
+        cell = with_interval(gb - gj, intervals and intervals["exits"][k])
+        lines.append(f"| {k + 1} | {m / 1e6:.2f} | {gb:.2f} | {gj:.2f} | {cell} |")
     mean_gain = np.mean(np.array(b["anytime"]["top1"]) - np.array(j["anytime"]["top1"]))
-    lines.append(f"| mean | | | | {mean_gain:+.2f} |")
+    lines.append(f"| mean | | | | {with_interval(mean_gain, intervals and intervals['mean'])} |")
     return "\n".join(lines)
 
 
@@ -53,7 +83,8 @@ def budgeted_table(title, boost, joint, shares=(0.3, 0.4, 0.5, 0.6, 0.8)):
     full = b["macs"][-1]
     lines = [f"**{title}**, budgeted batch (thresholds fitted on the validation split, applied to test; "
              "top-1 interpolated on the 39-point curve)", "",
-             "| average MACs (M) | share of full | BoostNet | joint | difference |", "|---:|---:|---:|---:|---:|"]
+             "| average MACs (M) | share of full | BoostNet | joint | difference (one run each: no interval) |",
+             "|---:|---:|---:|---:|---:|"]
     lo = max(min(p["avg_macs"] for p in b["budgeted"]), min(p["avg_macs"] for p in j["budgeted"]))
     for s in shares:
         macs = s * full
@@ -73,14 +104,6 @@ def reference_table():
     for e in range(len(logs["a"])):
         cells = [" ".join(f"{v:.1f}" for v in logs[k][e]["test_top1"]) for k in logs]
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
-    final = {k: np.array(v[-1]["test_top1"]) for k, v in logs.items()}
-    lines += ["", "Differences after epoch 10 (points per exit 1..5, then mean; one seed per run, so no interval: the spread between seeds is of the same size):", "",
-              "| comparison | exit 1 | exit 2 | exit 3 | exit 4 | exit 5 | mean |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, x, y in [("boosting, rescaling off: (c) - (b)", "c", "b"), ("boosting, rescaling on: (a) - (d)", "a", "d"),
-                        ("rescaling, BoostNet: (a) - (c)", "a", "c"), ("rescaling, joint: (d) - (b)", "d", "b"),
-                        ("paper's pair: (a) - (b)", "a", "b")]:
-        d = final[x] - final[y]
-        lines.append(f"| {label} | " + " | ".join(f"{v:+.2f}" for v in d) + f" | {d.mean():+.2f} |")
     return "\n".join(lines)
 
 
@@ -109,9 +132,51 @@ def plot(path=REPO / "assets" / "results.png"):
     return path
 
 
-if __name__ == "__main__":
+BEGIN = "<!-- {name}: begin (generated by scripts/results.py --readme from {source}; do not edit) -->"
+END = "<!-- {name}: end -->"
+BLOCKS = {"results tables": "the shipped evaluations", "study report": "assets/report/report.md"}
+
+
+def tables() -> str:
+    parts = []
     for title, boost, joint in PAIRS:
-        print(anytime_table(title, boost, joint), end="\n\n")
-        print(budgeted_table(title, boost, joint), end="\n\n")
-    print(reference_table(), end="\n\n")
+        parts += [anytime_table(title, boost, joint), budgeted_table(title, boost, joint)]
+    return "\n\n".join([*parts, reference_table()])
+
+
+def block_contents() -> dict[str, str]:
+    return {"results tables": tables(), "study report": (REPORT / "report.md").read_text().strip("\n")}
+
+
+def embedded(readme: str, name: str) -> str:
+    """The README's block `name` (between its markers, without them)."""
+    begin, end = BEGIN.format(name=name, source=BLOCKS[name]), END.format(name=name)
+    if begin not in readme or end not in readme:
+        raise ValueError(f"README.md has no {name!r} block; add the lines\n{begin}\n{end}")
+    return readme.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def write_readme() -> None:
+    readme = README.read_text()
+    for name, content in block_contents().items():
+        embedded(readme, name)  # both markers present
+        begin, end = BEGIN.format(name=name, source=BLOCKS[name]), END.format(name=name)
+        before, rest = readme.split(begin, 1)
+        readme = f"{before}{begin}\n{content}\n{end}{rest.split(end, 1)[1]}"
+    tmp = README.with_suffix(".md.tmp")
+    tmp.write_text(readme)
+    tmp.replace(README)  # atomic: a reader never sees half a README
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked blocks")
+    args = parser.parse_args()
+    print(tables(), end="\n\n")
     print(f"plot: {plot().relative_to(REPO)}")
+    if args.readme:
+        try:
+            write_readme()
+        except ValueError as e:
+            sys.exit(str(e))
+        print("README.md: results tables and study report blocks updated")

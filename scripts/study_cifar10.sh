@@ -31,4 +31,4 @@ find checkpoints/study -name model.safetensors -path '*-seed[1-9]*' -delete
 # 4. The report (tables, plot) that the README and the app read; its tables are copied into the README.
 boostnet study report checkpoints/study checkpoints/cifar10-boostnet checkpoints/cifar10-joint \
     checkpoints/cifar10-boostnet-norescale checkpoints/mnist5k-boostnet checkpoints/mnist5k-joint --out assets/report
-python scripts/readme_report.py
+python scripts/results.py --readme

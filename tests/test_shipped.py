@@ -77,9 +77,10 @@ def test_shipped_folder_is_complete_and_consistent(name):
     assert size < 10 * 2**20
 
 
-def test_readme_shows_the_generated_study_report():
-    """The README's study tables are the report's own (scripts/readme_report.py), not a typed or stale copy."""
+def test_readme_shows_the_generated_tables():
+    """The README's results and study tables are what scripts/results.py writes, not a typed or stale copy."""
     import runpy
-    script = runpy.run_path(str(REPO / "scripts" / "readme_report.py"))
+    script = runpy.run_path(str(REPO / "scripts" / "results.py"))
     readme = (REPO / "README.md").read_text()
-    assert script["embedded"](readme) == (REPO / "assets" / "report" / "report.md").read_text().strip("\n")
+    for name, content in script["block_contents"]().items():
+        assert script["embedded"](readme, name) == content, f"README's {name!r} block is stale: run scripts/results.py --readme"
