@@ -96,19 +96,21 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
                              "seeds": list(seeds)})
 
 
-# Flags that say where or how a run executes, not what it is: a study may continue with other values.
-PLACE_FLAGS = ("--data-root", "--device", "--workers")
+# Flags that say where or how a run executes, not what it is: a study may continue with other values (for example
+# on a GPU, or compiled: the same maths in fp32, rounded differently).
+PLACE_FLAGS = ("--data-root", "--device", "--workers")   # each takes a value
+EXECUTION_SWITCHES = ("--compile", "--channels-last")     # no value
 
 
 def _defining(train_args: list[str]) -> list[str]:
-    """The flags that define the runs (PLACE_FLAGS and their values left out)."""
+    """The flags that define the runs (PLACE_FLAGS with their values, and EXECUTION_SWITCHES, left out)."""
     kept, skip = [], False
     for flag in train_args:
         if skip:
             skip = False
         elif flag.split("=")[0] in PLACE_FLAGS:
             skip = "=" not in flag
-        else:
+        elif flag not in EXECUTION_SWITCHES:
             kept.append(flag)
     return kept
 

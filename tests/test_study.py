@@ -61,6 +61,10 @@ def test_variants_and_plan_checks(tmp_path):
         plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "2"], 2)
     # Where the data lie is not part of what the runs are: another machine continues with its own path.
     plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "1", "--data-root", "/elsewhere"], 1)
+    # Nor how they execute: compiled or channels-last (value-less switches; the flag after one still counts).
+    plan(tmp_path / "s", VARIANTS[:2], [0], ["--compile", "--dataset", "digits", "--channels-last", "--epochs", "1"], 1)
+    with pytest.raises(ValueError, match="other training flags"):
+        plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--compile", "--epochs", "3"], 1)
     # A later call may add seeds; the manifest keeps the union.
     plan(tmp_path / "s", VARIANTS[:1], [2], ["--dataset", "digits", "--epochs", "1"], 1)
     assert json.loads((tmp_path / "s" / "study.json").read_text())["seeds"] == [0, 1, 2]
