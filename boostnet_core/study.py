@@ -82,15 +82,19 @@ def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], tra
 
 
 def _record_manifest(root: Path, variants, seeds, train_args) -> None:
-    """study.json holds the shared flags; a later call may add variants or seeds but not change the flags."""
+    """study.json holds the shared flags as first recorded; a later call may add variants or seeds but not change
+    the flags that define the runs (where and how it executes may differ, and is not written back)."""
     path = root / MANIFEST
     if path.is_file():
         saved = json.loads(path.read_text())
         if _defining(saved.get("train_args", [])) != _defining(train_args):
             raise ValueError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
                              "use the same flags or another folder.")
+        train_args = saved["train_args"]
         variants = list(dict.fromkeys([*map(Variant.parse, saved["variants"]), *variants]))
         seeds = sorted(set(saved["seeds"]) | set(seeds))
+        if [str(v) for v in variants] == saved["variants"] and seeds == saved["seeds"]:
+            return  # nothing new: the manifest (maybe committed) is left as it is
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"train_args": list(train_args), "variants": [str(v) for v in variants],
                              "seeds": list(seeds)})

@@ -61,6 +61,7 @@ def test_variants_and_plan_checks(tmp_path):
         plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "2"], 2)
     # Where the data lie is not part of what the runs are: another machine continues with its own path.
     plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "1", "--data-root", "/elsewhere"], 1)
+    assert "/elsewhere" not in (tmp_path / "s" / "study.json").read_text()  # the manifest keeps what it first recorded
     # Nor how they execute: compiled or channels-last (value-less switches; the flag after one still counts).
     plan(tmp_path / "s", VARIANTS[:2], [0], ["--compile", "--dataset", "digits", "--channels-last", "--epochs", "1"], 1)
     with pytest.raises(ValueError, match="other training flags"):
