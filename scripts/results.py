@@ -166,7 +166,8 @@ def write_readme() -> None:
         embedded(readme, name)  # both markers are there
         begin, end = markers(name)
         before, rest = readme.split(begin, 1)
-        readme = f"{before}{begin}\n{content}\n{end}{rest.split(end, 1)[1]}"
+        # blank lines around the block: a table must not run into the end marker when the README is rendered
+        readme = f"{before}{begin}\n\n{content}\n\n{end}{rest.split(end, 1)[1]}"
     atomic_write_bytes(README, readme.encode())
 
 
