@@ -18,10 +18,11 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
+from .training import EXECUTION_FIELDS, TrainConfig
 
 MANIFEST = "study.json"
 # Flags a study sets itself for every run; giving them among the shared training flags is an error.
@@ -100,21 +101,22 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
                              "seeds": list(seeds)})
 
 
-# Flags that say where or how a run executes, not what it is: a study may continue with other values (for example
-# on a GPU, or compiled: the same maths in fp32, rounded differently).
-PLACE_FLAGS = ("--data-root", "--device", "--workers")   # each takes a value
-EXECUTION_SWITCHES = ("--compile", "--channels-last")     # no value
+# The `boostnet train` flags of the trainer's EXECUTION_FIELDS (where and how a run executes, not what it is), each
+# with whether it is a switch (no value): a study may continue with other values, on a GPU or compiled.
+_FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+EXECUTION_FLAGS = {"--" + name.replace("_", "-"): _FIELD_TYPES[name] in (bool, "bool") for name in EXECUTION_FIELDS}
 
 
 def _defining(train_args: list[str]) -> list[str]:
-    """The flags that define the runs (PLACE_FLAGS with their values, and EXECUTION_SWITCHES, left out)."""
+    """The flags that define the runs (EXECUTION_FLAGS and their values left out)."""
     kept, skip = [], False
     for flag in train_args:
+        name = flag.split("=")[0]
         if skip:
             skip = False
-        elif flag.split("=")[0] in PLACE_FLAGS:
-            skip = "=" not in flag
-        elif flag not in EXECUTION_SWITCHES:
+        elif name in EXECUTION_FLAGS:
+            skip = not EXECUTION_FLAGS[name] and "=" not in flag
+        else:
             kept.append(flag)
     return kept
 

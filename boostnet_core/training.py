@@ -76,11 +76,10 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
 
-    # The settings that define a run: a resume must agree with them.
+    # The settings that define a run: a resume (and a study, study.py) must agree with them.
     def identity(self) -> dict:
         d = asdict(self)
-        # How a run executes is not what it is: memory layout and compilation change only the speed.
-        for k in ("out", "resume", "progress", "command", "workers", "device", "data_root", "channels_last", "compile"):
+        for k in ("out", "resume", "progress", "command", *EXECUTION_FIELDS):
             d.pop(k)
         if d["train_limit"] is None:  # runs saved before the field existed resume unchanged
             d.pop("train_limit")
@@ -91,6 +90,9 @@ class TrainConfig:
 
 
 PRECISIONS = ("fp32", "bf16")
+# Where and how a run executes, not what it is (memory layout and compilation change only the speed): a run may
+# resume, and a study continue, with other values.
+EXECUTION_FIELDS = ("workers", "device", "data_root", "channels_last", "compile")
 
 
 class TrainingError(RuntimeError):
