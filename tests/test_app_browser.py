@@ -91,7 +91,7 @@ def test_train_page_trains_live_the_models_join_the_pickers_and_every_page_rende
     page.wait_for_selector("h1:has-text('Train')", timeout=60000)
     _wait_idle(page)
     epochs = page.get_by_label("Epochs")
-    epochs.fill("2")
+    epochs.fill("1")
     epochs.press("Enter")
     _wait_idle(page)
     page.get_by_role("button", name="Train BoostNet and joint").click()
