@@ -187,18 +187,23 @@ def orient(v1: str, v2: str) -> tuple[str, str]:
     return (v1, v2) if rank(v1) <= rank(v2) else (v2, v1)
 
 
-def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
-    """Per exit: A - B over the seeds both have (t-interval), and per seed McNemar and the paired bootstrap."""
+def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun], per_seed_tests: bool = True) -> dict:
+    """Per exit: A - B over the seeds both have (t-interval), and per seed McNemar and the paired bootstrap.
+
+    per_seed_tests=False, with two seeds or more, gives the t-intervals alone, without each seed's own tests and the
+    budgeted comparison (the app's seed plot: milliseconds instead of seconds of bootstrap resampling).
+    """
     seeds = sorted(set(a_runs) & set(b_runs))
     if not seeds:
         return {"seeds": [], "exits": []}
+    tests = per_seed_tests or len(seeds) == 1  # one seed: its interval is the bootstrap's
     n_exits = len(a_runs[seeds[0]].top1)
     exits = []
     for k in range(n_exits):
         diffs = [a_runs[s].top1[k] - b_runs[s].top1[k] for s in seeds]
         mean, low, high = t_interval(diffs)
         per_seed = []
-        for s in seeds:
+        for s in (seeds if tests else []):
             a_ok, b_ok = a_runs[s].test.correct()[k].numpy(), b_runs[s].test.correct()[k].numpy()
             d, lo, hi = bootstrap_difference(a_ok, b_ok, seed=s)
             per_seed.append({"seed": s, "difference": d, "bootstrap_low": lo, "bootstrap_high": hi,
@@ -210,7 +215,7 @@ def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
                       "verdict": verdict(low, high), "per_seed": per_seed})
     # Per seed, the mean over exits: resample test images, each scored by its accuracy averaged over the exits.
     mean_per_seed = []
-    for s in seeds:
+    for s in (seeds if tests else []):
         d, lo, hi = bootstrap_difference(a_runs[s].test.correct().double().mean(0).numpy(),
                                          b_runs[s].test.correct().double().mean(0).numpy(), seed=s)
         mean_per_seed.append({"seed": s, "difference": d, "bootstrap_low": lo, "bootstrap_high": hi})
@@ -220,7 +225,7 @@ def compare(a_runs: dict[int, StudyRun], b_runs: dict[int, StudyRun]) -> dict:
     return {"seeds": seeds, "exits": exits,
             "mean_over_exits": {"difference": m, "low": lo, "high": hi, "verdict": verdict(lo, hi),
                                 "per_seed": mean_per_seed},
-            "budgeted": _compare_budgeted(a_runs, b_runs, seeds)}
+            "budgeted": _compare_budgeted(a_runs, b_runs, seeds) if tests else []}
 
 
 def budgeted_at(run: StudyRun, shares=BUDGET_SHARES) -> np.ndarray | None:

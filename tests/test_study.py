@@ -164,6 +164,23 @@ def test_report_statistics_match_hand_computations(digits_grid, grid_report):
     assert pair["budgeted"] and all(row["share"] in (0.3, 0.4, 0.5, 0.6, 0.8) for row in pair["budgeted"])
 
 
+def test_t_intervals_alone_equal_the_full_comparison(digits_grid):
+    """The app's light comparison (no per-seed tests) gives the report's t-intervals; with one seed it keeps the
+    bootstrap interval, which is then the only one there is."""
+    from boostnet_core.study_report import compare, load_runs
+    runs = load_runs(digits_grid)
+    a = {r.seed: r for r in runs if r.variant == "boostnet, rescaling on"}
+    b = {r.seed: r for r in runs if r.variant == "joint, rescaling off"}
+    full, light = compare(a, b), compare(a, b, per_seed_tests=False)
+    keys = ("difference", "low", "high", "verdict")
+    assert [[e[k] for k in keys] for e in light["exits"]] == [[e[k] for k in keys] for e in full["exits"]]
+    assert [light["mean_over_exits"][k] for k in keys] == [full["mean_over_exits"][k] for k in keys]
+    assert all(not e["per_seed"] for e in light["exits"]) and not light["budgeted"]
+    assert all(len(e["per_seed"]) == 2 for e in full["exits"])
+    one = compare({0: a[0]}, {0: b[0]}, per_seed_tests=False)
+    assert one["exits"][0]["interval"] == "bootstrap over test images" and len(one["exits"][0]["per_seed"]) == 1
+
+
 def test_runs_of_different_recipes_are_never_compared(digits_grid, tmp_path):
     """Same data, epochs and schedule but another learning rate: a recipe of its own, named apart."""
     from boostnet_core.evaluation import evaluate_checkpoint

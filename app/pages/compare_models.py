@@ -18,11 +18,11 @@ PER_PAGE = 12
 
 @st.cache_data(show_spinner="Comparing the seeds ...")
 def seed_comparison(a_folders: tuple, b_folders: tuple) -> dict:
-    """A − B per exit over the seeds both have (the study report's statistics)."""
+    """A − B per exit over the seeds both have: the study report's t-intervals (its per-seed tests are left out)."""
     from boostnet_core.study_report import compare, load_runs
     a = {r.seed: r for r in load_runs(list(a_folders))}
     b = {r.seed: r for r in load_runs(list(b_folders))}
-    return compare(a, b)
+    return compare(a, b, per_seed_tests=False)
 
 st.title("Compare models")
 options = available_checkpoints()
