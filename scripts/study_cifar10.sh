@@ -14,7 +14,7 @@ boostnet study run checkpoints/study/cifar10-ref10 --variants boostnet:on joint:
     $RECIPE --epochs 10 --val-size 0 --eval-test
 # 2. The shipped 30-epoch recipe, seeds 1 and 2 (seed 0 is the shipped cifar10-boostnet / cifar10-joint pair),
 #    compiled (--compile: the same fp32 maths, rounded differently; 1.36x the eager step on one CPU thread). Seed 1's
-#    first epochs ran eager (each run's model.json lists how it was resumed).
+#    first epochs ran eager, for both methods (each run's model.json lists how it was resumed).
 boostnet study run checkpoints/study/cifar10-30ep --variants boostnet:on joint:off --seeds 1 2 --jobs "$JOBS" -- \
     $RECIPE --epochs 30 --val-size 5000 --compile
 # 3. As time allows: (c) BoostNet without rescaling and (d) joint with it, 10 epochs; BoostNet without rescaling,
