@@ -87,9 +87,10 @@ class BoostNet(nn.Module):
         n = exit_index
         return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
 
-    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True) -> EarlyExit:
-        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
-        return predict_early(self, x, thresholds, fast)
+    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, engine=None) -> EarlyExit:
+        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py); the model's
+        default engine is prepared at the first call and reused while the weights stay the same (engines/)."""
+        return predict_early(self, x, thresholds, fast, engine=engine)
 
 
 def ensemble(head_logits: list[torch.Tensor], reweight: float) -> list[torch.Tensor]:

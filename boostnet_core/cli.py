@@ -14,6 +14,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError
 from .data import DATASETS, DataError
 from .devices import DEVICES, pick_device
+from .engines import ENGINES
 from .models.presets import PRESETS
 from .training import TrainingError
 
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    e.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    p.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
@@ -204,7 +207,7 @@ def _evaluate(args, argv) -> int:
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
-                                 fast=not args.eager)
+                                 fast=not args.eager, engine=args.engine)
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
@@ -217,7 +220,7 @@ def _predict(args, argv) -> int:
     from .inference import predict_files
     model = load_model(args.checkpoint, pick_device(args.device))
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
-    for result in predict_files(model, args.images, threshold, fast=not args.eager):
+    for result in predict_files(model, args.images, threshold, fast=not args.eager, engine=args.engine):
         if args.json:
             print(json.dumps(result))
         else:

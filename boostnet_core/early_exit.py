@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .fast_inference import inference_backbone
+from .engines import engine_for, engine_name
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import check_thresholds
 
@@ -25,6 +25,7 @@ class EarlyExit:
     confidence: torch.Tensor        # [B]: max softmax of F at the exit
     macs: torch.Tensor              # float64 [B]: cumulative MACs actually spent
     exit_confidences: torch.Tensor  # [N_exits, B]: confidence at every exit computed (nan beyond the exit)
+    engine: str = "eager"           # what ran the blocks (engines/: e.g. "auto:onnxruntime"; "eager" for fast=False)
 
 
 def select_samples(state, keep: torch.Tensor):
@@ -63,10 +64,11 @@ def _decide(model, step, previous, thresholds: list[float]):
 
 
 @torch.inference_mode()
-def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True) -> EarlyExit:
+def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, engine=None) -> EarlyExit:
     """Exit each sample at the first exit whose confidence reaches its threshold (the last exit takes the rest).
 
-    fast: run the prepared backbone (fast_inference.py); False runs the eager model.
+    engine: an InferenceEngine, an engine name, or None for the model's default engine (engines/, prepared once per
+    set of weights and reused by later calls); fast=False runs the eager model exactly as trained.
     """
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
@@ -77,7 +79,7 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True) -> Earl
     exit_conf = torch.full((n_exits, b), float("nan"), device=device)
     active = torch.arange(b, device=device)       # original positions of the samples still running
     previous = None
-    backbone = inference_backbone(model, b, fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for step in iter_exits(backbone, x):
             k = step.index
@@ -92,17 +94,18 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True) -> Earl
                 exit_index[gone], logits[gone], confidence[gone] = k, exit_logits[leave], conf[leave]
                 active, previous, step.state = active[keep], exit_logits[keep], select_samples(step.state, keep)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
-    return EarlyExit(exit_index, logits, confidence, macs, exit_conf)
+    return EarlyExit(exit_index, logits, confidence, macs, exit_conf, engine_name(backbone))
 
 
 @torch.inference_mode()
-def predict_early_stream(model, batches, thresholds, batch_size: int | None = None, fast: bool = True) -> EarlyExit:
+def predict_early_stream(model, batches, thresholds, batch_size: int | None = None, fast: bool = True, *,
+                         engine=None) -> EarlyExit:
     """Early exit over a stream of input batches, pooling the samples that continue across batches.
 
     Samples that do not exit at block k wait in a queue for block k+1 until `batch_size` of them (default: the
     size of the first batch) are there, so every block runs on full batches and the cost per sample follows the
     MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
-    fast: as for `predict_early` (the traced backbone is used if it was prepared before, see fast_inference.py).
+    fast, engine: as for `predict_early`.
     """
     n_exits = model.num_exits
     t = check_thresholds(thresholds, n_exits).tolist()
@@ -135,7 +138,7 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
         if keep.any():  # the walk handed the kept samples' state on to block k+1
             queues[k + 1].append((ids[keep], step.state, exit_logits[keep]))
 
-    backbone = inference_backbone(model, 0, fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x in batches:
             size = batch_size or len(x)
@@ -153,4 +156,5 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
     for k, ids, conf in conf_rows:
         exit_conf[k, ids] = conf.cpu()
     macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
-    return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf)
+    return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf,
+                     engine_name(backbone))

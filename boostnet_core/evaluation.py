@@ -17,7 +17,7 @@ import torch
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
 from .boosting import ensemble
-from .fast_inference import inference_backbone
+from .engines import engine_for
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,
                          check_thresholds, exit_fractions, exit_outcome, fit_thresholds, fit_thresholds_loop,
@@ -44,8 +44,11 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False,
-                  fast: bool = True) -> ExitPredictions:
-    """Run every exit over a split, keeping only per-sample results (fast: the prepared backbone, fast_inference.py)."""
+                  fast: bool = True, *, engine=None) -> ExitPredictions:
+    """Run every exit over a split, keeping only per-sample results.
+
+    engine: an InferenceEngine, a name, or None for the model's default engine (engines/); fast=False: eager.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
     confs, preds, hits, labels = [], [], [], []
@@ -53,11 +56,12 @@ def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bo
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, total=math.ceil(len(data) / batch_size), desc="evaluate", leave=False)
-    backbone = inference_backbone(model, len(data), fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x, y in batches:
             x, y = x.to(device), y.to(device)
-            exit_logits = torch.stack(ensemble([s.head_logits for s in iter_exits(backbone, x)], model.reweight))  # [E, B, C]
+            heads = backbone.head_logits(x) if fast else [s.head_logits for s in iter_exits(backbone, x)]
+            exit_logits = torch.stack(ensemble(heads, model.reweight))  # [E, B, C]
             conf, pred = exit_logits.softmax(-1).max(-1)
             k = min(5, exit_logits.shape[-1])
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
@@ -70,9 +74,9 @@ def anytime_from(predictions: ExitPredictions) -> dict:
             "top5": (predictions.top5.double().mean(1) * 100).tolist()}
 
 
-def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True) -> dict:
+def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True, *, engine=None) -> dict:
     """{"top1": [...], "top5": [...]} in percent, one value per exit."""
-    return anytime_from(predict_split(model, data, device, batch_size, fast=fast))
+    return anytime_from(predict_split(model, data, device, batch_size, fast=fast, engine=engine))
 
 
 # ---------------------------------------------------------------- checkpoint evaluation and its cache
@@ -99,7 +103,7 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
 
 def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
                         batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True) -> dict:
+                        fast: bool = True, engine=None) -> dict:
     """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
 
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
@@ -118,9 +122,9 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     if len(bundle.classes) != model.backbone.cfg.num_classes:
         raise ValueError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
                          f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
-    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast)}
+    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast, engine=engine)}
     if bundle.val is not None:
-        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast)
+        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast, engine=engine)
     result = {"checkpoint": str(folder), "dataset": dataset, "macs": model.macs, "anytime": anytime_from(splits["test"]),
               "test_size": len(bundle.test)}
     if "val" in splits:
