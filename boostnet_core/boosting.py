@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .early_exit import EarlyExit, predict_early
+from .errors import ArgumentError
 from .macs import exit_macs
 from .models.stepwise import StepwiseBackbone, iter_exits
 
@@ -33,11 +34,11 @@ class BoostNet(nn.Module):
     def __init__(self, backbone: StepwiseBackbone, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
         super().__init__()
         if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+            raise ArgumentError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
         if method == "joint":
             reweight = 0.0
         elif not 0.0 < reweight <= 1.0:
-            raise ValueError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
+            raise ArgumentError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
         if not isinstance(backbone, StepwiseBackbone):
             raise TypeError(f"{type(backbone).__name__} is not a stepwise backbone (see models/stepwise.py).")
         self.backbone = backbone

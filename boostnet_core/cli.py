@@ -1,6 +1,7 @@
 """The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, study, data download.
 
-Every error a user can cause ends in one sentence on stderr and exit status 2, with nothing written over.
+Every error a user can cause (errors.UserError) ends in one sentence on stderr and exit status 2, with nothing
+written over; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .data import DATASETS, DataError
+from .data import DATASETS
 from .devices import DEVICES, pick_device
+from .errors import ArgumentError, TrainingError, UserError
 from .models.presets import PRESETS
-from .training import TrainingError
 
 
 def _int_at_least(minimum: int):
@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     args.train_args = shared
     try:
         return COMMANDS[args.command](args, argv)
-    except (CheckpointError, DataError, TrainingError, ValueError, OSError) as e:  # OSError: a path the user gave
+    # Errors the user can cause (errors.py), and the file system's (a path the user gave, a full disk): one sentence.
+    # Anything else is a bug and keeps its traceback.
+    except (UserError, OSError) as e:
         print(f"boostnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -228,7 +230,7 @@ def _predict(args, argv) -> int:
 
 def _info(args, argv) -> int:
     if bool(args.checkpoint) == bool(args.preset):
-        raise ValueError("Give either a checkpoint folder or --preset NAME (one of them).")
+        raise ArgumentError("Give either a checkpoint folder or --preset NAME (one of them).")
     info = model_info(args.checkpoint, args.preset)
     if args.json:
         print(json.dumps(info))

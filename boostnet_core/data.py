@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .errors import DataError
+
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "folder")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 IN_MEMORY_MAX_SIZE = 64
@@ -38,10 +40,6 @@ CIFAR_RELEASES = {
     "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
                  "cifar-100-python", ["train"], ["test"], b"fine_labels", "meta", b"fine_label_names"),
 }
-
-
-class DataError(ValueError):
-    """A data set that is absent, incomplete or unreadable, with one sentence saying what to do."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
+from .errors import ArgumentError, DataError
 from .boosting import ensemble
 from .fast_inference import inference_backbone
 from .models.stepwise import eval_mode, iter_exits
@@ -47,7 +48,7 @@ def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bo
                   fast: bool = True) -> ExitPredictions:
     """Run every exit over a split, keeping only per-sample results (fast: the prepared backbone, fast_inference.py)."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
+        raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}.")
     confs, preds, hits, labels = [], [], [], []
     batches = _batches(data, model.meta, batch_size)
     if progress:
@@ -110,13 +111,13 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     recorded = meta.get("data", {})
     dataset = dataset or recorded.get("dataset")
     if dataset is None:
-        raise ValueError(f"{folder} does not record its data set; pass --dataset.")
+        raise ArgumentError(f"{folder} does not record its data set; pass --dataset.")
     same_data = dataset == recorded.get("dataset")
     bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
                           meta["input_size"], len(meta["mean"]),
                           recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
     if len(bundle.classes) != model.backbone.cfg.num_classes:
-        raise ValueError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
+        raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
                          f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
     splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast)}
     if bundle.val is not None:
@@ -135,7 +136,7 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
         result["budgeted"] = []
         result["note"] = "No validation split was held out at training, so no budgeted-batch curve (train with --val-size > 0)."
         if budgets:
-            raise ValueError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
+            raise ArgumentError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
                              "retrain with --val-size > 0.")
     if same_data:
         save_cache(folder, splits)

@@ -24,6 +24,7 @@ from . import checkpoint as ckpt
 from .boosting import METHODS, BoostNet, boosting_loss
 from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset, normalize, split_validation
 from .devices import DEVICES, pick_device
+from .errors import ArgumentError, TrainingError, TrainingStopped
 from .evaluation import anytime_accuracy
 from .factory import create_model
 from .models.presets import DEFAULT_PRESET, DataSpec, get_preset
@@ -62,19 +63,19 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"Unknown method {self.method!r}; choose one of: {', '.join(METHODS)}.")
+            raise ArgumentError(f"Unknown method {self.method!r}; choose one of: {', '.join(METHODS)}.")
         if self.grad_rescale not in ("on", "off", "auto"):
-            raise ValueError(f"--grad-rescale must be on, off or auto, got {self.grad_rescale!r}.")
+            raise ArgumentError(f"--grad-rescale must be on, off or auto, got {self.grad_rescale!r}.")
         if self.schedule not in ("cosine", "multistep"):
-            raise ValueError(f"--schedule must be cosine or multistep, got {self.schedule!r}.")
+            raise ArgumentError(f"--schedule must be cosine or multistep, got {self.schedule!r}.")
         if self.device not in DEVICES:
-            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
+            raise ArgumentError(f"--device must be auto, cpu or cuda, got {self.device!r}.")
         if self.train_limit is not None and self.train_limit < 10:
-            raise ValueError(f"--train-limit must be at least 10 images, got {self.train_limit}.")
+            raise ArgumentError(f"--train-limit must be at least 10 images, got {self.train_limit}.")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+            raise ArgumentError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
+            raise ArgumentError(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}.")
 
     # The settings that define a run: a resume (and a study, study.py) must agree with them.
     def identity(self) -> dict:
@@ -95,15 +96,7 @@ PRECISIONS = ("fp32", "bf16")
 EXECUTION_FIELDS = ("workers", "device", "data_root", "channels_last", "compile")
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, inconsistent resume); the message says what was kept."""
-
-
 _GLOBAL_RNG = threading.Lock()  # guards torch's global generator while a model is initialised
-
-
-class TrainingStopped(TrainingError):
-    """Stopped on request (the app's Stop button); the last finished epoch's checkpoint is kept."""
 
 
 def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:

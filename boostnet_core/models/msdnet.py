@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class MSDNetConfig:
@@ -35,15 +37,15 @@ class MSDNetConfig:
 
     def __post_init__(self):
         if self.n_blocks < 1 or self.step < 1 or self.base < 1:
-            raise ValueError(f"MSDNet needs n_blocks, step and base >= 1, got {self.n_blocks}, {self.step}, {self.base}.")
+            raise ArgumentError(f"MSDNet needs n_blocks, step and base >= 1, got {self.n_blocks}, {self.step}, {self.base}.")
         if len(self.gr_factor) != len(self.bn_factor) or not self.gr_factor:
-            raise ValueError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
+            raise ArgumentError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
         if self.stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
+            raise ArgumentError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
         if self.head_pool not in ("avg2", "global"):
-            raise ValueError(f"head_pool must be 'avg2' or 'global', got {self.head_pool!r}.")
+            raise ArgumentError(f"head_pool must be 'avg2' or 'global', got {self.head_pool!r}.")
         if self.num_classes < 2 or self.in_channels < 1:
-            raise ValueError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
+            raise ArgumentError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
 
     @property
     def n_scales(self) -> int:
