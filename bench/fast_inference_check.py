@@ -18,6 +18,7 @@ from boostnet_core.boosting import ensemble
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early
 from boostnet_core.evaluation import assign_exits, fit_to_budget, load_cache
+from boostnet_core.factory import input_channels
 from boostnet_core.fast_inference import head_logits, prepare
 
 
@@ -26,7 +27,7 @@ def check(folder: Path, data_root: str | None, batch: int = 500) -> dict:
     data = model.meta["data"]
     root = data_root if data["dataset"] in ("folder", "cifar10") else None
     bundle = load_dataset(data["dataset"], root or data.get("data_root"), model.meta["input_size"],
-                          len(model.meta["mean"]), val_size=data["val_size"], split_seed=data["split_seed"])
+                          input_channels(model.meta), val_size=data["val_size"], split_seed=data["split_seed"])
     x_all = normalize(bundle.test.images, model.meta["mean"], model.meta["std"])
     level = getattr(prepare(model, "jit"), "level", "eager")
     thresholds = [[t] * model.num_exits for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)]

@@ -31,8 +31,9 @@ from .errors import DataError
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "folder")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 IN_MEMORY_MAX_SIZE = 64
-MAX_IMAGE_PIXELS = 50_000_000  # a decompression bomb is refused, not decoded
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow warns above it and refuses at twice it; open_image refuses above it
+# open_image refuses larger images from their header, before decoding (a decompression bomb). Pillow's own limit,
+# a process-wide setting, is left as it is.
+MAX_IMAGE_PIXELS = 50_000_000
 
 CIFAR_RELEASES = {
     "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",

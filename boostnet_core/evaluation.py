@@ -17,6 +17,7 @@ import torch
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
 from .errors import ArgumentError, DataError
+from .factory import input_channels
 from .boosting import ensemble
 from .fast_inference import inference_backbone
 from .models.stepwise import eval_mode, iter_exits
@@ -37,7 +38,7 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
             sl = slice(start, start + batch_size)
             yield normalize(data.images[sl], meta["mean"], meta["std"]), data.labels[sl]
     elif isinstance(data, FileSet):
-        dataset = FileImages(data, meta["input_size"], len(meta["mean"]), meta["mean"], meta["std"], train=False)
+        dataset = FileImages(data, meta["input_size"], input_channels(meta), meta["mean"], meta["std"], train=False)
         yield from torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     else:
         raise TypeError(f"Cannot evaluate on {type(data).__name__}.")
@@ -114,7 +115,7 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
         raise ArgumentError(f"{folder} does not record its data set; pass --dataset.")
     same_data = dataset == recorded.get("dataset")
     bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
-                          meta["input_size"], len(meta["mean"]),
+                          meta["input_size"], input_channels(meta),
                           recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
     if len(bundle.classes) != model.backbone.cfg.num_classes:
         raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "

@@ -12,6 +12,7 @@ import torch
 from .boosting import ensemble
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
 from .early_exit import EarlyExit, predict_early, predict_early_stream
+from .factory import input_channels
 from .fast_inference import head_logits
 from .models.stepwise import eval_mode
 from .thresholds import assign_exits, check_thresholds
@@ -31,7 +32,7 @@ def preprocess_image(image, meta: dict) -> torch.Tensor:
     decodes them), large ones get the ImageNet resize + centre crop; then the data set's mean/std.
     """
     from PIL import Image, ImageOps
-    in_channels, size = len(meta["mean"]), meta["input_size"]
+    in_channels, size = input_channels(meta), meta["input_size"]
     img = image if isinstance(image, Image.Image) else open_image(image)
     if isinstance(image, Image.Image):
         img = ImageOps.exif_transpose(img)

@@ -127,8 +127,8 @@ def sync_batch_norm(model: BoostNet) -> BoostNet:
     return model
 
 
-class _HeadLogits(torch.nn.Module):
-    """What DistributedDataParallel wraps: a forward that returns the raw head logits."""
+class HeadLogits(torch.nn.Module):
+    """The module a training step runs (and DistributedDataParallel wraps): x -> the raw head logits f_1..f_N."""
 
     def __init__(self, model: BoostNet):
         super().__init__()
@@ -177,6 +177,23 @@ def speed_options(module: torch.nn.Module, device: torch.device, channels_last: 
             logits = run(x)
         return [f.float() for f in logits]
     return forward
+
+
+def training_forward(model: BoostNet, device: torch.device, channels_last: bool = False, compile: bool = False,
+                     precision: str = "fp32"):
+    """x -> the raw head logits of `model`, with a run's speed options (see `speed_options`)."""
+    return speed_options(HeadLogits(model), device, channels_last, compile, precision)
+
+
+def train_step(forward, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               reweight: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One optimisation step of the boosted loss (the joint loss for w = 0): forward, loss, backward, update.
+    Returns the loss and the loss of every head. The trainer and bench/*train_speed.py run this same step."""
+    loss, per_head = boosting_loss(forward(x), y, reweight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, per_head
 
 
 def train(cfg: TrainConfig, on_epoch=None, stop=None) -> Path:
@@ -231,7 +248,7 @@ class _Run:
 
 def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int, on_epoch=None, stop=None) -> Path:
     run = _set_up(cfg, world, local_rank)
-    module = _HeadLogits(run.model)
+    module = HeadLogits(run.model)
     if world > 1:
         device = run.device
         module = torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -313,10 +330,7 @@ def _train_epoch(cfg: TrainConfig, run: _Run, forward, epoch: int, rank: int, wo
         lr = learning_rate(cfg, counters["step"], steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss, per_head = boosting_loss(forward(x), y, model.reweight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _, per_head = train_step(forward, optimizer, x, y, model.reweight)
         head_loss_sum += torch.stack(per_head) * len(y)
         seen += len(y)
         counters["step"] += 1

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ArgumentError
+from .initialization import init_weights
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ class MSDNet(nn.Module):
             heads.append(Head(c * cfg.gr_factor[-1], cfg.head_channels, cfg.num_classes, cfg.head_pool))
         self.blocks = nn.ModuleList(blocks)
         self.heads = nn.ModuleList(heads)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def num_exits(self) -> int:
@@ -257,15 +258,3 @@ class MSDNet(nn.Module):
 
     def head(self, i: int) -> nn.Module:
         return self.heads[i]
-
-
-def _init_weights(m: nn.Module) -> None:
-    # MSDNet's initialisation: He normal over fan-out for convs, unit BN, zero linear bias.
-    if isinstance(m, nn.Conv2d):
-        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-        nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Linear):
-        nn.init.zeros_(m.bias)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ArgumentError
-from .msdnet import BottleneckConv, Head, _init_weights, chain_outputs, conv_bn_relu, first_layer
+from .initialization import init_weights
+from .msdnet import BottleneckConv, Head, chain_outputs, conv_bn_relu, first_layer
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class RANet(nn.Module):
             c_low = c_this
         self.flows = nn.ModuleList(flows)
         self.heads = nn.ModuleList(heads)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def num_exits(self) -> int:
