@@ -5,7 +5,8 @@ Heads 1..N give raw logits f_n. Exit logits are the additive ensemble
 so the contribution of head i to exit n is w^(n-i) f_i, and these sum exactly to F_n. The exit prediction and
 its confidence always use F_n. With w = 0 the same module is the ordinary joint-training baseline (F_n = f_n).
 This module is the one place F_n is computed: `exit_step` (one exit, given F_{n-1}) is called by `ensemble`
-(all exits), the loss, real early exit (early_exit.py), traces (inference.py) and attributions (explain.py).
+(all exits), the loss, real early exit (early_exit.py, through `BoostNet.exit_step`), traces (inference.py) and
+attributions (explain.py).
 How sure an exit is (its score) is an exit criterion's business (criteria.py), not this module's.
 
 Training (one forward pass, all heads): loss = sum_n CE(f_n + stopgrad(w F_{n-1}), y). Only the earlier ensemble
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .early_exit import EarlyExit, predict_early
 from .macs import exit_macs
 from .models.stepwise import StepwiseBackbone, iter_exits
 
@@ -89,9 +91,13 @@ class BoostNet(nn.Module):
         n = exit_index
         return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
 
-    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None, engine=None):
+    def exit_step(self, head_logits: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        """F_n from f_n and F_{n-1} (None at the first exit), for code that walks the exits itself (early_exit.py)."""
+        return exit_step(head_logits, previous, self.reweight)
+
+    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None,
+                      engine=None) -> EarlyExit:
         """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
-        from .early_exit import predict_early  # early_exit builds on this module's exit_step
         return predict_early(self, x, thresholds, fast, criterion=criterion, engine=engine)
 
 

@@ -2,7 +2,7 @@
 
 After each exit the samples whose score under the exit criterion (criteria.py; default max softmax of F_k) reached
 the threshold leave the batch, and the backbone state is cut down to the rest, so no work is spent on exited
-samples. F_k comes from boosting.exit_step; the criterion sees F_k and the top classes of the earlier exits, which
+samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes of the earlier exits, which
 travel with each sample's state. The authors' code runs every exit
 for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .boosting import exit_step
 from .criteria import Criterion, get_criterion, softmax_top
 from .fast_inference import inference_backbone
 from .models.stepwise import eval_mode, iter_exits
@@ -62,7 +61,7 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
     carry on: {"logits": F_k, "earlier": top classes of exits 0..k [B, k+1]}."""
     previous = None if carried is None else carried["logits"]
     earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long) if carried is None else carried["earlier"]
-    exit_logits = exit_step(step.head_logits, previous, model.reweight)
+    exit_logits = model.exit_step(step.head_logits, previous)
     conf, top = softmax_top(exit_logits)
     score = criterion.score(exit_logits, earlier)
     if step.index == model.num_exits - 1:
