@@ -249,9 +249,10 @@ def _info(args, argv) -> int:
 
 
 def _study(args, argv) -> int:
-    from . import study, study_report
+    from . import study
     if args.study_command == "report":
-        report = study_report.write_report(args.roots, args.out)
+        from .study.report import write_report
+        report = write_report(args.roots, args.out)
         print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
         return 0
     train_args = args.train_args

@@ -1,8 +1,8 @@
-"""Studies: a grid of training runs (method x gradient rescaling x seeds, any recipe flags) trained side by side.
+"""A study's grid of training runs (method x gradient rescaling x seeds, any recipe flags) trained side by side.
 
 Each run is an ordinary checkpoint folder, `ROOT/<method>-rescale-<on|off>-seed<N>`, trained with `boostnet train`
 and then evaluated with `boostnet evaluate` (so its evaluation.json and per-sample cache are there for the report,
-study_report.py). The grid and its shared training flags are recorded in `ROOT/study.json`; running the same
+report.py). The grid and its shared training flags are recorded in `ROOT/study.json`; running the same
 command again skips finished runs and resumes interrupted ones exactly (`--resume`), so a study can span sessions.
 
 Runs go to separate processes: on a CPU the cores are split between them (`--jobs` runs, cores // jobs threads
@@ -21,30 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
-from .training import EXECUTION_FIELDS, TrainConfig
+from ..checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
+from ..training import EXECUTION_FIELDS, TrainConfig
+from .variants import Variant
 
 MANIFEST = "study.json"
 # Flags a study sets itself for every run; giving them among the shared training flags is an error.
 OWN_FLAGS = ("--method", "--grad-rescale", "--seed", "--out", "--resume", "--threads", "--quiet", "--evaluate")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One cell of the grid: a training method and whether MSDNet's gradient rescaling is on."""
-    method: str          # boostnet | joint
-    grad_rescale: str    # on | off
-
-    @classmethod
-    def parse(cls, text: str) -> "Variant":
-        method, _, rescale = text.partition(":")
-        if method not in ("boostnet", "joint") or rescale not in ("on", "off"):
-            raise ValueError(f"A variant is METHOD:RESCALE with METHOD boostnet or joint and RESCALE on or off, "
-                             f"got {text!r} (for example boostnet:on).")
-        return cls(method, rescale)
-
-    def __str__(self) -> str:
-        return f"{self.method}:{self.grad_rescale}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +43,7 @@ class RunSpec:
 
 
 def run_folder_name(variant: Variant, seed: int) -> str:
-    return f"{variant.method}-rescale-{variant.grad_rescale}-seed{seed}"
+    return f"{variant.method}-rescale-{variant.rescale}-seed{seed}"
 
 
 def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], train_args: list[str],
@@ -144,7 +127,7 @@ def commands_for(run: RunSpec, train_args: list[str], threads: int) -> list[list
     if epochs_done(run.folder) < run.epochs:
         resume = ["--resume"] if (run.folder / TRAIN_STATE).is_file() else []
         return [[*python, "train", *train_args, "--method", run.variant.method, "--grad-rescale",
-                 run.variant.grad_rescale, "--seed", str(run.seed), "--out", str(run.folder),
+                 run.variant.rescale, "--seed", str(run.seed), "--out", str(run.folder),
                  "--threads", str(threads), "--quiet", "--evaluate", *resume]]
     if not is_evaluated(run.folder):
         return [[*python, "evaluate", str(run.folder), "--quiet"]]
