@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .criteria import CRITERIA
 from .data import DATASETS
 from .devices import DEVICES, pick_device
 from .errors import ArgumentError, TrainingError, UserError
@@ -127,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+")
-    p.add_argument("--threshold", type=_thresholds, default=[0.9], help="confidence threshold, one or one per exit (default 0.9)")
+    p.add_argument("--threshold", type=_thresholds, default=[0.9],
+                   help="threshold on the criterion's score, one or one per exit (default 0.9; patience: t)")
+    p.add_argument("--criterion", choices=list(CRITERIA), default="max_softmax",
+                   help="exit criterion (default max_softmax, the paper's; learned is fitted on the cached validation split)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
@@ -219,7 +223,12 @@ def _predict(args, argv) -> int:
     from .inference import predict_files
     model = load_model(args.checkpoint, pick_device(args.device))
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
-    for result in predict_files(model, args.images, threshold, fast=not args.eager):
+    criterion = args.criterion
+    if criterion == "learned":
+        from .criteria import prepare
+        from .evaluation import load_cache
+        criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
+    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion):
         if args.json:
             print(json.dumps(result))
         else:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .boosting import exit_step
 from .errors import ArgumentError
 from .models.stepwise import eval_mode, iter_exits
 
@@ -42,7 +43,7 @@ class ExitTarget(nn.Module):
                 if j == self.head:
                     return w ** (self.exit_index - j) * f
             else:
-                total = f if total is None else f + w * total
+                total = exit_step(f, total, w)
         return total
 
 
