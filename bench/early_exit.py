@@ -21,6 +21,7 @@ from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early, predict_early_stream
 from boostnet_core.evaluation import fit_to_budget, load_cache
 from boostnet_core.engines import prepare_inference
+from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
 
 
@@ -65,7 +66,7 @@ def main():
     model = load_model(args.checkpoint).eval()
     data = model.meta["data"]
     bundle = load_dataset(data["dataset"], args.data_root or data.get("data_root"), model.meta["input_size"],
-                          len(model.meta["mean"]), val_size=data["val_size"], split_seed=data["split_seed"])
+                          input_channels(model.meta), val_size=data["val_size"], split_seed=data["split_seed"])
     x_all = normalize(bundle.test.images[: args.images], model.meta["mean"], model.meta["std"])
     val = load_cache(args.checkpoint)["val"]
     full = model.macs[-1]

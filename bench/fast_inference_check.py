@@ -19,6 +19,7 @@ from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early
 from boostnet_core.evaluation import assign_exits, fit_to_budget, load_cache
 from boostnet_core.engines import ENGINES, prepare_inference
+from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
 
 
@@ -27,7 +28,7 @@ def check(folder: Path, data_root: str | None, engine_name: str, batch: int = 50
     data = model.meta["data"]
     root = data_root if data["dataset"] in ("folder", "cifar10") else None
     bundle = load_dataset(data["dataset"], root or data.get("data_root"), model.meta["input_size"],
-                          len(model.meta["mean"]), val_size=data["val_size"], split_seed=data["split_seed"])
+                          input_channels(model.meta), val_size=data["val_size"], split_seed=data["split_seed"])
     x_all = normalize(bundle.test.images, model.meta["mean"], model.meta["std"])
     engine = prepare_inference(model, engine_name)
     thresholds = [[t] * model.num_exits for t in (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)]

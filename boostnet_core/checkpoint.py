@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .boosting import BoostNet
+from .errors import CheckpointError
 from .factory import model_from_meta
 
 FORMAT = "boostnet-checkpoint/1"
@@ -28,10 +29,6 @@ TRAIN_STATE = "train_state.safetensors"  # weights, momentum and loop counters f
 LOG = "train_log.jsonl"                # one JSON line per finished epoch
 CACHE = "eval_cache.safetensors"       # per-sample, per-exit predictions of the validation and test splits
 RESULTS = "evaluation.json"            # anytime and budgeted-batch results (boostnet evaluate)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder or file that cannot be used, with one sentence saying why."""
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:

@@ -1,6 +1,7 @@
 """The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, study, data download.
 
-Every error a user can cause ends in one sentence on stderr and exit status 2, with nothing written over.
+Every error a user can cause (errors.UserError) ends in one sentence on stderr and exit status 2, with nothing
+written over; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .data import DATASETS, DataError
+from .criteria import CRITERIA
+from .data import DATASETS
 from .devices import DEVICES, pick_device
 from .engines import ENGINES
+from .errors import ArgumentError, TrainingError, UserError
 from .models.presets import PRESETS
-from .training import TrainingError
 
 
 def _int_at_least(minimum: int):
@@ -129,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+")
-    p.add_argument("--threshold", type=_thresholds, default=[0.9], help="confidence threshold, one or one per exit (default 0.9)")
+    p.add_argument("--threshold", type=_thresholds, default=[0.9],
+                   help="threshold on the criterion's score, one or one per exit (default 0.9; patience: t)")
+    p.add_argument("--criterion", choices=list(CRITERIA), default="max_softmax",
+                   help="exit criterion (default max_softmax, the paper's; learned is fitted on the cached validation split)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
@@ -176,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     args.train_args = shared
     try:
         return COMMANDS[args.command](args, argv)
-    except (CheckpointError, DataError, TrainingError, ValueError, OSError) as e:  # OSError: a path the user gave
+    # Errors the user can cause (errors.py), and the file system's (a path the user gave, a full disk): one sentence.
+    # Anything else is a bug and keeps its traceback.
+    except (UserError, OSError) as e:
         print(f"boostnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -220,7 +226,13 @@ def _predict(args, argv) -> int:
     from .inference import predict_files
     model = load_model(args.checkpoint, pick_device(args.device))
     threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
-    for result in predict_files(model, args.images, threshold, fast=not args.eager, engine=args.engine):
+    criterion = args.criterion
+    if criterion == "learned":
+        from .criteria import prepare
+        from .evaluation import load_cache
+        criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
+    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion,
+                                 engine=args.engine):
         if args.json:
             print(json.dumps(result))
         else:
@@ -231,7 +243,7 @@ def _predict(args, argv) -> int:
 
 def _info(args, argv) -> int:
     if bool(args.checkpoint) == bool(args.preset):
-        raise ValueError("Give either a checkpoint folder or --preset NAME (one of them).")
+        raise ArgumentError("Give either a checkpoint folder or --preset NAME (one of them).")
     info = model_info(args.checkpoint, args.preset)
     if args.json:
         print(json.dumps(info))
@@ -243,9 +255,10 @@ def _info(args, argv) -> int:
 
 
 def _study(args, argv) -> int:
-    from . import study, study_report
+    from . import study
     if args.study_command == "report":
-        report = study_report.write_report(args.roots, args.out)
+        from .study.report import write_report
+        report = write_report(args.roots, args.out)
         print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
         return 0
     train_args = args.train_args

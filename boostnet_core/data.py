@@ -26,11 +26,14 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .errors import DataError
+
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "folder")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 IN_MEMORY_MAX_SIZE = 64
-MAX_IMAGE_PIXELS = 50_000_000  # a decompression bomb is refused, not decoded
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow warns above it and refuses at twice it; open_image refuses above it
+# open_image refuses larger images from their header, before decoding (a decompression bomb). Pillow's own limit,
+# a process-wide setting, is left as it is.
+MAX_IMAGE_PIXELS = 50_000_000
 
 CIFAR_RELEASES = {
     "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
@@ -38,10 +41,6 @@ CIFAR_RELEASES = {
     "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
                  "cifar-100-python", ["train"], ["test"], b"fine_labels", "meta", b"fine_label_names"),
 }
-
-
-class DataError(ValueError):
-    """A data set that is absent, incomplete or unreadable, with one sentence saying what to do."""
 
 
 @dataclass

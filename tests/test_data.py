@@ -185,10 +185,13 @@ def test_truncated_image():
 
 
 def test_decompression_bomb_is_refused_without_decoding():
-    buf = io.BytesIO()
-    Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 megapixels, a few kilobytes
-    with pytest.raises(DataError, match="megapixel"):
-        open_image(io.BytesIO(buf.getvalue()))
+    for side in (8000, 16000):  # 64 megapixels (under Pillow's own limit), 256 (over twice it): a few kilobytes each
+        buf = io.BytesIO()
+        Image.new("1", (side, side)).save(buf, "PNG")
+        with pytest.raises(DataError, match="megapixel"):
+            open_image(io.BytesIO(buf.getvalue()))
+    # the limit is applied where images are opened; importing the core changes no process-wide setting of Pillow
+    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3
 
 
 @pytest.mark.skipif(not CIFAR10_JPG.is_dir(), reason="../shared/data/cifar10-jpg is absent")
