@@ -1,5 +1,6 @@
 """Inference engines (boostnet_core/engines): the default engine in a loop, auto's pick, fallback and refusal."""
 import copy
+import json
 import sys
 import warnings
 
@@ -101,3 +102,19 @@ def test_ranet_has_no_onnx_form_and_says_so():
     model = BoostNet(RANet(cfg), meta={"input_size": 16}).eval()
     with pytest.raises(ValueError, match="RANet's state between blocks is not a list of tensors"):
         export_pieces(model)
+
+
+def test_re_evaluating_leaves_the_checkpoint_untouched_unless_asked(digits_copy, tmp_path, capsys):
+    import os
+    from boostnet_core.cli import main
+    results, cache = digits_copy / "evaluation.json", digits_copy / "eval_cache.safetensors"
+    assert not results.exists()
+    assert main(["evaluate", str(digits_copy), "--quiet", "--engine", "torch-fold"]) == 0   # none yet: written
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (results, cache)}
+    assert main(["evaluate", str(digits_copy), "--quiet", "--out", str(tmp_path / "e.json")]) == 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (results, cache)} == before
+    assert json.loads((tmp_path / "e.json").read_text())["anytime"] == json.loads(results.read_text())["anytime"]
+    os.utime(results, ns=(0, 0))
+    assert main(["evaluate", str(digits_copy), "--quiet", "--write"]) == 0
+    assert results.stat().st_mtime_ns != 0
+    capsys.readouterr()

@@ -30,7 +30,7 @@ def use_of(batch: int) -> tuple[str, int]:
     raise AssertionError
 
 
-def _seconds(fn, budget: float = 0.25, runs: int = 5) -> float:
+def _seconds(fn, budget: float = 0.2, runs: int = 5) -> float:
     fn()   # warm-up (first-call allocations, lazy compilation)
     best, start = float("inf"), time.perf_counter()
     for _ in range(runs):

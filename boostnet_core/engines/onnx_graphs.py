@@ -16,6 +16,8 @@ import warnings
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+
 OPSET = 17
 
 
@@ -42,7 +44,7 @@ def _is_tensor_list(state) -> bool:
 def export_pieces(model) -> list[bytes]:
     """Serialized ONNX models of every piece, from a copy of the model in eval mode (the model is not touched).
 
-    Raises ValueError (one sentence) for a backbone whose state between blocks is not a list of tensors.
+    Raises ArgumentError (one sentence) for a backbone whose state between blocks is not a list of tensors.
     """
     backbone = copy.deepcopy(model.backbone).cpu().eval()
     n = backbone.num_exits
@@ -53,7 +55,7 @@ def export_pieces(model) -> list[bytes]:
         for i in range(n):
             out = backbone.run_block(i, state)
             if not _is_tensor_list(out):
-                raise ValueError(f"{type(backbone).__name__}'s state between blocks is not a list of tensors, so it "
+                raise ArgumentError(f"{type(backbone).__name__}'s state between blocks is not a list of tensors, so it "
                                  "has no ONNX form here; use a torch engine.")
             last = i == n - 1
             outputs = [f"f{i}"] + ([] if last else state_names(i, len(out)))
