@@ -98,7 +98,8 @@ class BoostNet(nn.Module):
 
     def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None,
                       engine=None) -> EarlyExit:
-        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
+        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py); the model's
+        default engine is prepared at the first call and reused while the weights stay the same (engines/)."""
         return predict_early(self, x, thresholds, fast, criterion=criterion, engine=engine)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from .criteria import CRITERIA
 from .data import DATASETS
 from .devices import DEVICES, pick_device
+from .engines import ENGINES
 from .errors import ArgumentError, TrainingError, UserError
 from .models.presets import PRESETS
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    e.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    p.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
@@ -210,7 +213,7 @@ def _evaluate(args, argv) -> int:
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
-                                 fast=not args.eager)
+                                 fast=not args.eager, engine=args.engine)
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
@@ -228,7 +231,8 @@ def _predict(args, argv) -> int:
         from .criteria import prepare
         from .evaluation import load_cache
         criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
-    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion):
+    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion,
+                                 engine=args.engine):
         if args.json:
             print(json.dumps(result))
         else:

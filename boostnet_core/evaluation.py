@@ -22,7 +22,7 @@ from .errors import ArgumentError, DataError
 from .factory import input_channels
 from .boosting import ensemble
 from .criteria import softmax_top
-from .fast_inference import inference_backbone
+from .engines import engine_for
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,
                          check_thresholds, exit_fractions, exit_outcome, fit_thresholds, fit_thresholds_loop,
@@ -53,9 +53,10 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False,
-                  fast: bool = True) -> ExitPredictions:
-    """Run every exit over a split, keeping only per-sample results (fast: the prepared backbone, fast_inference.py),
-    and the exit logits in float16 when the model has at most `LOGITS_MAX_CLASSES` classes."""
+                  fast: bool = True, *, engine=None) -> ExitPredictions:
+    """Run every exit over a split, keeping only per-sample results, and the exit logits in float16 when the model
+    has at most `LOGITS_MAX_CLASSES` classes. engine: an InferenceEngine, a name, or None for the model's default
+    engine (engines/); fast=False: eager."""
     if batch_size < 1:
         raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}.")
     keep_logits = model.num_classes <= LOGITS_MAX_CLASSES
@@ -64,11 +65,12 @@ def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bo
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, total=math.ceil(len(data) / batch_size), desc="evaluate", leave=False)
-    backbone = inference_backbone(model, len(data), fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x, y in batches:
             x, y = x.to(device), y.to(device)
-            exit_logits = torch.stack(ensemble([s.head_logits for s in iter_exits(backbone, x)], model.reweight))  # [E, B, C]
+            heads = backbone.head_logits(x) if fast else [s.head_logits for s in iter_exits(backbone, x)]
+            exit_logits = torch.stack(ensemble(heads, model.reweight))  # [E, B, C]
             conf, pred = softmax_top(exit_logits)
             k = min(5, exit_logits.shape[-1])
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
@@ -84,9 +86,9 @@ def anytime_from(predictions: ExitPredictions) -> dict:
             "top5": (predictions.top5.double().mean(1) * 100).tolist()}
 
 
-def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True) -> dict:
+def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True, *, engine=None) -> dict:
     """{"top1": [...], "top5": [...]} in percent, one value per exit."""
-    return anytime_from(predict_split(model, data, device, batch_size, fast=fast))
+    return anytime_from(predict_split(model, data, device, batch_size, fast=fast, engine=engine))
 
 
 # ---------------------------------------------------------------- checkpoint evaluation and its cache
@@ -118,7 +120,7 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
 
 def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
                         batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True) -> dict:
+                        fast: bool = True, engine=None) -> dict:
     """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
 
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
@@ -137,9 +139,9 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     if len(bundle.classes) != model.backbone.cfg.num_classes:
         raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
                          f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
-    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast)}
+    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast, engine=engine)}
     if bundle.val is not None:
-        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast)
+        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast, engine=engine)
     result = {"checkpoint": str(folder), "dataset": dataset, "macs": model.macs, "anytime": anytime_from(splits["test"]),
               "test_size": len(bundle.test)}
     if "val" in splits:
