@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .early_exit import EarlyExit, predict_early
+from .errors import ArgumentError
 from .macs import exit_macs
 from .models.stepwise import StepwiseBackbone, iter_exits
 
@@ -37,11 +38,11 @@ class BoostNet(nn.Module):
     def __init__(self, backbone: StepwiseBackbone, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
         super().__init__()
         if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+            raise ArgumentError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
         if method == "joint":
             reweight = 0.0
         elif not 0.0 < reweight <= 1.0:
-            raise ValueError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
+            raise ArgumentError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
         if not isinstance(backbone, StepwiseBackbone):
             raise TypeError(f"{type(backbone).__name__} is not a stepwise backbone (see models/stepwise.py).")
         self.backbone = backbone
@@ -97,7 +98,8 @@ class BoostNet(nn.Module):
 
     def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None,
                       engine=None) -> EarlyExit:
-        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
+        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py); the model's
+        default engine is prepared at the first call and reused while the weights stay the same (engines/)."""
         return predict_early(self, x, thresholds, fast, criterion=criterion, engine=engine)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ArgumentError
 from .thresholds import ANY_SCORE, ExitPredictions, assign_exits, exit_fractions, fit_thresholds
 
 RISKS = ("disagreement", "accuracy-drop")
@@ -44,11 +45,11 @@ FAMILY_Q = tuple(2.0 ** (e / 4) for e in range(32, -33, -1))   # q from 2^8 (saf
 
 def check_risk(risk: str, epsilon: float, delta: float) -> None:
     if risk not in RISKS:
-        raise ValueError(f"Unknown risk {risk!r}; choose one of: {', '.join(RISKS)}.")
+        raise ArgumentError(f"Unknown risk {risk!r}; choose one of: {', '.join(RISKS)}.")
     if not 0 < epsilon < 1:
-        raise ValueError(f"epsilon (the risk level) must lie in (0, 1), got {epsilon!r}.")
+        raise ArgumentError(f"epsilon (the risk level) must lie in (0, 1), got {epsilon!r}.")
     if not 0 < delta < 1:
-        raise ValueError(f"delta (the chance the guarantee fails) must lie in (0, 1), got {delta!r}.")
+        raise ArgumentError(f"delta (the chance the guarantee fails) must lie in (0, 1), got {delta!r}.")
 
 
 def losses(predictions: ExitPredictions, exits: torch.Tensor, risk: str) -> torch.Tensor:
@@ -176,7 +177,7 @@ def calibrate_checkpoint(folder, risk: str, epsilon: float, delta: float, criter
     check_risk(risk, epsilon, delta)
     cache = load_cache(folder)
     if "val" not in cache:
-        raise ValueError(f"{folder} has no cached validation split to calibrate on; evaluate it with "
+        raise ArgumentError(f"{folder} has no cached validation split to calibrate on; evaluate it with "
                          "'boostnet evaluate' (and train with --val-size > 0).")
     crit, scored = prepare(cache, criterion, folder)
     macs = load_model(folder).macs
@@ -224,7 +225,7 @@ def validity(pool: ExitPredictions, macs: list[float], settings: list[tuple[str,
                 elif p == "uncertified":
                     t = uncertified_fit(cal, macs, risk, epsilon, _fitted=fitted)
                 else:
-                    raise ValueError(f"Unknown procedure {p!r}; choose certified or uncertified.")
+                    raise ArgumentError(f"Unknown procedure {p!r}; choose certified or uncertified.")
                 result, row = risk_and_cost(ev, t, macs, risk), tally[(setting, p)]
                 row["violations"] += result["risk"] > epsilon
                 row["cost"] += result["cost_ratio"]
@@ -248,7 +249,7 @@ def reliability(predictions: ExitPredictions, bins: int = 10) -> list[dict]:
     last two nan where empty) and the expected calibration error, sum over bins of share * |accuracy - confidence|.
     Uses the max-softmax confidence of `predictions` (the cache as stored)."""
     if predictions.criterion != "max_softmax":
-        raise ValueError("Reliability diagrams read max-softmax confidences; pass the cache as stored.")
+        raise ArgumentError("Reliability diagrams read max-softmax confidences; pass the cache as stored.")
     correct = predictions.correct().double()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
     out = []

@@ -1,6 +1,7 @@
 """The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, calibrate, info, study, data download.
 
-Every error a user can cause ends in one sentence on stderr and exit status 2, with nothing written over.
+Every error a user can cause (errors.UserError) ends in one sentence on stderr and exit status 2, with nothing
+written over; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .checkpoint import CheckpointError
 from .criteria import CRITERIA
-from .data import DATASETS, DataError
+from .data import DATASETS
 from .devices import DEVICES, pick_device
+from .engines import ENGINES
+from .errors import ArgumentError, TrainingError, UserError
 from .models.presets import PRESETS
-from .training import TrainingError
 
 
 def _int_at_least(minimum: int):
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--budget", type=_positive_float, action="append", help="also fit thresholds to an average budget of this many MACs (repeatable)")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    e.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
+    p.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
 
     c = sub.add_parser("calibrate", help="per-exit thresholds with a certified risk (Learn-then-Test on the cached validation split)")
     c.add_argument("checkpoint")
@@ -197,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     args.train_args = shared
     try:
         return COMMANDS[args.command](args, argv)
-    except (CheckpointError, DataError, TrainingError, ValueError, OSError) as e:  # OSError: a path the user gave
+    # Errors the user can cause (errors.py), and the file system's (a path the user gave, a full disk): one sentence.
+    # Anything else is a bug and keeps its traceback.
+    except (UserError, OSError) as e:
         print(f"boostnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -228,7 +233,7 @@ def _evaluate(args, argv) -> int:
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
-                                 fast=not args.eager)
+                                 fast=not args.eager, engine=args.engine)
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
@@ -246,7 +251,8 @@ def _predict(args, argv) -> int:
         from .criteria import prepare
         from .evaluation import load_cache
         criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
-    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion):
+    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion,
+                                 engine=args.engine):
         if args.json:
             print(json.dumps(result))
         else:
@@ -275,7 +281,7 @@ def _calibrate(args, argv) -> int:
 
 def _info(args, argv) -> int:
     if bool(args.checkpoint) == bool(args.preset):
-        raise ValueError("Give either a checkpoint folder or --preset NAME (one of them).")
+        raise ArgumentError("Give either a checkpoint folder or --preset NAME (one of them).")
     info = model_info(args.checkpoint, args.preset)
     if args.json:
         print(json.dumps(info))

@@ -38,12 +38,13 @@ from dataclasses import replace
 
 import torch
 
+from .errors import ArgumentError, UserError
 from .thresholds import ExitPredictions
 
 DEFAULT = "max_softmax"
 
 
-class MissingOutputs(ValueError):
+class MissingOutputs(UserError):
     """A cache lacks what a criterion needs (the per-exit logits); the message says how to rebuild it."""
 
 
@@ -156,7 +157,7 @@ class Learned(Criterion):
 
     def _score(self, logits, top, earlier):
         if self.params is None:
-            raise ValueError("The learned criterion is not fitted yet; fit it with criteria.fit_learned on a cache "
+            raise ArgumentError("The learned criterion is not fitted yet; fit it with criteria.fit_learned on a cache "
                              "(or pass params= from a fitted one).")
         k = earlier.shape[1]
         x = learned_features(logits, top, earlier)
@@ -178,11 +179,11 @@ def get_criterion(name: str | Criterion | None = DEFAULT, **params) -> Criterion
         return name
     name = DEFAULT if name is None else name
     if name not in CRITERIA:
-        raise ValueError(f"Unknown exit criterion {name!r}; choose one of: {', '.join(CRITERIA)}.")
+        raise ArgumentError(f"Unknown exit criterion {name!r}; choose one of: {', '.join(CRITERIA)}.")
     try:
         return CRITERIA[name](**params)
     except TypeError:
-        raise ValueError(f"The {name} criterion takes no parameters {sorted(params)}.") from None
+        raise ArgumentError(f"The {name} criterion takes no parameters {sorted(params)}.") from None
 
 
 # ---------------------------------------------------------------- the learned score: fit on one part of val
@@ -251,7 +252,7 @@ def prepare(cache: dict[str, ExitPredictions], name=None, checkpoint=None, **par
     criterion = get_criterion(name, **params)
     if isinstance(criterion, Learned) and criterion.params is None:
         if "val" not in cache:
-            raise ValueError("The learned criterion is fitted on the validation split, and this model has none "
+            raise ArgumentError("The learned criterion is fitted on the validation split, and this model has none "
                              "(train with --val-size > 0).")
         try:
             criterion = fit_learned(cache["val"])

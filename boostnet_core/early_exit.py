@@ -2,9 +2,9 @@
 
 After each exit the samples whose score under the exit criterion (criteria.py; default max softmax of F_k) reached
 the threshold leave the batch, and the backbone state is cut down to the rest, so no work is spent on exited
-samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes of the earlier exits, which
-travel with each sample's state. The authors' code runs every exit
-for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
+samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes
+of the earlier exits, which travel with each sample's state. The authors' code runs every exit for every sample
+and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
 
 `predict_early` does this within one batch; `predict_early_stream` pools the samples that continue across a
 stream of batches, so that every block runs on full batches. Both walk the network with models/stepwise.iter_exits.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .criteria import Criterion, get_criterion, softmax_top
-from .fast_inference import inference_backbone
+from .engines import engine_for, engine_name
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import check_thresholds
 
@@ -31,6 +31,7 @@ class EarlyExit:
     scores: torch.Tensor | None = None       # [B]: the criterion's score at the exit (max-softmax: = confidence)
     exit_scores: torch.Tensor | None = None  # [N_exits, B]: the criterion's score at every exit computed (nan beyond)
     criterion: str = "max_softmax"
+    engine: str = "eager"           # what ran the blocks (engines/: e.g. "auto:onnxruntime"; "eager" for fast=False)
 
 
 def select_samples(state, keep: torch.Tensor):
@@ -75,9 +76,9 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
 def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None, engine=None) -> EarlyExit:
     """Exit each sample at the first exit whose score reaches its threshold (the last exit takes the rest).
 
-    fast: run the prepared backbone (fast_inference.py); False runs the eager model. criterion: a name or a
-    Criterion (criteria.py); None is max-softmax, the paper's. engine: a prepared backbone with the stepwise contract
-    to run instead of the model's own (None: the model's default).
+    criterion: a name or a Criterion (criteria.py); None is max-softmax, the paper's. engine: an InferenceEngine, an
+    engine name, or None for the model's default engine (engines/, prepared once per set of weights and reused by
+    later calls); fast=False runs the eager model exactly as trained.
     """
     criterion = get_criterion(criterion)
     n_exits = model.num_exits
@@ -90,7 +91,7 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
     exit_scores = torch.full((n_exits, b), float("nan"), device=device)
     active = torch.arange(b, device=device)       # original positions of the samples still running
     carried = None
-    backbone = engine if engine is not None else inference_backbone(model, b, fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for step in iter_exits(backbone, x):
             k = step.index
@@ -104,7 +105,8 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
                 exit_index[gone], logits[gone], confidence[gone], scores[gone] = k, exit_logits[leave], conf[leave], score[leave]
                 active, carried, step.state = active[keep], select_samples(carried, keep), select_samples(step.state, keep)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
-    return EarlyExit(exit_index, logits, confidence, macs, exit_conf, scores, exit_scores, criterion.name)
+    return EarlyExit(exit_index, logits, confidence, macs, exit_conf, scores, exit_scores, criterion.name,
+                     engine_name(backbone))
 
 
 @torch.inference_mode()
@@ -115,8 +117,7 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
     Samples that do not exit at block k wait in a queue for block k+1 until `batch_size` of them (default: the
     size of the first batch) are there, so every block runs on full batches and the cost per sample follows the
     MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
-    fast: as for `predict_early` (the traced backbone is used if it was prepared before, see fast_inference.py);
-    criterion, engine: as for `predict_early`.
+    fast, criterion, engine: as for `predict_early`.
     """
     criterion = get_criterion(criterion)
     n_exits = model.num_exits
@@ -151,7 +152,7 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
         if keep.any():  # the walk handed the kept samples' state on to block k+1
             queues[k + 1].append((ids[keep], step.state, select_samples(carried, keep)))
 
-    backbone = engine if engine is not None else inference_backbone(model, 0, fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x in batches:
             size = batch_size or len(x)
@@ -171,4 +172,4 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
         exit_conf[k, ids], exit_scores[k, ids] = conf.cpu(), score.cpu()
     macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
     return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf,
-                     torch.cat(done["score"])[order], exit_scores, criterion.name)
+                     torch.cat(done["score"])[order], exit_scores, criterion.name, engine_name(backbone))

@@ -18,9 +18,11 @@ import torch
 
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
+from .errors import ArgumentError, DataError
+from .factory import input_channels
 from .boosting import ensemble
 from .criteria import softmax_top
-from .fast_inference import inference_backbone
+from .engines import engine_for
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,
                          check_thresholds, exit_fractions, exit_outcome, fit_thresholds, fit_thresholds_loop,
@@ -43,7 +45,7 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
             sl = slice(start, start + batch_size)
             yield normalize(data.images[sl], meta["mean"], meta["std"]), data.labels[sl]
     elif isinstance(data, FileSet):
-        dataset = FileImages(data, meta["input_size"], len(meta["mean"]), meta["mean"], meta["std"], train=False)
+        dataset = FileImages(data, meta["input_size"], input_channels(meta), meta["mean"], meta["std"], train=False)
         yield from torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     else:
         raise TypeError(f"Cannot evaluate on {type(data).__name__}.")
@@ -51,22 +53,24 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False,
-                  fast: bool = True) -> ExitPredictions:
-    """Run every exit over a split, keeping only per-sample results (fast: the prepared backbone, fast_inference.py),
-    and the exit logits in float16 when the model has at most `LOGITS_MAX_CLASSES` classes."""
+                  fast: bool = True, *, engine=None) -> ExitPredictions:
+    """Run every exit over a split, keeping only per-sample results, and the exit logits in float16 when the model
+    has at most `LOGITS_MAX_CLASSES` classes. engine: an InferenceEngine, a name, or None for the model's default
+    engine (engines/); fast=False: eager."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
+        raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}.")
     keep_logits = model.num_classes <= LOGITS_MAX_CLASSES
     confs, preds, hits, labels, logits = [], [], [], [], []
     batches = _batches(data, model.meta, batch_size)
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, total=math.ceil(len(data) / batch_size), desc="evaluate", leave=False)
-    backbone = inference_backbone(model, len(data), fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x, y in batches:
             x, y = x.to(device), y.to(device)
-            exit_logits = torch.stack(ensemble([s.head_logits for s in iter_exits(backbone, x)], model.reweight))  # [E, B, C]
+            heads = backbone.head_logits(x) if fast else [s.head_logits for s in iter_exits(backbone, x)]
+            exit_logits = torch.stack(ensemble(heads, model.reweight))  # [E, B, C]
             conf, pred = softmax_top(exit_logits)
             k = min(5, exit_logits.shape[-1])
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
@@ -82,9 +86,9 @@ def anytime_from(predictions: ExitPredictions) -> dict:
             "top5": (predictions.top5.double().mean(1) * 100).tolist()}
 
 
-def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True) -> dict:
+def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True, *, engine=None) -> dict:
     """{"top1": [...], "top5": [...]} in percent, one value per exit."""
-    return anytime_from(predict_split(model, data, device, batch_size, fast=fast))
+    return anytime_from(predict_split(model, data, device, batch_size, fast=fast, engine=engine))
 
 
 # ---------------------------------------------------------------- checkpoint evaluation and its cache
@@ -120,13 +124,13 @@ def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | 
     recorded = meta.get("data", {})
     dataset = dataset or recorded.get("dataset")
     if dataset is None:
-        raise ValueError(f"{folder} does not record its data set; pass --dataset.")
+        raise ArgumentError(f"{folder} does not record its data set; pass --dataset.")
     same_data = dataset == recorded.get("dataset")
     bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
-                          meta["input_size"], len(meta["mean"]),
+                          meta["input_size"], input_channels(meta),
                           recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
     if len(bundle.classes) != model.backbone.cfg.num_classes:
-        raise ValueError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
+        raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
                          f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
     return dataset, same_data, bundle
 
@@ -134,12 +138,12 @@ def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | 
 def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: bool = False, fast: bool = True) -> dict:
     """Add the exit logits to a cache written before they were kept, leaving every cached tensor as it is.
 
-    Runs the model over the cached splits again and refuses (ValueError) unless it predicts exactly the cached
+    Runs the model over the cached splits again and refuses (ArgumentError) unless it predicts exactly the cached
     classes, so the logits belong to the cached outputs. Returns {split: largest |confidence - cached|}.
     """
     model = load_model(folder, device)
     if model.num_classes > LOGITS_MAX_CLASSES:
-        raise ValueError(f"The cache keeps no logits for more than {LOGITS_MAX_CLASSES} classes (docs/criteria.md).")
+        raise ArgumentError(f"The cache keeps no logits for more than {LOGITS_MAX_CLASSES} classes (docs/criteria.md).")
     _, _, bundle = checkpoint_data(model, folder)
     cached = load_cache(folder)
     fresh = {"test": bundle.test, "val": bundle.val}
@@ -147,7 +151,7 @@ def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: b
     for name, p in cached.items():
         run = predict_split(model, fresh[name], device, batch_size, progress, fast)
         if not torch.equal(run.prediction, p.prediction) or not torch.equal(run.labels, p.labels):
-            raise ValueError(f"{folder}: the model no longer predicts the cached {name} classes; re-evaluate it.")
+            raise ArgumentError(f"{folder}: the model no longer predicts the cached {name} classes; re-evaluate it.")
         gaps[name] = float((run.confidence - p.confidence).abs().max())
         p.logits = run.logits
     save_cache(folder, cached)
@@ -156,7 +160,7 @@ def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: b
 
 def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
                         batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True) -> dict:
+                        fast: bool = True, engine=None) -> dict:
     """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
 
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
@@ -164,9 +168,9 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     """
     model = load_model(folder, device)
     dataset, same_data, bundle = checkpoint_data(model, folder, dataset, data_root)
-    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast)}
+    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast, engine=engine)}
     if bundle.val is not None:
-        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast)
+        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast, engine=engine)
     result = {"checkpoint": str(folder), "dataset": dataset, "macs": model.macs, "anytime": anytime_from(splits["test"]),
               "test_size": len(bundle.test)}
     if "val" in splits:
@@ -181,7 +185,7 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
         result["budgeted"] = []
         result["note"] = "No validation split was held out at training, so no budgeted-batch curve (train with --val-size > 0)."
         if budgets:
-            raise ValueError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
+            raise ArgumentError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
                              "retrain with --val-size > 0.")
     if same_data:
         save_cache(folder, splits)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ArgumentError
+
 
 # Thresholds fitted here are scores of the data themselves (or +inf): any criterion's range holds them.
 ANY_SCORE = (-math.inf, math.inf)
@@ -123,11 +125,11 @@ def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] 
     if t.ndim == 0:
         t = t.repeat(n_exits)
     if t.shape != (n_exits,):
-        raise ValueError(f"Expected one threshold or {n_exits} (one per exit), got {t.numel()}.")
+        raise ArgumentError(f"Expected one threshold or {n_exits} (one per exit), got {t.numel()}.")
     low, high = score_range
     bad = torch.isnan(t) | (t < low) | ((t > high) & ~torch.isposinf(t))
     if bad.any():
-        raise ValueError(f"Thresholds must lie in [{low:g}, {high:g}], got {[round(v, 4) for v in t[bad].tolist()]}.")
+        raise ArgumentError(f"Thresholds must lie in [{low:g}, {high:g}], got {[round(v, 4) for v in t[bad].tolist()]}.")
     return t
 
 
@@ -179,7 +181,7 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
     """
     n_exits = val.confidence.shape[0]
     if budget_macs < macs[0]:
-        raise ValueError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
+        raise ArgumentError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
 
     def cost(log_q: float) -> tuple[float, torch.Tensor]:
         t = fit_thresholds(val.confidence, exit_fractions(math.exp(log_q), n_exits))

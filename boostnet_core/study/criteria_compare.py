@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..criteria import CRITERIA, prepare
+from ..errors import ArgumentError
 from ..evaluation import load_cache
 from ..thresholds import ANY_SCORE, assign_exits, fit_to_budget, outcome_of
 from .compare import BUDGET_SHARES
@@ -59,7 +60,7 @@ def compare_criteria(boostnet: list, joint: list, macs: list[float], criteria=tu
     """The criteria table: per method, criterion and share, the mean test top-1 over runs; each criterion against
     max-softmax, and BoostNet against joint, with 95% intervals. `boostnet` and `joint` list run folders paired by seed."""
     if len(boostnet) != len(joint):
-        raise ValueError("BoostNet and joint runs are paired by seed; give as many of each.")
+        raise ArgumentError("BoostNet and joint runs are paired by seed; give as many of each.")
     shares = usable_shares(macs, shares)
     points = {m: {c: [budgeted_points(f, c, macs, shares) for f in folders] for c in criteria}
               for m, folders in (("boostnet", boostnet), ("joint", joint))}

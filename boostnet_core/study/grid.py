@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
+from ..errors import ArgumentError
 from ..training import EXECUTION_FIELDS, TrainConfig
 from .variants import Variant
 
@@ -54,12 +55,12 @@ def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], tra
     """
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"{str(root)!r} is a file; a study needs a folder (one checkpoint folder per run inside).")
+        raise ArgumentError(f"{str(root)!r} is a file; a study needs a folder (one checkpoint folder per run inside).")
     if not variants or not seeds:
-        raise ValueError("A study needs at least one variant and one seed.")
+        raise ArgumentError("A study needs at least one variant and one seed.")
     for flag in train_args:
         if flag.split("=")[0] in OWN_FLAGS:
-            raise ValueError(f"{flag} is set by the study for each run; leave it out of the training flags.")
+            raise ArgumentError(f"{flag} is set by the study for each run; leave it out of the training flags.")
     _record_manifest(root, variants, seeds, train_args)
     # Seed by seed, so that a study stopped part-way has complete pairs (every variant of a seed) to compare.
     return [RunSpec(v, s, root / run_folder_name(v, s), epochs) for s in seeds for v in variants]
@@ -72,7 +73,7 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         if _defining(saved.get("train_args", [])) != _defining(train_args):
-            raise ValueError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
+            raise ArgumentError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
                              "use the same flags or another folder.")
         train_args = saved["train_args"]
         variants = list(dict.fromkeys([*map(Variant.parse, saved["variants"]), *variants]))
@@ -139,7 +140,7 @@ def run_study(runs: list[RunSpec], train_args: list[str], jobs: int = 1, progres
     """Train and evaluate every run not yet finished, `jobs` at a time. Returns the names of failed runs."""
     import torch
     if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}.")
+        raise ArgumentError(f"--jobs must be at least 1, got {jobs}.")
     gpus = torch.cuda.device_count()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     todo = [r for r in runs if commands_for(r, train_args, threads)]
@@ -191,5 +192,5 @@ def run_folders(root: str | os.PathLike) -> list[Path]:
     """Every checkpoint folder under `root` (any depth, `root` itself included), sorted."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"{str(root)!r} is not a folder; give the folder of a study or of a run.")
+        raise ArgumentError(f"{str(root)!r} is not a folder; give the folder of a study or of a run.")
     return sorted(p.parent for p in root.rglob(META) if (p.parent / LOG).is_file() or (p.parent / RESULTS).is_file())

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import atomic_write_bytes, atomic_write_json
+from ..errors import ArgumentError
 from .compare import BUDGET_SHARES, budgeted_at, compare, orient
 from .markdown import markdown
 from .plot import plot
@@ -41,7 +42,7 @@ def build_report(roots) -> dict:
     roots = as_roots(roots)
     runs = load_runs(roots)
     if not runs:
-        raise ValueError(f"No finished, evaluated run under {', '.join(map(str, roots))}; run 'boostnet study run' first.")
+        raise ArgumentError(f"No finished, evaluated run under {', '.join(map(str, roots))}; run 'boostnet study run' first.")
     recipes = []
     keys = sorted({r.recipe for r in runs}, key=lambda k: (recipe_name(json.loads(k)[1]), k))
     for recipe in keys:
@@ -100,7 +101,7 @@ def write_report(roots, out_dir: str | os.PathLike) -> dict:
     """report.json, report.md and report.png in `out_dir`; returns the report."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file; give a folder for report.json, report.md and report.png.")
+        raise ArgumentError(f"--out {str(out)!r} is a file; give a folder for report.json, report.md and report.png.")
     report = build_report(roots)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", _json_safe(report))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ArgumentError
+
 METHODS = ("boostnet", "joint")
 
 
@@ -18,7 +20,7 @@ class Variant:
 
     def __post_init__(self):
         if self.method not in METHODS or not isinstance(self.grad_rescale, bool):
-            raise ValueError(f"A variant is a method ({' or '.join(METHODS)}) and gradient rescaling on or off, "
+            raise ArgumentError(f"A variant is a method ({' or '.join(METHODS)}) and gradient rescaling on or off, "
                              f"got {self.method!r} and {self.grad_rescale!r}.")
 
     @classmethod
@@ -26,7 +28,7 @@ class Variant:
         """From its command-line spelling, METHOD:RESCALE (boostnet:on)."""
         method, _, rescale = text.partition(":")
         if method not in METHODS or rescale not in ("on", "off"):
-            raise ValueError(f"A variant is METHOD:RESCALE with METHOD boostnet or joint and RESCALE on or off, "
+            raise ArgumentError(f"A variant is METHOD:RESCALE with METHOD boostnet or joint and RESCALE on or off, "
                              f"got {text!r} (for example boostnet:on).")
         return cls(method, rescale == "on")
 
