@@ -137,7 +137,8 @@ def plot(path=REPO / "assets" / "results.png"):
 
 
 BLOCKS = {"results tables": "the shipped evaluations", "study report": "assets/report/report.md",
-          "criteria table": "assets/criteria/comparison.json", "certified thresholds": "assets/criteria/validity.json"}
+          "criteria table": "assets/criteria/comparison.json", "certified thresholds": "assets/criteria/validity.json",
+          "calibrate": "assets/criteria/calibrate.jsonl"}
 
 
 def _interval(d: dict) -> str:
@@ -199,8 +200,30 @@ def block_contents() -> dict[str, str]:
     return {"results tables": tables(), "study report": (REPORT / "report.md").read_text().strip("\n")}
 
 
+def calibrate_table() -> str:
+    """`boostnet calibrate --json` on the shipped models (assets/criteria/calibrate.jsonl): every criterion on
+    CIFAR-10, max-softmax on mnist5k."""
+    runs = [json.loads(line) for line in (CRITERIA_DIR / "calibrate.jsonl").read_text().splitlines()]
+    first = runs[0]
+    lines = [f"`boostnet calibrate CHECKPOINT --risk RISK --epsilon {first['epsilon']:g} --delta {first['delta']:g} "
+             "--criterion C --json` on the shipped models: the certified thresholds applied to the test split (risk, "
+             "top-1 against the last exit's, average MACs as a share of the full network's). Member 0 of the family "
+             "(nothing certified cheaper) sends every image to the last exit.", "",
+             "| model | risk | criterion | calibration images | family member | test risk | test top-1 (last exit) "
+             "| cost |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        name = Path(r["checkpoint"]).name
+        if not name.startswith("cifar10") and r["criterion"] != "max_softmax":
+            continue
+        t = r["test"]
+        lines.append(f"| {name} | {r['risk']} | {r['criterion']} | {r['calibration']['images']:,} | "
+                     f"{r['family']['chosen']} of {r['family']['members']} | {100 * t['risk']:.2f}% | "
+                     f"{t['top1']:.2f} ({t['last_exit_top1']:.2f}) | {100 * t['cost_ratio']:.1f}% |")
+    return "\n".join(lines)
+
+
 def criteria_block_contents() -> dict[str, str]:
-    return {"criteria table": criteria_table(), "certified thresholds": validity_table()}
+    return {"criteria table": criteria_table(), "certified thresholds": validity_table(), "calibrate": calibrate_table()}
 
 
 def embedded(readme: str, name: str, document: str = "README.md") -> str:
