@@ -16,7 +16,6 @@ Each row says which ("seeds" or "bootstrap over test images").
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..criteria import CRITERIA, prepare
 from ..errors import ArgumentError
@@ -92,7 +91,6 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     boostnet, joint = args.boostnet.split(","), args.joint.split(",")
-    torch.manual_seed(0)
     result = compare_criteria(boostnet, joint, load_model(boostnet[0]).macs)
     atomic_write_json(Path(args.out), result)
     print(json.dumps({"rows": len(result["rows"]), "out": args.out}))
