@@ -26,7 +26,8 @@ from boostnet_core.thresholds import ExitPredictions
 
 def pooled(cache: dict[str, ExitPredictions]) -> ExitPredictions:
     val, test = cache["val"], cache["test"]
-    return ExitPredictions(torch.cat([val.confidence, test.confidence], 1), torch.cat([val.prediction, test.prediction], 1),
+    return ExitPredictions(torch.cat([val.confidence, test.confidence], 1),
+                           torch.cat([val.prediction, test.prediction], 1),
                            torch.cat([val.top5, test.top5], 1), torch.cat([val.labels, test.labels]),
                            criterion=val.criterion)
 
@@ -35,7 +36,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/cifar10-boostnet")
     parser.add_argument("--splits", type=int, default=500)
-    parser.add_argument("--calibration", type=int, default=5000, help="calibration images per split (the rest evaluate)")
+    parser.add_argument("--calibration", type=int, default=5000,
+                        help="calibration images per split (the rest evaluate)")
     parser.add_argument("--criteria", nargs="+", default=["max_softmax", "entropy"])
     parser.add_argument("--levels", nargs="+", default=["0.02:0.1", "0.05:0.05"], help="EPSILON:DELTA pairs")
     args = parser.parse_args()

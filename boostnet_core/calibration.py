@@ -63,7 +63,8 @@ def losses(predictions: ExitPredictions, exits: torch.Tensor, risk: str) -> torc
 
 
 def binomial_p_value(n_losses: int, n: int, epsilon: float) -> float:
-    """Valid p-value of "the risk exceeds epsilon" after n_losses losses in n images: P(Binomial(n, epsilon) <= n_losses)."""
+    """Valid p-value of "the risk exceeds epsilon" after n_losses losses in n images:
+    P(Binomial(n, epsilon) <= n_losses)."""
     from scipy.stats import binom
     return float(binom.cdf(n_losses, n, epsilon))
 

@@ -61,7 +61,10 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
     """Exit logits F_k, their confidence and score, who leaves at exit k (everyone at the last), and what the samples
     carry on: {"logits": F_k, "earlier": top classes of exits 0..k [B, k+1]}."""
     previous = None if carried is None else carried["logits"]
-    earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long) if carried is None else carried["earlier"]
+    if carried is None:
+        earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long)
+    else:
+        earlier = carried["earlier"]
     exit_logits = model.exit_step(step.head_logits, previous)
     conf, top = softmax_top(exit_logits)
     score = criterion.score(exit_logits, earlier)
@@ -102,8 +105,10 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
                 break
             if leave.any():
                 gone, keep = active[leave], ~leave
-                exit_index[gone], logits[gone], confidence[gone], scores[gone] = k, exit_logits[leave], conf[leave], score[leave]
-                active, carried, step.state = active[keep], select_samples(carried, keep), select_samples(step.state, keep)
+                exit_index[gone], logits[gone] = k, exit_logits[leave]
+                confidence[gone], scores[gone] = conf[leave], score[leave]
+                active, carried = active[keep], select_samples(carried, keep)
+                step.state = select_samples(step.state, keep)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
     return EarlyExit(exit_index, logits, confidence, macs, exit_conf, scores, exit_scores, criterion.name,
                      engine_name(backbone))

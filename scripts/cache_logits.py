@@ -17,7 +17,8 @@ from boostnet_core.evaluation import add_logits_to_cache, load_cache
 
 
 def digests(folder) -> dict[str, str]:
-    return {k: hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest() for k, v in load_tensors(folder / CACHE).items()}
+    tensors = load_tensors(folder / CACHE)
+    return {k: hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest() for k, v in tensors.items()}
 
 
 def main(folders):

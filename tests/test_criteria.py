@@ -173,3 +173,14 @@ def test_criteria_comparison_labels_its_intervals():
     two = compare_criteria([boost, boost], [joint, joint], macs, criteria=("max_softmax",), shares=(0.6,))
     row = two["rows"][0]["boostnet_minus_joint"]
     assert row["interval"] == "seeds (n = 2)" and row["low"] == pytest.approx(row["high"])   # identical seeds: no spread
+
+
+@pytest.mark.parametrize("name", ["mnist5k-boostnet", "mnist5k-joint"])
+def test_max_softmax_path_gives_the_shipped_budgeted_curve_exactly(name):
+    """The default criterion through score_cache reproduces every threshold, accuracy and cost of evaluation.json."""
+    import json
+    from boostnet_core.evaluation import budgeted_curve, load_cache
+    folder = REPO / "checkpoints" / name
+    shipped = json.loads((folder / "evaluation.json").read_text())
+    scored = score_cache(load_cache(folder), None)
+    assert budgeted_curve(scored["val"], scored["test"], shipped["macs"]) == shipped["budgeted"]

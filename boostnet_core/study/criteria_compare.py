@@ -57,7 +57,8 @@ def _difference(a_points: list[list[dict]], b_points: list[list[dict]], j: int) 
 def compare_criteria(boostnet: list, joint: list, macs: list[float], criteria=tuple(CRITERIA),
                      shares=BUDGET_SHARES) -> dict:
     """The criteria table: per method, criterion and share, the mean test top-1 over runs; each criterion against
-    max-softmax, and BoostNet against joint, with 95% intervals. `boostnet` and `joint` list run folders paired by seed."""
+    max-softmax, and BoostNet against joint, with 95% intervals. `boostnet` and `joint` list run folders paired by
+    seed."""
     if len(boostnet) != len(joint):
         raise ArgumentError("BoostNet and joint runs are paired by seed; give as many of each.")
     shares = usable_shares(macs, shares)
