@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = ssub.add_parser("report", help="statistics over seeds: mean, sd, paired intervals, McNemar; JSON, Markdown, PNG")
     sp.add_argument("roots", nargs="+", metavar="ROOT", help="folders holding finished runs (any depth), or run folders")
     sp.add_argument("--out", required=True, help="folder for report.json, report.md and report.png")
+    sc = ssub.add_parser("criteria", help="exit criteria on the budgeted curve, BoostNet against joint, with intervals")
+    sc.add_argument("--boostnet", nargs="+", required=True, help="BoostNet run folders (with logits cached), seed order")
+    sc.add_argument("--joint", nargs="+", required=True, help="joint run folders, the same seeds in the same order")
+    sc.add_argument("--out", required=True, help="JSON file for the comparison")
 
     d = sub.add_parser("data", help="data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -298,6 +302,11 @@ def _study(args, argv) -> int:
         from .study.report import write_report
         report = write_report(args.roots, args.out)
         print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
+        return 0
+    if args.study_command == "criteria":
+        from .study.criteria_compare import write_comparison
+        result = write_comparison(args.boostnet, args.joint, args.out)
+        print(f"{len(result['criteria'])} criteria at {len(result['shares'])} budgets in {args.out}")
         return 0
     train_args = args.train_args
     # The shared flags are parsed here as 'boostnet train' would, so that a typo stops before anything starts.

@@ -5,9 +5,10 @@
                                          # the exit criteria tables into docs/criteria.md
 Reads checkpoints/<name>/evaluation.json (written by `boostnet evaluate`), the study report (assets/report/, written
 by `boostnet study report`: the paired bootstrap intervals of the shipped pairs) and the reference-recipe logs in
-assets/reference_recipe/*.jsonl, and for docs/criteria.md assets/criteria/comparison.json (written by
-`python -m boostnet_core.study.criteria_compare`) and assets/criteria/validity.json (bench/calibration.py). Nothing is recomputed here: every number traces back to those files. In the README
-each generated block sits between two marker lines; a test checks that the README holds exactly what this writes.
+assets/reference_recipe/*.jsonl; for docs/criteria.md, assets/criteria/comparison.json (`boostnet study criteria`),
+validity.json (bench/calibration.py) and calibrate.jsonl (`boostnet calibrate --json` per shipped model). Nothing
+is recomputed here: every number traces back to those files. In the README and docs/criteria.md each generated
+block sits between two marker lines; tests check that both hold exactly what this writes.
 """
 import argparse
 import json

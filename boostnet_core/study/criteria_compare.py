@@ -11,7 +11,7 @@ per-seed differences, study.stats.t_interval); otherwise, for one run per method
 (study.stats.bootstrap_difference), which holds only the test set's noise, not the spread between training runs.
 Each row says which ("seeds" or "bootstrap over test images").
 
-    python -m boostnet_core.study.criteria_compare BOOSTNET_FOLDER[,SEED1,...] JOINT_FOLDER[,...] --out FILE.json
+    boostnet study criteria --boostnet FOLDER [FOLDER ...] --joint FOLDER [FOLDER ...] --out FILE.json
 """
 from __future__ import annotations
 
@@ -80,22 +80,11 @@ def compare_criteria(boostnet: list, joint: list, macs: list[float], criteria=tu
             "criteria": list(criteria), "rows": rows}
 
 
-def main(argv=None) -> None:
-    import argparse
-    import json
+def write_comparison(boostnet: list, joint: list, out) -> dict:
+    """`boostnet study criteria`: the comparison of seed-paired run folders, written atomically to `out` (JSON)."""
     from pathlib import Path
 
     from ..checkpoint import atomic_write_json, load_model
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("boostnet", help="BoostNet run folders, comma-separated, in seed order")
-    parser.add_argument("joint", help="joint run folders, comma-separated, in the same seed order")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    boostnet, joint = args.boostnet.split(","), args.joint.split(",")
     result = compare_criteria(boostnet, joint, load_model(boostnet[0]).macs)
-    atomic_write_json(Path(args.out), result)
-    print(json.dumps({"rows": len(result["rows"]), "out": args.out}))
-
-
-if __name__ == "__main__":
-    main()
+    atomic_write_json(Path(out), result)
+    return result
