@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from boostnet_core.data import DataError, load_test_split, open_image
+from boostnet_core.factory import input_channels
 from store import ASSETS, REPO, metadata, model, predictions
 
 SAMPLE = ASSETS / "cifar10-sample"
@@ -70,7 +71,7 @@ def _sample_for(path: str) -> TestImages | None:
     model's evaluation cache records them)."""
     shipped = shipped_sample()
     meta = metadata(path)
-    if shipped is None or meta.get("input_size") != 32 or len(meta.get("mean", [])) != 3:
+    if shipped is None or meta.get("input_size") != 32 or "mean" not in meta or input_channels(meta) != 3:
         return None
     index, tiles = shipped
     data = meta.get("data") or {}
@@ -103,7 +104,7 @@ def dataset_images(path: str, data_root: str | None = None) -> tuple[TestImages 
             return sample, ""
         return None, f"The {dataset} images are not on this machine; give their data root to see them."
     try:
-        images = _full_split(dataset, root, meta["input_size"], len(meta["mean"]))
+        images = _full_split(dataset, root, meta["input_size"], input_channels(meta))
     except (DataError, ValueError, OSError) as e:
         return None, str(e)
     return TestImages(images, np.arange(len(images))), ""

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from boostnet_core import CheckpointError, load_model
 from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
 from boostnet_core.evaluation import ExitPredictions, load_cache
-from boostnet_core.fast_inference import prepare
+from boostnet_core.engines import engine_for
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = Path(os.environ.get("BOOSTNET_CHECKPOINTS", REPO / "checkpoints"))
@@ -62,10 +63,10 @@ def _mtime_of(path: str, name: str) -> float:
 
 @st.cache_resource(show_spinner="Loading model ...")
 def get_model(path: str, mtime: float = 0.0):
-    """One shared, read-only model per checkpoint folder and weights file (eval mode), with its fast inference path
-    prepared once (BatchNorm folded, channels-last: about 0.1 s; fast_inference.py), which traces then use."""
+    """One shared, read-only model per checkpoint folder and weights file (eval mode), with its default inference
+    engine prepared and measured for one image here (engines/), which traces then use."""
     loaded = load_model(path)
-    prepare(loaded, "fold")
+    engine_for(loaded).head_logits(torch.zeros(1, *loaded.input_shape))   # auto measures its one-image pick now
     return loaded
 
 

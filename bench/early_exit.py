@@ -20,7 +20,8 @@ from boostnet_core import load_model
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early, predict_early_stream
 from boostnet_core.evaluation import fit_to_budget, load_cache
-from boostnet_core.fast_inference import head_logits, prepare
+from boostnet_core.engines import prepare_inference
+from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
 
 
@@ -65,17 +66,17 @@ def main():
     model = load_model(args.checkpoint).eval()
     data = model.meta["data"]
     bundle = load_dataset(data["dataset"], args.data_root or data.get("data_root"), model.meta["input_size"],
-                          len(model.meta["mean"]), val_size=data["val_size"], split_seed=data["split_seed"])
+                          input_channels(model.meta), val_size=data["val_size"], split_seed=data["split_seed"])
     x_all = normalize(bundle.test.images[: args.images], model.meta["mean"], model.meta["std"])
     val = load_cache(args.checkpoint)["val"]
     full = model.macs[-1]
 
     with torch.inference_mode():
         t0 = time.perf_counter()
-        fast_backbone = prepare(model, "jit")
+        fast_backbone = prepare_inference(model, "torch-jit")
         prepare_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        predict_early(model, x_all[:1], [0.9] * model.num_exits)
+        predict_early(model, x_all[:1], [0.9] * model.num_exits, engine=fast_backbone)
         first_call_s = time.perf_counter() - t0
         paths = {"eager": (model.backbone, False), "fast": (fast_backbone, True)}
         per_exit = {(p, b): exit_times(bb, x_all[:b], args.repeats * (1 if b > 1 else 10))
@@ -92,14 +93,15 @@ def main():
             for batch in (64, 1):
                 n = len(x_all) if batch > 1 else min(len(x_all), 128)
                 chunks = [x_all[i:i + batch] for i in range(0, n, batch)]
-                exits = predict_early(model, x_all[:n], thresholds).exit_index.tolist()
+                exits = predict_early(model, x_all[:n], thresholds, engine=fast_backbone).exit_index.tolist()
                 macs_ratio = sum(model.macs[k] for k in exits) / (n * full)
                 row[f"batch{batch}"] = {"macs_ratio": round(macs_ratio, 3)}
                 for name, (backbone, fast) in paths.items():
                     if batch > 1:
-                        run_early = lambda: predict_early_stream(model, chunks, thresholds, batch_size=batch, fast=fast)
+                        run_early = lambda: predict_early_stream(model, chunks, thresholds, batch_size=batch, fast=fast,
+                                                                         engine=backbone if fast else None)
                     else:
-                        run_early = lambda: [predict_early(model, c, thresholds, fast=fast) for c in chunks]
+                        run_early = lambda: [predict_early(model, c, thresholds, fast=fast, engine=backbone if fast else None) for c in chunks]
                     t_early = timed(run_early, max(1, args.repeats // 2))
                     t_all = timed(lambda: [[s.head_logits for s in iter_exits(backbone, c)] for c in chunks], max(1, args.repeats // 2))
                     full_network.setdefault(f"{name}_batch{batch}", []).append(1000 * t_all / n)
@@ -117,11 +119,11 @@ def main():
                     ratio = r["ms_per_image_early"] / ms[f"{name}_batch{batch}"]
                     r.update(time_ratio=round(ratio, 3), time_over_macs=round(ratio / point["macs_ratio"], 3),
                              ms_per_image_early=round(r["ms_per_image_early"], 3))
-        agree = max(float((a - b).abs().max()) for a, b in zip(head_logits(model, x_all[:64], fast=False),
-                                                                head_logits(model, x_all[:64])))
+        agree = max(float((a - b).abs().max()) for a, b in zip([s.head_logits for s in iter_exits(model.backbone, x_all[:64])],
+                                                                fast_backbone.head_logits(x_all[:64])))
     print(json.dumps({
         "benchmark": "early exit vs all exits, eager and fast inference", "checkpoint": args.checkpoint,
-        "threads": args.threads, "images": len(x_all), "full_macs": full, "fast_level": getattr(fast_backbone, "level", "eager"),
+        "threads": args.threads, "images": len(x_all), "full_macs": full, "fast_level": fast_backbone.name,
         "prepare_s": round(prepare_s, 3), "first_call_after_prepare_ms": round(1000 * first_call_s, 2),
         "full_network_ms_per_image": ms,
         "full_network_speedup": {f"batch{b}": round(ms[f"eager_batch{b}"] / ms[f"fast_batch{b}"], 2) for b in (64, 1)},

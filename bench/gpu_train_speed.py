@@ -29,24 +29,20 @@ def synchronize(device: torch.device) -> None:
 
 def worker(path: str, steps: int, batch: int, device: str) -> None:
     from boostnet_core import create_model
-    from boostnet_core.boosting import boosting_loss
-    from boostnet_core.training import _HeadLogits, speed_options
+    from boostnet_core.training import train_step, training_forward
     device = torch.device(device)
     options = PATHS[path]
     torch.manual_seed(0)
     model = create_model("cifar10", method="boostnet", grad_rescale=True).to(device).train()
     if options.get("channels_last"):
         model.to(memory_format=torch.channels_last)
-    forward = speed_options(_HeadLogits(model), device, **options)
+    forward = training_forward(model, device, **options)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def step():
-        loss, _ = boosting_loss(forward(x), y, model.reweight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(forward, opt, x, y, model.reweight)
     t0 = time.perf_counter()
     for _ in range(5):  # warm-up: compiles and records the CUDA graph on the compiled path
         step()

@@ -18,7 +18,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from boostnet_core import load_model
-from boostnet_core.fast_inference import head_logits, prepare
+from boostnet_core.engines import prepare_inference
+from boostnet_core.models.stepwise import iter_exits
 
 REPO = Path(__file__).resolve().parents[1]
 NARROW = 8
@@ -53,13 +54,22 @@ def kind_of(name: str, shapes) -> str:
     return "other"
 
 
+LEVEL = "jit"
+
+
+def head_logits(model, x, fast: bool, level: str = "jit"):
+    if fast:
+        return prepare_inference(model, f"torch-{level}").head_logits(x)
+    return [s.head_logits for s in iter_exits(model.backbone, x)]
+
+
 def profile_path(model, x, fast: bool, repeats: int, macs: dict) -> dict:
     with torch.inference_mode():
         for _ in range(3):
-            head_logits(model, x, fast=fast)
+            head_logits(model, x, fast, LEVEL)
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             for _ in range(repeats):
-                head_logits(model, x, fast=fast)
+                head_logits(model, x, fast, LEVEL)
     ms = defaultdict(float)
     conv_macs = defaultdict(float)
     for event in prof.key_averages(group_by_input_shape=True):
@@ -94,7 +104,9 @@ def main():
     counter = ConvolutionMacs()
     with torch.no_grad(), counter:  # a dispatch mode sees nothing under inference_mode
         head_logits(model, x, fast=False)
-    prepare(model, args.level)
+    global LEVEL
+    LEVEL = args.level
+    prepare_inference(model, f"torch-{args.level}")
     print(json.dumps({"benchmark": "inference time by operation, every exit", "checkpoint": args.checkpoint,
                       "batch": args.batch, "threads": args.threads, "fast_level": args.level,
                       "model_mmacs_per_batch": round(model.macs[-1] * args.batch / 1e6, 1),

@@ -2,7 +2,7 @@
 the plain eager step, on the same preset and batches.
 
 Measures whole optimisation steps (forward, loss, backward, SGD) on fixed random batches through the trainer's own
-forward (`training.speed_options`), interleaving the variants round by round so that machine noise hits them alike.
+forward and step (`training.training_forward`, `training.train_step`), interleaving the variants round by round so that machine noise hits them alike.
 Paths (`--paths`): "eager" (fp32, the default; bit-stable with earlier runs), "channels_last" (fp32), "compiled"
 (fp32, torch.compile), "bf16" (bf16 autocast), "compiled_bf16", "bf16_channels_last". Targets: BoostNet costs at most 5% more per
 image than joint; the fast fp32 path >= 1.2x and bf16 >= 1.5x the eager step. Prints one JSON object, with the
@@ -16,8 +16,7 @@ import time
 import torch
 
 from boostnet_core import create_model
-from boostnet_core.boosting import boosting_loss
-from boostnet_core.training import _HeadLogits, speed_options
+from boostnet_core.training import train_step, training_forward
 
 PATHS = {"eager": {}, "channels_last": {"channels_last": True}, "compiled": {"compile": True},
          "bf16": {"precision": "bf16"}, "compiled_bf16": {"compile": True, "precision": "bf16"},
@@ -30,14 +29,11 @@ def make_step(preset, method, grad_rescale, options):
     model = create_model(preset, method=method, grad_rescale=grad_rescale).train()
     if options.get("channels_last"):
         model.to(memory_format=torch.channels_last)
-    forward = speed_options(_HeadLogits(model), torch.device("cpu"), **options)
+    forward = training_forward(model, torch.device("cpu"), **options)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(x, y):
-        loss, _ = boosting_loss(forward(x), y, model.reweight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(forward, opt, x, y, model.reweight)
     return model, step
 
 

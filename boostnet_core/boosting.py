@@ -4,6 +4,10 @@ Heads 1..N give raw logits f_n. Exit logits are the additive ensemble
     F_1 = f_1,   F_n = f_n + w * F_{n-1}   (unrolled: F_n = sum_{i<=n} w^(n-i) f_i),
 so the contribution of head i to exit n is w^(n-i) f_i, and these sum exactly to F_n. The exit prediction and
 its confidence always use F_n. With w = 0 the same module is the ordinary joint-training baseline (F_n = f_n).
+This module is the one place F_n is computed: `exit_step` (one exit, given F_{n-1}) is called by `ensemble`
+(all exits), the loss, real early exit (early_exit.py, through `BoostNet.exit_step`), traces (inference.py) and
+attributions (explain.py).
+How sure an exit is (its score) is an exit criterion's business (criteria.py), not this module's.
 
 Training (one forward pass, all heads): loss = sum_n CE(f_n + stopgrad(w F_{n-1}), y). Only the earlier ensemble
 is detached; the shared backbone still learns from every later loss. The authors' training code computes
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .early_exit import EarlyExit, predict_early
+from .errors import ArgumentError
 from .macs import exit_macs
 from .models.stepwise import StepwiseBackbone, iter_exits
 
@@ -33,11 +38,11 @@ class BoostNet(nn.Module):
     def __init__(self, backbone: StepwiseBackbone, reweight: float = 0.5, method: str = "boostnet", meta: dict | None = None):
         super().__init__()
         if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+            raise ArgumentError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
         if method == "joint":
             reweight = 0.0
         elif not 0.0 < reweight <= 1.0:
-            raise ValueError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
+            raise ArgumentError(f"The BoostNet reweight w must be in (0, 1], got {reweight!r}.")
         if not isinstance(backbone, StepwiseBackbone):
             raise TypeError(f"{type(backbone).__name__} is not a stepwise backbone (see models/stepwise.py).")
         self.backbone = backbone
@@ -87,16 +92,27 @@ class BoostNet(nn.Module):
         n = exit_index
         return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
 
-    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True) -> EarlyExit:
-        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py)."""
-        return predict_early(self, x, thresholds, fast)
+    def exit_step(self, head_logits: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+        """F_n from f_n and F_{n-1} (None at the first exit), for code that walks the exits itself (early_exit.py)."""
+        return exit_step(head_logits, previous, self.reweight)
+
+    def predict_early(self, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None,
+                      engine=None) -> EarlyExit:
+        """Real early exit: blocks run only for the samples still in the batch (see early_exit.py); the model's
+        default engine is prepared at the first call and reused while the weights stay the same (engines/)."""
+        return predict_early(self, x, thresholds, fast, criterion=criterion, engine=engine)
+
+
+def exit_step(head_logits: torch.Tensor, previous: torch.Tensor | None, reweight: float) -> torch.Tensor:
+    """One exit of the ensemble: F_n = f_n + w F_{n-1} (F_1 = f_1 when `previous` is None)."""
+    return head_logits if previous is None else head_logits + reweight * previous
 
 
 def ensemble(head_logits: list[torch.Tensor], reweight: float) -> list[torch.Tensor]:
-    """F_n = f_n + w F_{n-1}, F_1 = f_1."""
+    """F_n = f_n + w F_{n-1}, F_1 = f_1, for every exit."""
     exits, previous = [], None
     for f in head_logits:
-        previous = f if previous is None else f + reweight * previous
+        previous = exit_step(f, previous, reweight)
         exits.append(previous)
     return exits
 
@@ -108,7 +124,8 @@ def boosting_loss(head_logits: list[torch.Tensor], target: torch.Tensor, reweigh
     """
     total, per_head, previous = 0.0, [], None
     for f in head_logits:
-        exit_logits = f if previous is None or reweight == 0.0 else f + reweight * previous.detach()
+        # joint (w = 0): f_n alone, not f_n + 0 * F_{n-1}, so the baseline's loss is exactly sum_n CE(f_n, y)
+        exit_logits = exit_step(f, None if previous is None or reweight == 0.0 else previous.detach(), reweight)
         loss = F.cross_entropy(exit_logits, target)
         total = total + loss
         per_head.append(loss.detach())

@@ -4,21 +4,22 @@ The names of every file a checkpoint folder may hold are defined here and nowher
 model.json records the sha256 of the weights file, so a truncated, swapped or tampered file is caught before it is
 read. Training state for `--resume` lives beside them in `train_state.safetensors`
 (weights, optimizer momentum and the loop's counters in its metadata), written atomically in one file.
-Every file is written to a temporary name in the same folder, then renamed over the old one.
+Every file is written to a temporary name in the same folder, then renamed over the old one (atomic.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write_bytes, atomic_write_json, temp_beside  # re-exported: their old home
 from .boosting import BoostNet
+from .errors import CheckpointError
 from .factory import model_from_meta
 
 FORMAT = "boostnet-checkpoint/1"
@@ -30,37 +31,8 @@ CACHE = "eval_cache.safetensors"       # per-sample, per-exit predictions of the
 RESULTS = "evaluation.json"            # anytime and budgeted-batch results (boostnet evaluate)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder or file that cannot be used, with one sentence saying why."""
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temporary file in the folder of `path` (so the final rename is atomic), readable like a normal file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    return fd, tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    fd, tmp = _temp_beside(path)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)

@@ -1,8 +1,10 @@
 """Real early exit: blocks run only for the samples that are still undecided.
 
-After each exit the samples whose confidence (max softmax of F_k) reached the threshold leave the batch, and the
-backbone state is cut down to the rest, so no work is spent on exited samples. The authors' code runs every exit
-for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
+After each exit the samples whose score under the exit criterion (criteria.py; default max softmax of F_k) reached
+the threshold leave the batch, and the backbone state is cut down to the rest, so no work is spent on exited
+samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes
+of the earlier exits, which travel with each sample's state. The authors' code runs every exit for every sample
+and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
 
 `predict_early` does this within one batch; `predict_early_stream` pools the samples that continue across a
 stream of batches, so that every block runs on full batches. Both walk the network with models/stepwise.iter_exits.
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .fast_inference import inference_backbone
+from .criteria import Criterion, get_criterion, softmax_top
+from .engines import engine_for, engine_name
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import check_thresholds
 
@@ -25,6 +28,10 @@ class EarlyExit:
     confidence: torch.Tensor        # [B]: max softmax of F at the exit
     macs: torch.Tensor              # float64 [B]: cumulative MACs actually spent
     exit_confidences: torch.Tensor  # [N_exits, B]: confidence at every exit computed (nan beyond the exit)
+    scores: torch.Tensor | None = None       # [B]: the criterion's score at the exit (max-softmax: = confidence)
+    exit_scores: torch.Tensor | None = None  # [N_exits, B]: the criterion's score at every exit computed (nan beyond)
+    criterion: str = "max_softmax"
+    engine: str = "eager"           # what ran the blocks (engines/: e.g. "auto:onnxruntime"; "eager" for fast=False)
 
 
 def select_samples(state, keep: torch.Tensor):
@@ -50,65 +57,79 @@ def concat_samples(states: list):
     return first
 
 
-def _decide(model, step, previous, thresholds: list[float]):
-    """Exit logits F_k = f_k + w F_{k-1}, their confidence, and who leaves at exit k (everyone at the last)."""
-    f = step.head_logits
-    exit_logits = f if previous is None else f + model.reweight * previous
-    conf = exit_logits.softmax(-1).max(-1).values
+def _decide(model, step, carried: dict | None, thresholds: list[float], criterion: Criterion):
+    """Exit logits F_k, their confidence and score, who leaves at exit k (everyone at the last), and what the samples
+    carry on: {"logits": F_k, "earlier": top classes of exits 0..k [B, k+1]}."""
+    previous = None if carried is None else carried["logits"]
+    if carried is None:
+        earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long)
+    else:
+        earlier = carried["earlier"]
+    exit_logits = model.exit_step(step.head_logits, previous)
+    conf, top = softmax_top(exit_logits)
+    score = criterion.score(exit_logits, earlier)
     if step.index == model.num_exits - 1:
         leave = torch.ones_like(conf, dtype=torch.bool)
     else:
-        leave = conf.double() >= thresholds[step.index]
-    return exit_logits, conf, leave
+        leave = score.double() >= thresholds[step.index]
+    return exit_logits, conf, score, leave, {"logits": exit_logits, "earlier": torch.cat([earlier, top[:, None]], 1)}
 
 
 @torch.inference_mode()
-def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True) -> EarlyExit:
-    """Exit each sample at the first exit whose confidence reaches its threshold (the last exit takes the rest).
+def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None, engine=None) -> EarlyExit:
+    """Exit each sample at the first exit whose score reaches its threshold (the last exit takes the rest).
 
-    fast: run the prepared backbone (fast_inference.py); False runs the eager model.
+    criterion: a name or a Criterion (criteria.py); None is max-softmax, the paper's. engine: an InferenceEngine, an
+    engine name, or None for the model's default engine (engines/, prepared once per set of weights and reused by
+    later calls); fast=False runs the eager model exactly as trained.
     """
+    criterion = get_criterion(criterion)
     n_exits = model.num_exits
-    t = check_thresholds(thresholds, n_exits).tolist()
+    t = check_thresholds(thresholds, n_exits, criterion.score_range).tolist()
     device, b = x.device, x.shape[0]
     exit_index = torch.full((b,), n_exits - 1, dtype=torch.long, device=device)
     logits = torch.zeros(b, model.num_classes, device=device)
-    confidence = torch.zeros(b, device=device)
+    confidence, scores = torch.zeros(b, device=device), torch.zeros(b, device=device)
     exit_conf = torch.full((n_exits, b), float("nan"), device=device)
+    exit_scores = torch.full((n_exits, b), float("nan"), device=device)
     active = torch.arange(b, device=device)       # original positions of the samples still running
-    previous = None
-    backbone = inference_backbone(model, b, fast)
+    carried = None
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for step in iter_exits(backbone, x):
             k = step.index
-            exit_logits, conf, leave = _decide(model, step, previous, t)
-            exit_conf[k, active] = conf
+            exit_logits, conf, score, leave, carried = _decide(model, step, carried, t, criterion)
+            exit_conf[k, active], exit_scores[k, active] = conf, score
             if leave.all():
-                exit_index[active], logits[active], confidence[active] = k, exit_logits, conf
+                exit_index[active], logits[active], confidence[active], scores[active] = k, exit_logits, conf, score
                 break
-            previous = exit_logits
             if leave.any():
                 gone, keep = active[leave], ~leave
-                exit_index[gone], logits[gone], confidence[gone] = k, exit_logits[leave], conf[leave]
-                active, previous, step.state = active[keep], exit_logits[keep], select_samples(step.state, keep)
+                exit_index[gone], logits[gone] = k, exit_logits[leave]
+                confidence[gone], scores[gone] = conf[leave], score[leave]
+                active, carried = active[keep], select_samples(carried, keep)
+                step.state = select_samples(step.state, keep)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
-    return EarlyExit(exit_index, logits, confidence, macs, exit_conf)
+    return EarlyExit(exit_index, logits, confidence, macs, exit_conf, scores, exit_scores, criterion.name,
+                     engine_name(backbone))
 
 
 @torch.inference_mode()
-def predict_early_stream(model, batches, thresholds, batch_size: int | None = None, fast: bool = True) -> EarlyExit:
+def predict_early_stream(model, batches, thresholds, batch_size: int | None = None, fast: bool = True, *,
+                         criterion=None, engine=None) -> EarlyExit:
     """Early exit over a stream of input batches, pooling the samples that continue across batches.
 
     Samples that do not exit at block k wait in a queue for block k+1 until `batch_size` of them (default: the
     size of the first batch) are there, so every block runs on full batches and the cost per sample follows the
     MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
-    fast: as for `predict_early` (the traced backbone is used if it was prepared before, see fast_inference.py).
+    fast, criterion, engine: as for `predict_early`.
     """
+    criterion = get_criterion(criterion)
     n_exits = model.num_exits
-    t = check_thresholds(thresholds, n_exits).tolist()
-    queues: list[list] = [[] for _ in range(n_exits)]   # per block: [(sample ids, state before the block, F so far)]
-    done: dict[str, list] = {"ids": [], "exit": [], "logits": [], "conf": []}
-    conf_rows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    t = check_thresholds(thresholds, n_exits, criterion.score_range).tolist()
+    queues: list[list] = [[] for _ in range(n_exits)]   # per block: [(sample ids, state before the block, carried)]
+    done: dict[str, list] = {"ids": [], "exit": [], "logits": [], "conf": [], "score": []}
+    conf_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     next_id = 0
 
     def waiting(k):
@@ -118,24 +139,25 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
         chunks, queues[k] = queues[k], []
         ids = torch.cat([c[0] for c in chunks])
         state = concat_samples([c[1] for c in chunks])
-        previous = None if chunks[0][2] is None else torch.cat([c[2] for c in chunks])
+        carried = None if chunks[0][2] is None else concat_samples([c[2] for c in chunks])
         if len(ids) > size:  # run `size` now, put the rest back in front
             rest, head = torch.arange(size, len(ids)), torch.arange(size)
-            queues[k].append((ids[size:], select_samples(state, rest), None if previous is None else previous[size:]))
-            ids, state, previous = ids[:size], select_samples(state, head), None if previous is None else previous[:size]
+            queues[k].append((ids[size:], select_samples(state, rest), select_samples(carried, rest)))
+            ids, state, carried = ids[:size], select_samples(state, head), select_samples(carried, head)
         for step in iter_exits(backbone, state, first=k, last=k):
-            exit_logits, conf, leave = _decide(model, step, previous, t)
-            conf_rows.append((k, ids, conf))
+            exit_logits, conf, score, leave, carried = _decide(model, step, carried, t, criterion)
+            conf_rows.append((k, ids, conf, score))
             if leave.any():
                 done["ids"].append(ids[leave]); done["exit"].append(torch.full((int(leave.sum()),), k))
                 done["logits"].append(exit_logits[leave]); done["conf"].append(conf[leave])
+                done["score"].append(score[leave])
             keep = ~leave
             if keep.any():
                 step.state = select_samples(step.state, keep)
         if keep.any():  # the walk handed the kept samples' state on to block k+1
-            queues[k + 1].append((ids[keep], step.state, exit_logits[keep]))
+            queues[k + 1].append((ids[keep], step.state, select_samples(carried, keep)))
 
-    backbone = inference_backbone(model, 0, fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x in batches:
             size = batch_size or len(x)
@@ -150,7 +172,9 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
     order = torch.cat(done["ids"]).argsort()
     exit_index = torch.cat(done["exit"])[order]
     exit_conf = torch.full((n_exits, next_id), float("nan"))
-    for k, ids, conf in conf_rows:
-        exit_conf[k, ids] = conf.cpu()
+    exit_scores = torch.full((n_exits, next_id), float("nan"))
+    for k, ids, conf, score in conf_rows:
+        exit_conf[k, ids], exit_scores[k, ids] = conf.cpu(), score.cpu()
     macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
-    return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf)
+    return EarlyExit(exit_index, torch.cat(done["logits"])[order], torch.cat(done["conf"])[order], macs, exit_conf,
+                     torch.cat(done["score"])[order], exit_scores, criterion.name, engine_name(backbone))

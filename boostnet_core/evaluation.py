@@ -4,8 +4,10 @@
   streamed in batches (memory grows only with one confidence, prediction and top-5 flag per sample and exit).
 - Budgeted batch: thresholds fitted on the held-out validation split, applied to the test split (thresholds.py holds
   the protocol; its public functions are re-exported here).
-- The cache: every sample's per-exit confidence, prediction and top-5 hit for the validation and test splits, in
-  CHECKPOINT/eval_cache.safetensors, so the app and the reports never recompute what a file already holds.
+- The cache: every sample's per-exit confidence (max-softmax), prediction and top-5 hit for the validation and test
+  splits, in CHECKPOINT/eval_cache.safetensors, so the app and the reports never recompute what a file already
+  holds; and the exit logits F_k in half precision for models with up to `LOGITS_MAX_CLASSES` classes, from which
+  every exit criterion is scored (criteria.score_cache). Above that the logits are not kept (docs/criteria.md).
 """
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ import torch
 
 from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
+from .errors import ArgumentError, DataError
+from .factory import input_channels
 from .boosting import ensemble
-from .fast_inference import inference_backbone
+from .criteria import softmax_top
+from .engines import engine_for
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import (ExitOutcome, ExitPredictions, assign_exits, assign_exits_loop, budgeted_curve,
                          check_thresholds, exit_fractions, exit_outcome, fit_thresholds, fit_thresholds_loop,
@@ -29,6 +34,10 @@ __all__ = ["ExitOutcome", "ExitPredictions", "anytime_accuracy", "anytime_from",
            "fit_thresholds", "fit_thresholds_loop", "fit_to_budget", "load_cache", "outcome_at", "outcome_of",
            "predict_split", "reach_per_exit", "save_cache", "thresholds_to_json"]
 
+# The cache keeps the exit logits F_k (float16) up to this many classes: 15,000 CIFAR-10 images x 7 exits x 10
+# classes is 2 MB; ImageNet's 100,000 val + test images x 5 exits x 1,000 classes would be 1 GB.
+LOGITS_MAX_CLASSES = 100
+
 
 def _batches(data, meta: dict, batch_size: int, workers: int = 0):
     if isinstance(data, ImageSet):
@@ -36,7 +45,7 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
             sl = slice(start, start + batch_size)
             yield normalize(data.images[sl], meta["mean"], meta["std"]), data.labels[sl]
     elif isinstance(data, FileSet):
-        dataset = FileImages(data, meta["input_size"], len(meta["mean"]), meta["mean"], meta["std"], train=False)
+        dataset = FileImages(data, meta["input_size"], input_channels(meta), meta["mean"], meta["std"], train=False)
         yield from torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     else:
         raise TypeError(f"Cannot evaluate on {type(data).__name__}.")
@@ -44,25 +53,32 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False,
-                  fast: bool = True) -> ExitPredictions:
-    """Run every exit over a split, keeping only per-sample results (fast: the prepared backbone, fast_inference.py)."""
+                  fast: bool = True, *, engine=None) -> ExitPredictions:
+    """Run every exit over a split, keeping only per-sample results, and the exit logits in float16 when the model
+    has at most `LOGITS_MAX_CLASSES` classes. engine: an InferenceEngine, a name, or None for the model's default
+    engine (engines/); fast=False: eager."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
-    confs, preds, hits, labels = [], [], [], []
+        raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}.")
+    keep_logits = model.num_classes <= LOGITS_MAX_CLASSES
+    confs, preds, hits, labels, logits = [], [], [], [], []
     batches = _batches(data, model.meta, batch_size)
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, total=math.ceil(len(data) / batch_size), desc="evaluate", leave=False)
-    backbone = inference_backbone(model, len(data), fast)
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
         for x, y in batches:
             x, y = x.to(device), y.to(device)
-            exit_logits = torch.stack(ensemble([s.head_logits for s in iter_exits(backbone, x)], model.reweight))  # [E, B, C]
-            conf, pred = exit_logits.softmax(-1).max(-1)
+            heads = backbone.head_logits(x) if fast else [s.head_logits for s in iter_exits(backbone, x)]
+            exit_logits = torch.stack(ensemble(heads, model.reweight))  # [E, B, C]
+            conf, pred = softmax_top(exit_logits)
             k = min(5, exit_logits.shape[-1])
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
             confs.append(conf.float().cpu()); preds.append(pred.cpu()); hits.append(top5.cpu()); labels.append(y.cpu())
-    return ExitPredictions(torch.cat(confs, 1), torch.cat(preds, 1), torch.cat(hits, 1), torch.cat(labels))
+            if keep_logits:
+                logits.append(exit_logits.half().cpu())
+    return ExitPredictions(torch.cat(confs, 1), torch.cat(preds, 1), torch.cat(hits, 1), torch.cat(labels),
+                           torch.cat(logits, 1) if keep_logits else None)
 
 
 def anytime_from(predictions: ExitPredictions) -> dict:
@@ -70,20 +86,25 @@ def anytime_from(predictions: ExitPredictions) -> dict:
             "top5": (predictions.top5.double().mean(1) * 100).tolist()}
 
 
-def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True) -> dict:
+def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: bool = True, *, engine=None) -> dict:
     """{"top1": [...], "top5": [...]} in percent, one value per exit."""
-    return anytime_from(predict_split(model, data, device, batch_size, fast=fast))
+    return anytime_from(predict_split(model, data, device, batch_size, fast=fast, engine=engine))
 
 
 # ---------------------------------------------------------------- checkpoint evaluation and its cache
 
 def save_cache(folder, splits: dict[str, ExitPredictions]) -> None:
-    """Per-exit confidences, predictions, top-5 hits and labels of each split, in one safetensors file."""
+    """Per-exit confidences, predictions, top-5 hits, labels and (if kept) float16 exit logits of each split, in one
+    safetensors file; its metadata records that `confidence` is the max-softmax criterion's score."""
     tensors = {}
     for name, p in splits.items():
+        if p.criterion != "max_softmax":
+            raise ValueError(f"The cache holds max-softmax confidences; got scores of the {p.criterion} criterion.")
         tensors.update({f"{name}.confidence": p.confidence, f"{name}.prediction": p.prediction,
                         f"{name}.top5": p.top5.to(torch.uint8), f"{name}.labels": p.labels})
-    atomic_save_tensors(Path(folder) / CACHE, tensors, {"splits": ",".join(splits)})
+        if p.logits is not None:
+            tensors[f"{name}.logits"] = p.logits.half()
+    atomic_save_tensors(Path(folder) / CACHE, tensors, {"splits": ",".join(splits), "confidence": "max_softmax"})
 
 
 def load_cache(folder) -> dict[str, ExitPredictions]:
@@ -93,34 +114,63 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
         return {}
     t = load_tensors(path)
     names = sorted({k.split(".")[0] for k in t})
-    return {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"])
-            for n in names}
+    return {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"],
+                               t.get(f"{n}.logits")) for n in names}
+
+
+def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | None = None):
+    """(data set name, whether it is the one the model was trained on, its splits) for evaluating `model`."""
+    meta = model.meta
+    recorded = meta.get("data", {})
+    dataset = dataset or recorded.get("dataset")
+    if dataset is None:
+        raise ArgumentError(f"{folder} does not record its data set; pass --dataset.")
+    same_data = dataset == recorded.get("dataset")
+    bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
+                          meta["input_size"], input_channels(meta),
+                          recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
+    if len(bundle.classes) != model.backbone.cfg.num_classes:
+        raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
+                         f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
+    return dataset, same_data, bundle
+
+
+def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: bool = False, fast: bool = True) -> dict:
+    """Add the exit logits to a cache written before they were kept, leaving every cached tensor as it is.
+
+    Runs the model over the cached splits again and refuses (ArgumentError) unless it predicts exactly the cached
+    classes, so the logits belong to the cached outputs. Returns {split: largest |confidence - cached|}.
+    """
+    model = load_model(folder, device)
+    if model.num_classes > LOGITS_MAX_CLASSES:
+        raise ArgumentError(f"The cache keeps no logits for more than {LOGITS_MAX_CLASSES} classes (docs/criteria.md).")
+    _, _, bundle = checkpoint_data(model, folder)
+    cached = load_cache(folder)
+    fresh = {"test": bundle.test, "val": bundle.val}
+    gaps = {}
+    for name, p in cached.items():
+        run = predict_split(model, fresh[name], device, batch_size, progress, fast)
+        if not torch.equal(run.prediction, p.prediction) or not torch.equal(run.labels, p.labels):
+            raise ArgumentError(f"{folder}: the model no longer predicts the cached {name} classes; re-evaluate it.")
+        gaps[name] = float((run.confidence - p.confidence).abs().max())
+        p.logits = run.logits
+    save_cache(folder, cached)
+    return gaps
 
 
 def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
                         batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True) -> dict:
+                        fast: bool = True, engine=None) -> dict:
     """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
 
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
     CHECKPOINT/evaluation.json, and returns the results (the JSON of DESIGN.md).
     """
     model = load_model(folder, device)
-    meta = model.meta
-    recorded = meta.get("data", {})
-    dataset = dataset or recorded.get("dataset")
-    if dataset is None:
-        raise ValueError(f"{folder} does not record its data set; pass --dataset.")
-    same_data = dataset == recorded.get("dataset")
-    bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
-                          meta["input_size"], len(meta["mean"]),
-                          recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
-    if len(bundle.classes) != model.backbone.cfg.num_classes:
-        raise ValueError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
-                         f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
-    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast)}
+    dataset, same_data, bundle = checkpoint_data(model, folder, dataset, data_root)
+    splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast, engine=engine)}
     if bundle.val is not None:
-        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast)
+        splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast, engine=engine)
     result = {"checkpoint": str(folder), "dataset": dataset, "macs": model.macs, "anytime": anytime_from(splits["test"]),
               "test_size": len(bundle.test)}
     if "val" in splits:
@@ -135,7 +185,7 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
         result["budgeted"] = []
         result["note"] = "No validation split was held out at training, so no budgeted-batch curve (train with --val-size > 0)."
         if budgets:
-            raise ValueError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
+            raise ArgumentError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
                              "retrain with --val-size > 0.")
     if same_data:
         save_cache(folder, splits)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .boosting import exit_step
+from .errors import ArgumentError
 from .models.stepwise import eval_mode, iter_exits
 
 METHODS = ("integrated_gradients", "saliency", "grad_cam")
@@ -24,9 +26,9 @@ class ExitTarget(nn.Module):
         super().__init__()
         n = model.num_exits
         if not 0 <= exit_index < n:
-            raise ValueError(f"Exit {exit_index} does not exist; this model has exits 0..{n - 1}.")
+            raise ArgumentError(f"Exit {exit_index} does not exist; this model has exits 0..{n - 1}.")
         if head is not None and not 0 <= head <= exit_index:
-            raise ValueError(f"Head {head} does not contribute to exit {exit_index}; choose a head in 0..{exit_index}.")
+            raise ArgumentError(f"Head {head} does not contribute to exit {exit_index}; choose a head in 0..{exit_index}.")
         self.model, self.exit_index, self.head = model, exit_index, head
         self.tap = nn.Identity()
 
@@ -41,7 +43,7 @@ class ExitTarget(nn.Module):
                 if j == self.head:
                     return w ** (self.exit_index - j) * f
             else:
-                total = f if total is None else f + w * total
+                total = exit_step(f, total, w)
         return total
 
 
@@ -60,10 +62,10 @@ def attribute(model, x: torch.Tensor, exit_index: int, target: int, method: str 
     """Attribution map [H, W] in [0, 1] of F_k[target] (or head `head`'s contribution) for one input [C, H, W]."""
     from captum.attr import IntegratedGradients, LayerGradCam, Saliency
     if method not in METHODS:
-        raise ValueError(f"Unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
+        raise ArgumentError(f"Unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
     num_classes = model.backbone.cfg.num_classes
     if not 0 <= int(target) < num_classes:
-        raise ValueError(f"Class {target} does not exist; this model has classes 0..{num_classes - 1}.")
+        raise ArgumentError(f"Class {target} does not exist; this model has classes 0..{num_classes - 1}.")
     wrapper = ExitTarget(model, exit_index, head)
     inputs = x[None].clone().requires_grad_(True)
     size = tuple(x.shape[-2:])

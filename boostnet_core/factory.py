@@ -37,6 +37,11 @@ def create_model(preset: str, method: str = "boostnet", reweight: float = 0.5, n
     return build_model(arch, config, method, reweight, grad_rescale, meta)
 
 
+def input_channels(meta: dict) -> int:
+    """The number of image channels a model takes (1 grey, 3 colour): one per mean of its input normalisation."""
+    return len(meta["mean"])
+
+
 def model_from_meta(meta: dict) -> BoostNet:
     """An untrained BoostNet with the architecture, method and metadata that a checkpoint's model.json records."""
     return build_model(meta["arch"], meta["config"], meta["method"], meta["reweight"],

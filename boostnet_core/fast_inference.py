@@ -7,13 +7,12 @@ The prepared backbone:
   about 0.1 s to prepare;
 - "jit": also traces and freezes every block and head into one graph each (no Python between layers); 1-2 s to
   prepare for the cifar10 preset.
-A call uses the best level already prepared for the current weights, else the one that pays back within the call
-(`inference_backbone`); the app prepares "fold" once per model it loads, the benchmarks prepare "jit".
+These are the "torch-fold" and "torch-jit" engines of engines/ (prepared once per set of weights, held by the
+caller; engines/__init__.py says when a model's engine is prepared again).
 The maths is unchanged: exit logits agree with the eager model's to about 1e-6 in fp32 (the tests hold 1e-4 and
 identical exits). Backbones whose state between blocks is not a tensor or a list of tensors (RANet's carries
 counters) keep eager blocks at "jit" and get traced heads only. If preparing fails (no oneDNN, an op that does not
-trace, results that disagree with eager), the model falls back to the next simpler level with one warning.
-`fast=False` everywhere (`--eager` in the CLI) runs the model exactly as trained.
+trace, results that disagree with eager), engines/ falls back to the next simpler engine with one warning.
 torch.jit.trace and freeze are deprecated in torch 2.x but work in the pinned 2.13; should they go, "jit" falls back
 to "fold" as above. torch.compile (inductor) was measured instead: about 30 s to compile the cifar10 preset per
 block and head, and no faster than the traced graphs on this 2-core CPU, so it does not pay back for inference.
@@ -22,24 +21,11 @@ from __future__ import annotations
 
 import copy
 import operator
-import threading
 import warnings
-import weakref
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-from .models.stepwise import eval_mode, iter_exits
-
-LEVELS = ("eager", "fold", "jit")
-JIT_PAYBACK_IMAGES = 2000   # about where tracing (~1-2 s) is repaid (cifar10 preset, 2 cores, batch 500)
-FOLD_PAYBACK_IMAGES = 256   # about where copying and folding (~0.1 s) is repaid
-AGREEMENT_TOLERANCE = 1e-3  # a prepared model whose logits differ more than this from eager is not used
-
-_cache: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-_warned: set[str] = set()
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -99,7 +85,6 @@ class PreparedBackbone:
         self.heads: list | None = None    # traced heads
         if level == "jit":
             self._trace(input_shape)
-        self._check_against(source, input_shape)
 
     @property
     def num_exits(self) -> int:
@@ -123,16 +108,6 @@ class PreparedBackbone:
                 state = _to_channels_last(self.eager.continue_state(i, state))
             self.blocks, self.heads = (blocks if trace_blocks else None), heads
 
-    def _check_against(self, source: nn.Module, input_shape) -> None:
-        """Refuse a preparation whose logits differ from the original model's (in eval mode) on random inputs."""
-        x = torch.randn(3, *input_shape, device=next(self.eager.parameters()).device)
-        with eval_mode(source):
-            prepared = [s.head_logits for s in iter_exits(self, x)]
-            original = [s.head_logits for s in iter_exits(source, x)]
-        worst = max(float((a - b).abs().max()) for a, b in zip(prepared, original))
-        if not worst <= AGREEMENT_TOLERANCE:
-            raise RuntimeError(f"the prepared model's logits differ from the original's by {worst:.2g}")
-
     def run_block(self, i: int, state):
         state = _to_channels_last(state)
         if self.blocks is None:
@@ -154,82 +129,14 @@ class PreparedBackbone:
         return self.eager.continue_state(i, state)
 
 
-def _tensors(model: nn.Module) -> list[torch.Tensor]:
+def model_tensors(model: nn.Module) -> list[torch.Tensor]:
     return [*model.parameters(), *model.buffers()]
 
 
-def _fingerprint(tensors: list[torch.Tensor]) -> tuple[int, int]:
+def fingerprint(tensors: list[torch.Tensor]) -> tuple[int, int]:
     """Changes when any of these tensors is modified in place (an optimizer step, load_state_dict: version counters
     only grow) or the model is moved (.to() swaps the data). About 50 us for the cifar10 preset's ~560 tensors."""
     return sum(map(_version, tensors)), tensors[0].data_ptr() if tensors else 0
 
 
 _version = operator.attrgetter("_version")
-
-
-def _cached(model) -> dict | None:
-    """The cache entry of `model` if its weights have not changed since it was prepared."""
-    entry = _cache.get(model)
-    if entry is not None and _fingerprint(entry["tensors"]) == entry["key"]:
-        return entry
-    return None
-
-
-def _warn_once(reason: str, what: str) -> None:
-    if reason not in _warned:
-        _warned.add(reason)
-        warnings.warn(f"Fast inference: {what}; using a simpler level instead ({reason}).", RuntimeWarning, stacklevel=3)
-
-
-def prepare(model, level: str = "jit"):
-    """The prepared backbone of `model` at `level` (or the simpler level it fell back to), cached per set of weights.
-
-    "eager" returns model.backbone itself. Preparing again for the same weights costs nothing.
-    """
-    if level not in LEVELS:
-        raise ValueError(f"Unknown fast-inference level {level!r}; choose one of: {', '.join(LEVELS)}.")
-    if level == "eager":
-        return model.backbone
-    with _lock:
-        entry = _cached(model)
-        if entry is None:   # walking the modules costs about a millisecond: done only when (re)preparing
-            tensors = _tensors(model)
-            entry = _cache[model] = {"tensors": tensors, "key": _fingerprint(tensors)}
-        if level in entry:
-            return entry[level]
-        for attempt in LEVELS[LEVELS.index(level):0:-1]:   # jit, then fold
-            try:
-                with torch.inference_mode(False), torch.no_grad():  # a copy of normal tensors, also when called in inference mode
-                    entry[level] = PreparedBackbone(model.backbone, attempt, model.input_shape)
-                return entry[level]
-            except Exception as error:  # an op or a platform that does not prepare: never a crash, one warning
-                _warn_once(f"{type(error).__name__}: {error}", f"could not prepare {type(model.backbone).__name__} at level {attempt!r}")
-        entry[level] = model.backbone
-        return entry[level]
-
-
-def inference_backbone(model, images: int = 0, fast: bool = True):
-    """The backbone to run `images` images through (0: not known in advance).
-
-    fast=False: the eager backbone. Otherwise the best level already prepared for the current weights; else the
-    level that pays back within this call: "jit" from JIT_PAYBACK_IMAGES images, "fold" from FOLD_PAYBACK_IMAGES,
-    the eager backbone below (a handful of images costs less than copying the model).
-    """
-    if not fast:
-        return model.backbone
-    entry = _cached(model)
-    if entry is not None:
-        for level in ("jit", "fold"):
-            if level in entry:
-                return entry[level]
-    if images >= JIT_PAYBACK_IMAGES:
-        return prepare(model, "jit")
-    if images >= FOLD_PAYBACK_IMAGES:
-        return prepare(model, "fold")
-    return model.backbone
-
-
-def head_logits(model, x: torch.Tensor, fast: bool = True) -> list[torch.Tensor]:
-    """Raw head outputs f_1..f_N for a batch, without gradients, through the prepared backbone."""
-    backbone = inference_backbone(model, len(x), fast)
-    return [step.head_logits for step in iter_exits(backbone, x)]

@@ -1,7 +1,9 @@
 """One image at a time: preprocessing of user images, per-sample traces, and predictions for image files.
 
 A trace is everything the app shows about one input: every head's raw logits f_i, each head's additive
-contribution w^(n-i) f_i to every exit F_n, each exit's softmax and top classes, and the exit taken at a threshold.
+contribution w^(n-i) f_i to every exit F_n, each exit's softmax and top classes, each exit's score under an exit
+criterion (criteria.py; `rescore` switches criterion without running the model again), and the exit taken at a
+threshold.
 Real early exit itself lives in early_exit.py (re-exported here).
 """
 from __future__ import annotations
@@ -10,15 +12,17 @@ import numpy as np
 import torch
 
 from .boosting import ensemble
+from .criteria import get_criterion
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
 from .early_exit import EarlyExit, predict_early, predict_early_stream
-from .fast_inference import head_logits
-from .models.stepwise import eval_mode
+from .engines import engine_for, engine_name
+from .factory import input_channels
+from .models.stepwise import eval_mode, iter_exits
 from .thresholds import assign_exits, check_thresholds
 
 # Real early exit lives in early_exit.py; it is re-exported here, where it was first published.
 __all__ = ["EarlyExit", "at_threshold", "predict_early", "predict_early_stream", "predict_files", "preprocess_image",
-           "trace"]
+           "rescore", "trace"]
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -31,7 +35,7 @@ def preprocess_image(image, meta: dict) -> torch.Tensor:
     decodes them), large ones get the ImageNet resize + centre crop; then the data set's mean/std.
     """
     from PIL import Image, ImageOps
-    in_channels, size = len(meta["mean"]), meta["input_size"]
+    in_channels, size = input_channels(meta), meta["input_size"]
     img = image if isinstance(image, Image.Image) else open_image(image)
     if isinstance(image, Image.Image):
         img = ImageOps.exif_transpose(img)
@@ -57,11 +61,15 @@ def _flatten_alpha(img):
 
 
 @torch.inference_mode()
-def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = True) -> dict:
+def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = True, criterion=None, *,
+          engine=None) -> dict:
     """Everything about one input [C, H, W]: every head's raw logits, each head's contribution w^(n-i) f_i to
-    every exit, each exit's softmax and top-k classes, the exit taken at `threshold`, and its MACs."""
+    every exit, each exit's softmax and top-k classes, each exit's score under `criterion` (None: max-softmax),
+    the exit taken at `threshold`, and its MACs. engine: as for predict_early (None: the model's default engine;
+    fast=False: eager); `engine` in the result names what ran."""
+    backbone = engine_for(model, engine, fast)
     with eval_mode(model):
-        heads = head_logits(model, x[None], fast)
+        heads = backbone.head_logits(x[None]) if fast else [s.head_logits for s in iter_exits(backbone, x[None])]
     n = model.num_exits
     exits = [F[0] for F in ensemble(heads, model.reweight)]
     probs = [F.softmax(-1) for F in exits]
@@ -75,30 +83,47 @@ def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = Tr
         "confidence": torch.stack([p.max() for p in probs]),                         # [N]
         "top_k": [[(classes[i], float(p[i])) for i in p.topk(k).indices.tolist()] for p in probs],
         "full_macs": model.macs[-1],
+        "engine": engine_name(backbone),
     }
-    return at_threshold(result, model, threshold)
+    return at_threshold(rescore(result, criterion), model, threshold)
+
+
+def rescore(trace_result: dict, criterion=None) -> dict:
+    """A trace with every exit's score under `criterion` (a name or a Criterion; None: max-softmax) in "scores",
+    its name in "criterion" and its range in "score_range", without running the model again."""
+    criterion = get_criterion(criterion)
+    scores = criterion.scores(trace_result["exit_logits"][:, None])[:, 0]
+    return dict(trace_result, scores=scores, criterion=criterion.name, score_range=criterion.score_range)
 
 
 def at_threshold(trace_result: dict, model, threshold) -> dict:
-    """A trace's threshold-dependent fields (exit taken, its label and MACs) for another threshold, without
-    running the model again: a new dict sharing the rest."""
-    t = check_thresholds(threshold, model.num_exits)
-    taken = int(assign_exits(trace_result["confidence"][:, None], t)[0])
+    """A trace's threshold-dependent fields (exit taken, its label and MACs) for another threshold (on the trace's
+    criterion scores), without running the model again: a new dict sharing the rest."""
+    score_range = trace_result.get("score_range", (0.0, 1.0))
+    t = check_thresholds(threshold, model.num_exits, score_range)
+    scores = trace_result.get("scores", trace_result["confidence"])
+    taken = int(assign_exits(scores[:, None], t, score_range)[0])
     return dict(trace_result, exit_index=taken, label=model.classes[int(trace_result["probabilities"][taken].argmax())],
                 macs=model.macs[taken], cost_ratio=model.macs[taken] / model.macs[-1],   # MACs, not wall time
                 thresholds=t.tolist())
 
 
-def predict_files(model, paths, threshold, fast: bool = True) -> list[dict]:
-    """Early-exit predictions for image files, one dict per file (see `boostnet predict --json`)."""
+def predict_files(model, paths, threshold, fast: bool = True, criterion=None, *,
+                  engine=None) -> list[dict]:
+    """Early-exit predictions for image files, one dict per file (see `boostnet predict --json`); with a criterion
+    other than max-softmax each dict also holds the criterion, its score and its per-exit scores."""
     device = next(model.parameters()).device
     inputs = torch.stack([preprocess_image(p, model.meta) for p in paths]).to(device)
-    result = predict_early(model, inputs, threshold, fast)
+    result = predict_early(model, inputs, threshold, fast, criterion=criterion, engine=engine)
     classes = model.classes
     rows = []
     for i, path in enumerate(paths):
         k = int(result.exit_index[i])
         rows.append({"image": str(path), "exit_index": k, "label": classes[int(result.logits[i].argmax())],
                      "confidence": float(result.confidence[i]), "macs": float(result.macs[i]),
-                     "exit_confidences": [float(c) for c in result.exit_confidences[: k + 1, i]]})
+                     "exit_confidences": [float(c) for c in result.exit_confidences[: k + 1, i]],
+                     "engine": result.engine})
+        if result.criterion != "max_softmax":
+            rows[-1].update(criterion=result.criterion, score=float(result.scores[i]),
+                            exit_scores=[float(c) for c in result.exit_scores[: k + 1, i]])
     return rows

@@ -1,6 +1,6 @@
 """Exit thresholds, and what they do to a set of per-exit predictions. Torch only; a leaf of the package.
 
-Everything here works on `ExitPredictions` (per sample and exit: confidence and prediction of F_k, top-5 hit),
+Everything here works on `ExitPredictions` (per sample and exit: a score and the prediction of F_k, top-5 hit),
 whether they come from a model run (evaluation.py) or from a checkpoint's cache, so the CLI, the benchmarks and the
 app share one implementation of the budgeted-batch protocol (arXiv 2211.16726, section 4, experiments; docs/method.md):
 
@@ -11,8 +11,10 @@ app share one implementation of the budgeted-batch protocol (arXiv 2211.16726, s
 - each sample leaves at the first exit whose confidence reaches its threshold (`assign_exits`);
 - expected cost = sum_k (fraction exiting at k) * cumulative MACs of exit k (`exit_outcome`, `ExitOutcome`).
 
-Conventions: confidences are max-softmax values in [0, 1]; a threshold is in [0, 1] or +inf ("no sample leaves
-here"); the last exit takes every sample that reaches it, whatever its threshold.
+Conventions: `confidence` holds the exit criterion's score (criteria.py; higher = leave), max-softmax in [0, 1]
+unless `criterion` says otherwise; a threshold lies in the criterion's score range (`score_range`, [0, 1] for
+max-softmax) or is +inf ("no sample leaves here"); the last exit takes every sample that reaches it, whatever its
+threshold. The algorithms only compare scores, so they work alike for every criterion.
 """
 from __future__ import annotations
 
@@ -21,14 +23,22 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ArgumentError
+
+
+# Thresholds fitted here are scores of the data themselves (or +inf): any criterion's range holds them.
+ANY_SCORE = (-math.inf, math.inf)
+
 
 @dataclass
 class ExitPredictions:
-    """Per-exit outputs over a split: confidence and prediction of F_k, top-5 hit, and the labels."""
-    confidence: torch.Tensor   # float32 [E, N]
-    prediction: torch.Tensor   # int64 [E, N]
+    """Per-exit outputs over a split: score and prediction of F_k, top-5 hit, the labels, and the logits if kept."""
+    confidence: torch.Tensor   # float32 [E, N]: the criterion's score (max-softmax of F_k as evaluated)
+    prediction: torch.Tensor   # int64 [E, N]: top class of F_k
     top5: torch.Tensor         # bool [E, N]
     labels: torch.Tensor       # int64 [N]
+    logits: torch.Tensor | None = None   # float16 [E, N, C]: F_k, kept up to 100 classes (evaluation.py)
+    criterion: str = "max_softmax"       # what `confidence` holds
 
     def correct(self) -> torch.Tensor:
         return self.prediction == self.labels[None]
@@ -109,23 +119,24 @@ def assign_exits_loop(confidence: torch.Tensor, thresholds) -> torch.Tensor:
     return torch.tensor(exits)
 
 
-def check_thresholds(thresholds, n_exits: int) -> torch.Tensor:
-    """One float for all exits, or one per exit; each in [0, 1] (or +inf: nobody leaves there)."""
+def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """One float for all exits, or one per exit; each in the criterion's `score_range` (or +inf: nobody leaves there)."""
     t = torch.as_tensor(thresholds, dtype=torch.float64)
     if t.ndim == 0:
         t = t.repeat(n_exits)
     if t.shape != (n_exits,):
-        raise ValueError(f"Expected one threshold or {n_exits} (one per exit), got {t.numel()}.")
-    bad = torch.isnan(t) | (t < 0) | ((t > 1) & ~torch.isposinf(t))
+        raise ArgumentError(f"Expected one threshold or {n_exits} (one per exit), got {t.numel()}.")
+    low, high = score_range
+    bad = torch.isnan(t) | (t < low) | ((t > high) & ~torch.isposinf(t))
     if bad.any():
-        raise ValueError(f"Thresholds must lie in [0, 1], got {[round(v, 4) for v in t[bad].tolist()]}.")
+        raise ArgumentError(f"Thresholds must lie in [{low:g}, {high:g}], got {[round(v, 4) for v in t[bad].tolist()]}.")
     return t
 
 
-def assign_exits(confidence: torch.Tensor, thresholds) -> torch.Tensor:
-    """[n_samples] exit index: the first exit whose confidence reaches its threshold; the last takes the rest."""
+def assign_exits(confidence: torch.Tensor, thresholds, score_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """[n_samples] exit index: the first exit whose score reaches its threshold; the last takes the rest."""
     confidence = _check_confidence(confidence)
-    t = check_thresholds(thresholds, confidence.shape[0]).to(confidence.device)
+    t = check_thresholds(thresholds, confidence.shape[0], score_range).to(confidence.device)
     passed = confidence.double() >= t[:, None]
     passed[-1] = True
     return passed.to(torch.uint8).argmax(0)
@@ -153,8 +164,8 @@ def budgeted_curve(val: ExitPredictions, test: ExitPredictions, macs: list[float
     curve, best_val, last_top1 = [], -1.0, None
     for p in range(1, points + 1):
         thresholds = fit_thresholds(val.confidence, exit_fractions(p / 20, n_exits))
-        val_top1 = exit_outcome(val, assign_exits(val.confidence, thresholds), macs)["top1"]
-        point = exit_outcome(test, assign_exits(test.confidence, thresholds), macs)
+        val_top1 = exit_outcome(val, assign_exits(val.confidence, thresholds, ANY_SCORE), macs)["top1"]
+        point = exit_outcome(test, assign_exits(test.confidence, thresholds, ANY_SCORE), macs)
         if monotone and last_top1 is not None and val_top1 <= best_val:
             point["top1"] = last_top1
         best_val, last_top1 = max(best_val, val_top1), point["top1"]
@@ -170,11 +181,11 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
     """
     n_exits = val.confidence.shape[0]
     if budget_macs < macs[0]:
-        raise ValueError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
+        raise ArgumentError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
 
     def cost(log_q: float) -> tuple[float, torch.Tensor]:
         t = fit_thresholds(val.confidence, exit_fractions(math.exp(log_q), n_exits))
-        return exit_outcome(val, assign_exits(val.confidence, t), macs)["avg_macs"], t
+        return exit_outcome(val, assign_exits(val.confidence, t, ANY_SCORE), macs)["avg_macs"], t
 
     lo, hi = math.log(1e-4), math.log(1e4)
     best = cost(lo)[1]
@@ -220,9 +231,13 @@ def outcome_of(predictions: ExitPredictions, exits: torch.Tensor, macs: list[flo
                        float(cost[-1]))
 
 
-def outcome_at(predictions: ExitPredictions, thresholds, macs: list[float]) -> ExitOutcome:
-    """Apply thresholds (one, or one per exit) to cached predictions: exits, accuracy and cost."""
-    return outcome_of(predictions, assign_exits(predictions.confidence, thresholds), macs)
+def outcome_at(predictions: ExitPredictions, thresholds, macs: list[float],
+               score_range: tuple[float, float] | None = None) -> ExitOutcome:
+    """Apply thresholds (one, or one per exit) to cached predictions: exits, accuracy and cost.
+
+    score_range: of the criterion whose scores `predictions.confidence` holds (default: max-softmax's [0, 1]).
+    """
+    return outcome_of(predictions, assign_exits(predictions.confidence, thresholds, score_range or (0.0, 1.0)), macs)
 
 
 def reach_per_exit(predictions: ExitPredictions, exits: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -13,6 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
 
+# The default engine "auto" exports, compiles and times every engine per model (seconds for the shipped CIFAR-10
+# model); the suite's other tests run the cheap torch-fold engine instead (the app's server inherits this too), and
+# tests/test_engines.py tests "auto" itself.
+os.environ.setdefault("BOOSTNET_ENGINE", "torch-fold")
+
 TEST_THREADS = max(1, min(2, os.cpu_count() or 1))
 torch.set_num_threads(TEST_THREADS)
 

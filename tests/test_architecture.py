@@ -68,6 +68,16 @@ def test_the_core_does_not_import_the_app_and_models_know_nothing_of_training():
                            for m in mods), path
 
 
+def test_no_private_name_is_imported_across_modules():
+    """The core, the app, the benchmarks and the scripts use each other's public names only."""
+    for folder in ("boostnet_core", "app", "bench", "scripts"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("boostnet_core")):
+                    private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                    assert not private, f"{path.relative_to(REPO)} imports {private} from {node.module}"
+
+
 @pytest.mark.parametrize("preset", ["digits", "cifar100-ranet"])
 def test_backbones_keep_the_stepwise_contract(preset):
     model = create_model(preset).eval()

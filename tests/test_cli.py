@@ -47,6 +47,32 @@ def test_errors_are_one_sentence_without_traceback(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 
+def test_user_errors_share_one_base_and_bugs_keep_their_traceback(monkeypatch, tmp_path, capsys):
+    from boostnet_core import cli
+    from boostnet_core.errors import ArgumentError, CheckpointError, DataError, TrainingError, UserError
+    from boostnet_core.training import TrainConfig
+    # every user error is a UserError and still a ValueError (the app and older callers catch ValueError)
+    assert all(issubclass(e, UserError) and issubclass(e, ValueError)
+               for e in (ArgumentError, CheckpointError, DataError, TrainingError))
+    assert issubclass(TrainingError, RuntimeError)
+    with pytest.raises(ArgumentError, match="--schedule"):   # a bad argument of a public function
+        TrainConfig(out=str(tmp_path), schedule="linear")
+    # a user error raised deep inside a command: one sentence, exit 2
+    def user_error(args, argv):
+        raise DataError("No data here.")
+
+    def bug(args, argv):
+        return int("not a number")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", user_error)
+    assert main(["info", "--preset", "digits"]) == 2
+    assert capsys.readouterr().err == "boostnet: error: No data here.\n"
+    # a ValueError that is no user error is a bug: it propagates with its traceback instead of exit 2
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(["info", "--preset", "digits"])
+
+
 def test_python_dash_m_is_the_same_program():
     result = run("info", "--preset", "cifar100-msdnet-anytime", "--json")
     assert result.returncode == 0

@@ -1,11 +1,12 @@
-"""The fast inference path (BatchNorm folding, channels-last, traced blocks) and the trainer's speed options."""
+"""The torch engines (BatchNorm folding, channels-last, traced blocks) and the trainer's speed options."""
 import warnings
 
 import pytest
 import torch
 
-from boostnet_core import create_model
 from boostnet_core import fast_inference as fi
+from boostnet_core.engines import registry
+from boostnet_core.engines import engine_for, prepare_inference
 from boostnet_core.early_exit import predict_early, predict_early_stream
 from boostnet_core.evaluation import predict_split
 from boostnet_core.data import load_dataset
@@ -38,17 +39,17 @@ def digits_net(digits_model):
 
 @pytest.mark.parametrize("level", ["fold", "jit"])
 def test_prepared_logits_agree_with_eager(digits_net, level):
-    backbone = fi.prepare(digits_net, level)   # traced once per test session: the model is shared
-    assert backbone.level == level
+    engine = prepare_inference(digits_net, f"torch-{level}")   # traced once per test session: the model is shared
+    assert engine.name == f"torch-{level}" and engine.runner.level == level
     for batch in (1, 7):
         x = torch.randn(batch, *digits_net.input_shape)
-        for fast, eager in zip(_logits(backbone, x), _logits(digits_net.backbone, x)):
+        for fast, eager in zip(_logits(engine, x), _logits(digits_net.backbone, x)):
             assert fast.shape == eager.shape
             assert (fast - eager).abs().max() <= 1e-4
 
 
 def test_folding_leaves_no_batchnorm_and_keeps_the_function(digits_net):
-    backbone = fi.prepare(digits_net, "fold")
+    backbone = prepare_inference(digits_net, "torch-fold").runner
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backbone.eager.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in digits_net.modules())  # the model itself is untouched
 
@@ -60,7 +61,7 @@ def test_ranet_traces_its_heads_and_keeps_eager_blocks():
     cfg = RANetConfig(n_blocks=1, block_step=1, step=1, n_channels=8, growth_rate=8, scale_list=(1, 2),
                       gr_factor=(2, 1), bn_factor=(2, 1), head_channels=8)
     model = _with_batchnorm_statistics(BoostNet(RANet(cfg), meta={"input_size": 16}))
-    backbone = fi.prepare(model, "jit")
+    backbone = prepare_inference(model, "torch-jit").runner
     assert backbone.blocks is None and len(backbone.heads) == model.num_exits
     x = torch.randn(3, *model.input_shape)
     for fast, eager in zip(_logits(backbone, x), _logits(model.backbone, x)):
@@ -71,43 +72,35 @@ def test_early_exit_takes_the_same_exits_fast_and_eager(digits_model):
     x = load_dataset("digits").test.images[:300].float()
     from boostnet_core.data import normalize
     x = normalize(x, digits_model.meta["mean"], digits_model.meta["std"])
-    fi.prepare(digits_model, "jit")
     for t in (0.5, 0.8, 0.95):
-        fast, eager = predict_early(digits_model, x, t), predict_early(digits_model, x, t, fast=False)
+        fast = predict_early(digits_model, x, t, engine="torch-jit")
+        eager = predict_early(digits_model, x, t, fast=False)
+        assert fast.engine == "torch-jit" and eager.engine == "eager"
         assert torch.equal(fast.exit_index, eager.exit_index)
         assert (fast.logits - eager.logits).abs().max() <= 1e-4
-        stream = predict_early_stream(digits_model, x.split(64), t)
+        stream = predict_early_stream(digits_model, x.split(64), t, engine="torch-jit")
         assert torch.equal(stream.exit_index, eager.exit_index)
 
 
 def test_switch_off_runs_the_eager_backbone(digits_model):
-    fi.prepare(digits_model, "fold")
-    assert fi.inference_backbone(digits_model, 10_000, fast=False) is digits_model.backbone
-    assert fi.inference_backbone(digits_model, 10_000) is not digits_model.backbone
+    assert engine_for(digits_model, "torch-fold", fast=False) is digits_model.backbone
+    assert engine_for(digits_model, "torch-fold") is prepare_inference(digits_model, "torch-fold")
     split = load_dataset("digits").test
-    fast, eager = predict_split(digits_model, split), predict_split(digits_model, split, fast=False)
+    fast, eager = predict_split(digits_model, split, engine="torch-fold"), predict_split(digits_model, split, fast=False)
     assert torch.equal(fast.prediction, eager.prediction)
     assert (fast.confidence - eager.confidence).abs().max() <= 1e-5
-
-
-def test_small_calls_stay_eager_unless_prepared():
-    torch.manual_seed(0)
-    model = create_model("digits").eval()
-    assert fi.inference_backbone(model, 10) is model.backbone
-    assert fi.inference_backbone(model, fi.FOLD_PAYBACK_IMAGES).level == "fold"
-    assert fi.inference_backbone(model, 10).level == "fold"  # prepared once, used from then on
 
 
 def test_changed_weights_are_prepared_again(digits_net):
     import copy
     model = copy.deepcopy(digits_net)
-    first = fi.prepare(model, "fold")
-    assert fi.prepare(model, "fold") is first
+    first = prepare_inference(model, "torch-fold")
+    assert prepare_inference(model, "torch-fold") is first
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01)   # what an optimizer step does
-    second = fi.prepare(model, "fold")
-    assert second is not first
+    second = prepare_inference(model, "torch-fold")
+    assert second is not first and second.name == "torch-fold"
     x = torch.randn(2, *model.input_shape)
     for fast, eager in zip(_logits(second, x), _logits(model.backbone, x)):
         assert (fast - eager).abs().max() <= 1e-4
@@ -119,15 +112,15 @@ def test_a_trace_that_fails_falls_back_to_folding_with_one_warning(digits_net, m
     def no_tracing(*args, **kwargs):
         raise RuntimeError("tracing is not supported here")
     monkeypatch.setattr(torch.jit, "trace", no_tracing)
-    monkeypatch.setattr(fi, "_warned", set())
+    monkeypatch.setattr(registry, "_warned", set())
     models = [copy.deepcopy(digits_net) for _ in range(2)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        backbones = [fi.prepare(m, "jit") for m in models]
-    assert [b.level for b in backbones] == ["fold", "fold"]
-    assert len([w for w in caught if "Fast inference" in str(w.message)]) == 1
+        prepared = [prepare_inference(m, "torch-jit") for m in models]
+    assert [e.name for e in prepared] == ["torch-fold", "torch-fold"]
+    assert len([w for w in caught if "'torch-jit'" in str(w.message)]) == 1
     x = torch.randn(2, *digits_net.input_shape)
-    assert (_logits(backbones[0], x)[-1] - _logits(digits_net.backbone, x)[-1]).abs().max() <= 1e-4
+    assert (_logits(prepared[0], x)[-1] - _logits(digits_net.backbone, x)[-1]).abs().max() <= 1e-4
 
 
 def test_a_model_that_cannot_be_prepared_runs_eager(digits_net, monkeypatch):
@@ -136,15 +129,15 @@ def test_a_model_that_cannot_be_prepared_runs_eager(digits_net, monkeypatch):
     def broken(*args, **kwargs):
         raise NotImplementedError("no folding on this platform")
     monkeypatch.setattr(fi, "fuse_conv_bn_eval", broken)
-    monkeypatch.setattr(fi, "_warned", set())
+    monkeypatch.setattr(registry, "_warned", set())
     model = copy.deepcopy(digits_net)
-    with pytest.warns(RuntimeWarning, match="Fast inference"):
-        assert fi.prepare(model, "jit") is model.backbone
+    with pytest.warns(RuntimeWarning, match="Inference engine 'torch-fold'"):
+        assert prepare_inference(model, "torch-jit").name == "torch"
 
 
-def test_unknown_level_is_one_clear_error(digits_net):
-    with pytest.raises(ValueError, match="Unknown fast-inference level"):
-        fi.prepare(digits_net, "turbo")
+def test_unknown_engine_is_one_clear_error(digits_net):
+    with pytest.raises(ValueError, match="Unknown engine 'turbo'"):
+        prepare_inference(digits_net, "turbo")
 
 
 # ---------------------------------------------------------------- training speed options
@@ -214,7 +207,7 @@ def test_a_preparation_that_changes_the_results_is_refused(digits_net, monkeypat
         fused.bias.data.zero_()
         return fused
     monkeypatch.setattr(fi, "fuse_conv_bn_eval", wrong_fold)
-    monkeypatch.setattr(fi, "_warned", set())
+    monkeypatch.setattr(registry, "_warned", set())
     model = copy.deepcopy(digits_net)
-    with pytest.warns(RuntimeWarning, match="differ from the original"):
-        assert fi.prepare(model, "jit") is model.backbone
+    with pytest.warns(RuntimeWarning, match="differ from the eager model's"):
+        assert prepare_inference(model, "torch-jit").name == "torch"

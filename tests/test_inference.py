@@ -34,7 +34,7 @@ def test_early_exits_equal_assign_exits_and_spend_the_exit_cost(preset):
         exits = model(x)
     conf = torch.stack([F.softmax(-1).max(-1).values for F in exits])
     thresholds = _thresholds_between_samples(conf)
-    result = model.predict_early(x, thresholds)
+    result = model.predict_early(x, thresholds, fast=False)   # the exit logic itself; engines: test_engines.py
     expected = assign_exits(conf, thresholds)
     assert torch.equal(result.exit_index, expected)
     assert len(set(expected.tolist())) > 1  # the test exercises several exits
@@ -60,10 +60,11 @@ def test_stream_pools_continuing_samples_and_matches_predict_early(preset, batch
     sizes = []
     hooks = [b.register_forward_pre_hook(lambda m, a: sizes.append(_batch(a[0]))) for b in model.backbone.blocks] \
         if hasattr(model.backbone, "blocks") else []
-    stream = predict_early_stream(model, x.split(10), thresholds, batch_size=batch_size)
+    # fast=False: the hooks watch the model's own blocks (an engine runs a prepared copy)
+    stream = predict_early_stream(model, x.split(10), thresholds, batch_size=batch_size, fast=False)
     for h in hooks:
         h.remove()
-    whole = model.predict_early(x, thresholds)
+    whole = model.predict_early(x, thresholds, fast=False)
     assert torch.equal(stream.exit_index, whole.exit_index)
     assert torch.equal(stream.exit_index, assign_exits(conf, thresholds))
     # Other batch sizes sum in another order: fp32 rounding relative to the activations' scale (an untrained RANet's

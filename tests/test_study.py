@@ -14,7 +14,7 @@ from boostnet_core.study_report import (bootstrap_difference, build_report, mark
 from conftest import REPO
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
-VARIANTS = [Variant("boostnet", "on"), Variant("boostnet", "off"), Variant("joint", "on"), Variant("joint", "off")]
+VARIANTS = [Variant("boostnet", True), Variant("boostnet", False), Variant("joint", True), Variant("joint", False)]
 
 
 def test_mean_and_sample_sd_by_hand():
@@ -48,9 +48,20 @@ def test_paired_bootstrap_brackets_the_difference():
 
 
 def test_variants_and_plan_checks(tmp_path):
-    assert Variant.parse("joint:off") == Variant("joint", "off")
+    assert Variant.parse("joint:off") == Variant("joint", False)
     with pytest.raises(ValueError, match="METHOD:RESCALE"):
         Variant.parse("boost:yes")
+    # one type, every spelling derived from it: flag, folder, report label (read back without parsing prefixes)
+    v = Variant.parse("boostnet:on")
+    assert (str(v), v.label, run_folder_name(v, 2)) == ("boostnet:on", "boostnet, rescaling on", "boostnet-rescale-on-seed2")
+    assert all(Variant.from_label(u.label) == u and Variant.parse(str(u)) == u for u in VARIANTS)
+    assert Variant.of_meta({"method": "joint", "grad_rescale": False}) == Variant("joint", False)
+    assert [u.label for u in sorted(VARIANTS)] == sorted(u.label for u in VARIANTS)   # the report's order
+    from boostnet_core.study.compare import orient
+    assert orient(Variant("joint", False), Variant("boostnet", False)) == (Variant("boostnet", False), Variant("joint", False))
+    assert orient(Variant("joint", False), Variant("joint", True)) == (Variant("joint", True), Variant("joint", False))
+    with pytest.raises(ValueError, match="method"):
+        Variant("boostnet", "on")
     with pytest.raises(ValueError, match="set by the study"):
         plan(tmp_path / "s", VARIANTS[:1], [0], ["--seed", "3"], 1)
     runs = plan(tmp_path / "s", VARIANTS[:2], [0, 1], ["--dataset", "digits", "--epochs", "1"], 1)
@@ -91,7 +102,7 @@ def test_bad_study_flags_exit_2(tmp_path, capsys):
 def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, monkeypatch):
     from boostnet_core import training
     root, args = tmp_path / "study", ["--dataset", "digits", "--epochs", "2", "--batch-size", "256"]
-    (run,) = plan(root, [Variant("boostnet", "on")], [0], args, 2)
+    (run,) = plan(root, [Variant("boostnet", True)], [0], args, 2)
     original = training._train_epoch
 
     def interrupted(cfg, run_, forward, epoch, *rest):
@@ -119,7 +130,7 @@ def digits_grid(tmp_path_factory):
     for v in VARIANTS:
         for seed in (0, 1):
             out = root / run_folder_name(v, seed)
-            train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.grad_rescale,
+            train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.rescale,
                               seed=seed, train_limit=500, out=str(out), progress=False))
             evaluate_checkpoint(out)
     return root
@@ -169,8 +180,8 @@ def test_t_intervals_alone_equal_the_full_comparison(digits_grid):
     bootstrap interval, which is then the only one there is."""
     from boostnet_core.study_report import compare, load_runs
     runs = load_runs(digits_grid)
-    a = {r.seed: r for r in runs if r.variant == "boostnet, rescaling on"}
-    b = {r.seed: r for r in runs if r.variant == "joint, rescaling off"}
+    a = {r.seed: r for r in runs if r.variant == Variant("boostnet", True)}
+    b = {r.seed: r for r in runs if r.variant == Variant("joint", False)}
     full, light = compare(a, b), compare(a, b, per_seed_tests=False)
     keys = ("difference", "low", "high", "verdict")
     assert [[e[k] for k in keys] for e in light["exits"]] == [[e[k] for k in keys] for e in full["exits"]]

@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from boostnet_core.study.report import boostnet_against_joint
 from store import ASSETS, available_checkpoints, label, load_or_error
 
 REPORT = ASSETS / "report" / "report.json"  # written by `boostnet study report` (see the README's Results)
@@ -50,7 +51,7 @@ if report is None:
             "`boostnet study report` writes one.")
 else:
     for recipe in report["recipes"]:
-        pairs = [c for c in recipe["comparisons"] if c["seeds"] and c["a"].startswith("boostnet") and c["b"].startswith("joint")]
+        pairs = boostnet_against_joint(recipe)
         if not pairs:
             continue
         st.markdown(f"*{recipe['recipe']}*")

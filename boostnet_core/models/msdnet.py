@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+from .initialization import init_weights
+
 
 @dataclass(frozen=True)
 class MSDNetConfig:
@@ -35,15 +38,15 @@ class MSDNetConfig:
 
     def __post_init__(self):
         if self.n_blocks < 1 or self.step < 1 or self.base < 1:
-            raise ValueError(f"MSDNet needs n_blocks, step and base >= 1, got {self.n_blocks}, {self.step}, {self.base}.")
+            raise ArgumentError(f"MSDNet needs n_blocks, step and base >= 1, got {self.n_blocks}, {self.step}, {self.base}.")
         if len(self.gr_factor) != len(self.bn_factor) or not self.gr_factor:
-            raise ValueError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
+            raise ArgumentError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
         if self.stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
+            raise ArgumentError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
         if self.head_pool not in ("avg2", "global"):
-            raise ValueError(f"head_pool must be 'avg2' or 'global', got {self.head_pool!r}.")
+            raise ArgumentError(f"head_pool must be 'avg2' or 'global', got {self.head_pool!r}.")
         if self.num_classes < 2 or self.in_channels < 1:
-            raise ValueError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
+            raise ArgumentError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
 
     @property
     def n_scales(self) -> int:
@@ -222,7 +225,7 @@ class MSDNet(nn.Module):
             heads.append(Head(c * cfg.gr_factor[-1], cfg.head_channels, cfg.num_classes, cfg.head_pool))
         self.blocks = nn.ModuleList(blocks)
         self.heads = nn.ModuleList(heads)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def num_exits(self) -> int:
@@ -255,15 +258,3 @@ class MSDNet(nn.Module):
 
     def head(self, i: int) -> nn.Module:
         return self.heads[i]
-
-
-def _init_weights(m: nn.Module) -> None:
-    # MSDNet's initialisation: He normal over fan-out for convs, unit BN, zero linear bias.
-    if isinstance(m, nn.Conv2d):
-        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-        nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Linear):
-        nn.init.zeros_(m.bias)

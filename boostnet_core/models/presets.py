@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 from torch import nn
 
+from ..errors import ArgumentError
+
 from .msdnet import MSDNet, MSDNetConfig
 from .ranet import RANet, RANetConfig
 
@@ -90,19 +92,19 @@ DEFAULT_PRESET = {"digits": "digits", "mnist5k": "mnist5k", "cifar10": "cifar10"
 
 def get_preset(name: str) -> dict:
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}.")
+        raise ArgumentError(f"Unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}.")
     return PRESETS[name]
 
 
 def architecture_config(arch: str, config: dict):
     """A frozen config from a plain dict (as stored in model.json), with clear errors for unknown fields."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}.")
+        raise ArgumentError(f"Unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}.")
     cls = ARCHITECTURES[arch][1]
     known = {f.name for f in fields(cls)}
     unknown = set(config) - known
     if unknown:
-        raise ValueError(f"Unknown {arch} setting(s) {sorted(unknown)}; known ones: {sorted(known)}.")
+        raise ArgumentError(f"Unknown {arch} setting(s) {sorted(unknown)}; known ones: {sorted(known)}.")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     return cls(**values)
 

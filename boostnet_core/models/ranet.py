@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .msdnet import BottleneckConv, Head, _init_weights, chain_outputs, conv_bn_relu, first_layer
+from ..errors import ArgumentError
+from .initialization import init_weights
+from .msdnet import BottleneckConv, Head, chain_outputs, conv_bn_relu, first_layer
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,15 @@ class RANetConfig:
     def __post_init__(self):
         n = len(self.scale_list)
         if not (len(self.gr_factor) == len(self.bn_factor) == n) or n == 0:
-            raise ValueError(f"scale_list {self.scale_list!r}, gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
+            raise ArgumentError(f"scale_list {self.scale_list!r}, gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
         if list(self.scale_list) != sorted(self.scale_list) or self.scale_list[0] != 1:
-            raise ValueError(f"scale_list must start at 1 and never decrease, got {self.scale_list!r}.")
+            raise ArgumentError(f"scale_list must start at 1 and never decrease, got {self.scale_list!r}.")
         if self.stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
+            raise ArgumentError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
         if self.n_blocks < 1 or self.step < 1 or self.block_step < 1:
-            raise ValueError("RANet needs n_blocks, block_step and step >= 1.")
+            raise ArgumentError("RANet needs n_blocks, block_step and step >= 1.")
         if self.num_classes < 2 or self.in_channels < 1:
-            raise ValueError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
+            raise ArgumentError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
 
     @property
     def n_flows(self) -> int:
@@ -160,7 +162,7 @@ class RANet(nn.Module):
     def __init__(self, cfg: RANetConfig, grad_rescale: bool = False):
         super().__init__()
         if grad_rescale:
-            raise ValueError("Gradient rescaling is defined for MSDNet only (as in the paper); use --grad-rescale off with RANet.")
+            raise ArgumentError("Gradient rescaling is defined for MSDNet only (as in the paper); use --grad-rescale off with RANet.")
         self.cfg = cfg
         self.grad_rescale = False
         self.stem = RAStem(cfg)
@@ -191,7 +193,7 @@ class RANet(nn.Module):
             c_low = c_this
         self.flows = nn.ModuleList(flows)
         self.heads = nn.ModuleList(heads)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def num_exits(self) -> int:

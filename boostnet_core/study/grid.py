@@ -1,8 +1,8 @@
-"""Studies: a grid of training runs (method x gradient rescaling x seeds, any recipe flags) trained side by side.
+"""A study's grid of training runs (method x gradient rescaling x seeds, any recipe flags) trained side by side.
 
 Each run is an ordinary checkpoint folder, `ROOT/<method>-rescale-<on|off>-seed<N>`, trained with `boostnet train`
 and then evaluated with `boostnet evaluate` (so its evaluation.json and per-sample cache are there for the report,
-study_report.py). The grid and its shared training flags are recorded in `ROOT/study.json`; running the same
+report.py). The grid and its shared training flags are recorded in `ROOT/study.json`; running the same
 command again skips finished runs and resumes interrupted ones exactly (`--resume`), so a study can span sessions.
 
 Runs go to separate processes: on a CPU the cores are split between them (`--jobs` runs, cores // jobs threads
@@ -21,30 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
-from .training import EXECUTION_FIELDS, TrainConfig
+from ..checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
+from ..errors import ArgumentError
+from ..training import EXECUTION_FIELDS, TrainConfig
+from .variants import Variant
 
 MANIFEST = "study.json"
 # Flags a study sets itself for every run; giving them among the shared training flags is an error.
 OWN_FLAGS = ("--method", "--grad-rescale", "--seed", "--out", "--resume", "--threads", "--quiet", "--evaluate")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One cell of the grid: a training method and whether MSDNet's gradient rescaling is on."""
-    method: str          # boostnet | joint
-    grad_rescale: str    # on | off
-
-    @classmethod
-    def parse(cls, text: str) -> "Variant":
-        method, _, rescale = text.partition(":")
-        if method not in ("boostnet", "joint") or rescale not in ("on", "off"):
-            raise ValueError(f"A variant is METHOD:RESCALE with METHOD boostnet or joint and RESCALE on or off, "
-                             f"got {text!r} (for example boostnet:on).")
-        return cls(method, rescale)
-
-    def __str__(self) -> str:
-        return f"{self.method}:{self.grad_rescale}"
 
 
 @dataclass(frozen=True)
@@ -60,7 +44,7 @@ class RunSpec:
 
 
 def run_folder_name(variant: Variant, seed: int) -> str:
-    return f"{variant.method}-rescale-{variant.grad_rescale}-seed{seed}"
+    return f"{variant.method}-rescale-{variant.rescale}-seed{seed}"
 
 
 def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], train_args: list[str],
@@ -71,12 +55,12 @@ def plan(root: str | os.PathLike, variants: list[Variant], seeds: list[int], tra
     """
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"{str(root)!r} is a file; a study needs a folder (one checkpoint folder per run inside).")
+        raise ArgumentError(f"{str(root)!r} is a file; a study needs a folder (one checkpoint folder per run inside).")
     if not variants or not seeds:
-        raise ValueError("A study needs at least one variant and one seed.")
+        raise ArgumentError("A study needs at least one variant and one seed.")
     for flag in train_args:
         if flag.split("=")[0] in OWN_FLAGS:
-            raise ValueError(f"{flag} is set by the study for each run; leave it out of the training flags.")
+            raise ArgumentError(f"{flag} is set by the study for each run; leave it out of the training flags.")
     _record_manifest(root, variants, seeds, train_args)
     # Seed by seed, so that a study stopped part-way has complete pairs (every variant of a seed) to compare.
     return [RunSpec(v, s, root / run_folder_name(v, s), epochs) for s in seeds for v in variants]
@@ -89,7 +73,7 @@ def _record_manifest(root: Path, variants, seeds, train_args) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         if _defining(saved.get("train_args", [])) != _defining(train_args):
-            raise ValueError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
+            raise ArgumentError(f"{str(root)!r} holds a study with other training flags ({shlex.join(saved['train_args'])}); "
                              "use the same flags or another folder.")
         train_args = saved["train_args"]
         variants = list(dict.fromkeys([*map(Variant.parse, saved["variants"]), *variants]))
@@ -144,7 +128,7 @@ def commands_for(run: RunSpec, train_args: list[str], threads: int) -> list[list
     if epochs_done(run.folder) < run.epochs:
         resume = ["--resume"] if (run.folder / TRAIN_STATE).is_file() else []
         return [[*python, "train", *train_args, "--method", run.variant.method, "--grad-rescale",
-                 run.variant.grad_rescale, "--seed", str(run.seed), "--out", str(run.folder),
+                 run.variant.rescale, "--seed", str(run.seed), "--out", str(run.folder),
                  "--threads", str(threads), "--quiet", "--evaluate", *resume]]
     if not is_evaluated(run.folder):
         return [[*python, "evaluate", str(run.folder), "--quiet"]]
@@ -156,7 +140,7 @@ def run_study(runs: list[RunSpec], train_args: list[str], jobs: int = 1, progres
     """Train and evaluate every run not yet finished, `jobs` at a time. Returns the names of failed runs."""
     import torch
     if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}.")
+        raise ArgumentError(f"--jobs must be at least 1, got {jobs}.")
     gpus = torch.cuda.device_count()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     todo = [r for r in runs if commands_for(r, train_args, threads)]
@@ -208,5 +192,5 @@ def run_folders(root: str | os.PathLike) -> list[Path]:
     """Every checkpoint folder under `root` (any depth, `root` itself included), sorted."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"{str(root)!r} is not a folder; give the folder of a study or of a run.")
+        raise ArgumentError(f"{str(root)!r} is not a folder; give the folder of a study or of a run.")
     return sorted(p.parent for p in root.rglob(META) if (p.parent / LOG).is_file() or (p.parent / RESULTS).is_file())

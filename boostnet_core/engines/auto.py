@@ -1,0 +1,116 @@
+"""The "auto" engine: measures the engines that prepare on this machine and runs each use on the fastest.
+
+A use is a batch size class (one image: 1-4, a batch: 5-128, a whole split: more; measured at 1, 64 and 256
+images) and a mode: "whole" (every exit for every sample, one fused graph where the engine has one: anytime
+evaluation, traces) or "walk" (block by block, as early exit runs). The first call of a use prepares the candidates
+(once per set of weights, shared with explicit requests) and times each on random inputs of that size (best of a
+few runs); the pick is kept for the model's weights, logged, and readable in `picked`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import torch
+
+from ..models.stepwise import iter_exits
+from .base import InferenceEngine
+
+log = logging.getLogger("boostnet_core.engines")
+CANDIDATES = ("openvino", "onnxruntime", "torch-fold")   # torch-jit prepares in 1-3 s and was never the fastest here
+USES = (("image", 4, 1), ("batch", 128, 64), ("split", None, 256))   # name, largest batch, batch measured
+
+
+def use_of(batch: int) -> tuple[str, int]:
+    for name, largest, measured in USES:
+        if largest is None or batch <= largest:
+            return name, measured
+    raise AssertionError
+
+
+def _seconds(fn, budget: float = 0.25, runs: int = 5) -> float:
+    fn()   # warm-up (first-call allocations, lazy compilation)
+    best, start = float("inf"), time.perf_counter()
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+        if time.perf_counter() - start > budget:
+            break
+    return best
+
+
+class AutoEngine(InferenceEngine):
+    """Runs every call on the engine measured fastest for its use; a walk stays on the engine of its first block."""
+
+    name = "auto"
+
+    def __init__(self, model, precision: str, try_prepare):
+        super().__init__(model.backbone, precision)
+        self._model_ref = model
+        self._try_prepare = try_prepare   # registry.try_prepare: one engine, cached per weights, or None
+        self._engines: list[InferenceEngine] | None = None
+        self.picked: dict[tuple[str, str], str] = {}   # (use, mode) -> engine name
+        self.timings: dict[tuple[str, str], dict[str, float]] = {}   # seconds per call, per candidate
+        self._choice: dict[tuple[str, str], InferenceEngine] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def candidates(self) -> list[InferenceEngine]:
+        if self._engines is None:
+            found = [self._try_prepare(self._model_ref, n, self.precision) for n in CANDIDATES]
+            self._engines = [e for e in found if e is not None] or [self._try_prepare(self._model_ref, "torch", self.precision)]
+        return self._engines
+
+    def pick(self, batch: int, mode: str) -> InferenceEngine:
+        use, measured = use_of(batch)
+        key = (use, mode)
+        with self._lock:
+            if key not in self._choice:
+                self._choice[key] = self._measure(key, measured, mode)
+        engine = self._choice[key]
+        self._local.last = engine.name
+        return engine
+
+    def _measure(self, key, batch: int, mode: str) -> InferenceEngine:
+        engines = self.candidates()
+        if len(engines) == 1:
+            best = engines[0]
+        else:
+            x = torch.randn(batch, *self._model_ref.input_shape, generator=torch.Generator().manual_seed(0))
+            times = {}
+            with torch.inference_mode():
+                for e in engines:
+                    run = (lambda e=e: e.head_logits(x)) if mode == "whole" else (lambda e=e: list(iter_exits(e, x)))
+                    times[e.name] = _seconds(run)
+            self.timings[key] = times
+            best = min(engines, key=lambda e: times[e.name])
+        self.picked[key] = best.name
+        log.info("auto engine: %s for %s (%s), measured %s", best.name, key[0], key[1], self.timings.get(key))
+        return best
+
+    @property
+    def last(self) -> str | None:
+        """The engine that ran this thread's last call."""
+        return getattr(self._local, "last", None)
+
+    def describe(self) -> str:
+        return f"auto:{self.last}" if self.last else "auto"
+
+    def run_block(self, i: int, state):
+        walk = getattr(self._local, "walk", None)
+        if i == 0 or walk is None:
+            batch = (state if isinstance(state, torch.Tensor) else state[0]).shape[0]
+            walk = self._local.walk = self.pick(batch, "walk")
+        self._local.last = walk.name
+        return walk.run_block(i, state)
+
+    def run_head(self, i: int, state) -> torch.Tensor:
+        return self._local.walk.run_head(i, state)
+
+    def head_input(self, state) -> torch.Tensor:
+        return self._local.walk.head_input(state)
+
+    def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.pick(len(x), "whole").head_logits(x)

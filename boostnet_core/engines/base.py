@@ -1,0 +1,87 @@
+"""What every inference engine is: a stepwise backbone (models/stepwise.py) prepared once, plus whole-network logits.
+
+An engine runs a trained backbone without gradients. It keeps the stepwise contract (run_block, run_head,
+head_input, head, continue_state, num_exits, cfg), so `iter_exits`, real early exit and the traces walk it as they
+walk the eager model, and adds `head_logits(x)`: every head's raw logits f_1..f_N for a batch in one call (one fused
+graph where the engine has one). Preparing checks the engine against the eager model (`check_agreement`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..models.stepwise import eval_mode, iter_exits
+
+# fp32: an engine whose logits differ from the eager model's by more than 1e-4 (plus 1e-6 of the largest logit: an
+# untrained network's logits reach 1e2-1e5, and fp32 rounding grows with them) is refused.
+AGREEMENT_TOLERANCE = 1e-4
+
+
+class EngineUnavailable(RuntimeError):
+    """An engine that is not installed, cannot run this model, or disagrees with the eager model."""
+
+
+class InferenceEngine:
+    """Base of every engine: the stepwise contract over a backbone, for inference only.
+
+    Subclasses implement run_block and run_head; head_input, head and continue_state come from the eager backbone
+    (the heads' modules are what Grad-CAM taps). `name` and `precision` say what runs.
+    """
+
+    name = "engine"
+    grad_rescale = False
+
+    def __init__(self, backbone, precision: str = "fp32"):
+        self.backbone = backbone     # the eager backbone (read-only here)
+        self.cfg = backbone.cfg
+        self.precision = precision
+        self.agreement: float | None = None   # largest |logit - eager logit| seen when prepared
+
+    @property
+    def num_exits(self) -> int:
+        return self.backbone.num_exits
+
+    def run_block(self, i: int, state):
+        raise NotImplementedError
+
+    def run_head(self, i: int, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head_input(self, state) -> torch.Tensor:
+        return self.backbone.head_input(state)
+
+    def head(self, i: int):
+        return self.backbone.head(i)
+
+    def continue_state(self, i: int, state):
+        return state   # inference: no gradient rescaling between blocks
+
+    def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Raw logits f_1..f_N of every head for a batch (the walk over the blocks; fused engines override)."""
+        return [step.head_logits for step in iter_exits(self, x)]
+
+    def describe(self) -> str:
+        """What runs, as results report it."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.precision}>"
+
+
+def check_agreement(engine: InferenceEngine, model, tolerance: float | None = AGREEMENT_TOLERANCE) -> float:
+    """The largest difference between the engine's logits (whole network and stepwise) and the eager model's on
+    a few random inputs; raises EngineUnavailable beyond `tolerance` (None: measure only, as for bf16)."""
+    g = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    x = torch.randn(2, *model.input_shape, generator=g).to(device)
+    with torch.inference_mode(), eval_mode(model):
+        reference = [s.head_logits for s in iter_exits(model.backbone, x)]
+        outputs = [[s.head_logits for s in iter_exits(engine, x)]]
+        if type(engine).head_logits is not InferenceEngine.head_logits:   # a fused whole-network graph too
+            outputs.append(engine.head_logits(x))
+    worst = max(float((a.float() - r).abs().max()) for got in outputs for a, r in zip(got, reference))
+    engine.agreement = worst
+    if tolerance is not None:
+        allowed = tolerance + 1e-6 * max(float(r.abs().max()) for r in reference)
+        if not worst <= allowed:
+            raise EngineUnavailable(f"its logits differ from the eager model's by {worst:.2g} (more than {allowed:.2g})")
+    return worst

@@ -1,0 +1,99 @@
+"""The ONNX Runtime and OpenVINO engines: the model's ONNX graphs (onnx_graphs.py) compiled once per set of weights.
+
+`head_logits` runs the whole network as one fused graph (the fastest full inference); the stepwise contract runs
+one piece per block (block i + head i), the state handed between pieces as arrays, which is what early exit walks.
+Each piece computes its head with its block, so `run_head` returns the logits its `run_block` already computed.
+Both engines run on the CPU. OpenVINO's default inference precision on a CPU with bf16 is bf16: fp32 sets the f32
+hint explicitly; precision="bf16" asks for bf16 (OpenVINO only; ONNX Runtime has no bf16 convolutions on a CPU).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from .base import EngineUnavailable, InferenceEngine
+from .onnx_graphs import export_pieces, join_pieces
+
+
+def _arrays(state) -> list[np.ndarray]:
+    tensors = [state] if isinstance(state, torch.Tensor) else list(state)
+    return [np.ascontiguousarray(t.detach().float().cpu().numpy()) for t in tensors]
+
+
+class OnnxEngine(InferenceEngine):
+    """The pieces and the whole graph of a model, each compiled by a runtime into a function arrays -> arrays."""
+
+    def __init__(self, model, precision: str, pieces: list[bytes] | None = None):
+        super().__init__(model.backbone, precision)
+        if next(model.parameters()).device.type != "cpu":
+            raise EngineUnavailable("it runs on the CPU only")
+        pieces = pieces if pieces is not None else export_pieces(model)
+        self.pieces = [self.compile(p) for p in pieces]
+        self.whole = self.compile(join_pieces(pieces).SerializeToString())
+        self._pending = threading.local()   # the logits of the piece that produced a state, until run_head reads them
+
+    def compile(self, onnx_bytes: bytes):
+        raise NotImplementedError
+
+    def run_block(self, i: int, state):
+        outputs = self.pieces[i](_arrays(state))
+        new_state = [torch.from_numpy(a) for a in outputs[1:]]
+        self._pending.value = (new_state, torch.from_numpy(outputs[0]))
+        return new_state
+
+    def run_head(self, i: int, state) -> torch.Tensor:
+        pending = getattr(self._pending, "value", None)
+        if pending is not None and pending[0] is state:
+            return pending[1]
+        with torch.inference_mode():   # a state this engine did not just produce: the eager head
+            return self.backbone.run_head(i, state)
+
+    def head_input(self, state) -> torch.Tensor:
+        return state[-1]
+
+    def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.from_numpy(a) for a in self.whole(_arrays(x))]
+
+
+class OnnxRuntimeEngine(OnnxEngine):
+    name = "onnxruntime"
+
+    def __init__(self, model, precision: str = "fp32", pieces=None):
+        if precision != "fp32":
+            raise EngineUnavailable("ONNX Runtime runs fp32 only here (no bf16 convolutions on a CPU)")
+        import onnxruntime as ort
+        self._ort = ort
+        super().__init__(model, precision, pieces)
+
+    def compile(self, onnx_bytes: bytes):
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = self._ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return lambda arrays: session.run(None, dict(zip(names, arrays)))
+
+
+class OpenVinoEngine(OnnxEngine):
+    name = "openvino"
+
+    def __init__(self, model, precision: str = "fp32", pieces=None):
+        import openvino as ov
+        self._core = ov.Core()
+        super().__init__(model, precision, pieces)
+
+    def compile(self, onnx_bytes: bytes):
+        config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+        compiled = self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+        request, lock = compiled.create_infer_request(), threading.Lock()
+        outputs = compiled.outputs
+
+        def run(arrays):
+            with lock:   # one infer request per graph: calls from several threads take turns
+                result = request.infer(arrays)
+                return [np.array(result[o]) for o in outputs]
+        return run

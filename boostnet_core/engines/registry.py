@@ -1,0 +1,142 @@
+"""Preparing engines: names, the per-model cache (one engine per set of weights), fallback and refusal."""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+import weakref
+
+
+from ..fast_inference import fingerprint, model_tensors
+from .auto import AutoEngine
+from .base import AGREEMENT_TOLERANCE, InferenceEngine, check_agreement
+
+ENGINES = ("auto", "torch", "torch-fold", "torch-jit", "openvino", "onnxruntime")
+PRECISIONS = ("fp32", "bf16")
+FALLBACK = {"openvino": "onnxruntime", "onnxruntime": "torch-jit", "torch-jit": "torch-fold", "torch-fold": "torch"}
+DEFAULT_ENGINE = "auto"   # BOOSTNET_ENGINE in the environment overrides it
+
+_models: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # model -> {"key", "tensors", (name, precision): engine}
+_lock = threading.RLock()
+_warned: set[str] = set()
+
+
+def _check_choice(engine: str, precision: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+
+
+def _build(model, name: str, precision: str) -> InferenceEngine:
+    """One engine, checked against the eager model (raises on any failure)."""
+    if name in ("torch", "torch-fold", "torch-jit"):
+        from .torch_engines import TorchEngine
+        engine = TorchEngine(name, model, precision)
+    elif name == "onnxruntime":
+        from .onnx_engines import OnnxRuntimeEngine
+        engine = OnnxRuntimeEngine(model, precision, _pieces(model))
+    else:
+        from .onnx_engines import OpenVinoEngine
+        engine = OpenVinoEngine(model, precision, _pieces(model))
+    check_agreement(engine, model, AGREEMENT_TOLERANCE if precision == "fp32" else None)
+    return engine
+
+
+def _entry(model) -> dict:
+    """The cache entry of `model` for its current weights (a new one when they changed)."""
+    entry = _models.get(model)
+    if entry is None or fingerprint(entry["tensors"]) != entry["key"]:
+        tensors = model_tensors(model)
+        entry = _models[model] = {"tensors": tensors, "key": fingerprint(tensors)}
+    return entry
+
+
+def _pieces(model) -> list[bytes]:
+    """The model's ONNX pieces, exported once per set of weights for both ONNX engines."""
+    entry = _entry(model)
+    if "onnx" not in entry:
+        from .onnx_graphs import export_pieces
+        entry["onnx"] = export_pieces(model)
+    return entry["onnx"]
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _exact(entry: dict, model, name: str, precision: str):
+    """Engine `name` exactly, or the exception that stopped it (both cached for the current weights)."""
+    key = (name, precision, "exact")
+    if key not in entry:
+        try:
+            entry[key] = _build(model, name, precision)
+        except Exception as error:   # not installed, an op it cannot run, disagreement: reported by the caller
+            entry[key] = error
+    return entry[key]
+
+
+def _reason(error: Exception) -> str:
+    return str(error).split("\n")[0] or type(error).__name__
+
+
+def prepare_inference(model, engine: str = "auto", precision: str = "fp32") -> InferenceEngine:
+    """The engine `engine` for `model`'s current weights, prepared once and cached on the model.
+
+    Not installed, failing to prepare or disagreeing with the eager model: the next engine of FALLBACK, with one
+    warning naming why ("torch", the eager backbone, always prepares).
+    """
+    _check_choice(engine, precision)
+    with _lock:
+        entry = _entry(model)
+        key = (engine, precision)
+        if key not in entry:
+            if engine == "auto":
+                entry[key] = AutoEngine(model, precision, try_prepare)
+            else:
+                name = engine
+                while isinstance(got := _exact(entry, model, name, precision), Exception):
+                    if FALLBACK.get(name) is None:
+                        raise got
+                    _warn_once(f"{name}:{precision}:{_reason(got)}", f"Inference engine {name!r} ({precision}) is "
+                               f"not used: {_reason(got)}; using {FALLBACK[name]!r} instead.")
+                    name = FALLBACK[name]
+                entry[key] = got
+        return entry[key]
+
+
+def try_prepare(model, name: str, precision: str = "fp32") -> InferenceEngine | None:
+    """Engine `name` without falling back: None (and one warning) when it does not prepare."""
+    with _lock:
+        got = _exact(_entry(model), model, name, precision)
+    if isinstance(got, Exception):
+        if not (name == "onnxruntime" and precision == "bf16"):   # known: fp32 only, not worth a warning
+            _warn_once(f"{name}:{precision}:{_reason(got)}", f"Inference engine {name!r} ({precision}) is not used: "
+                       f"{_reason(got)}.")
+        return None
+    return got
+
+
+def default_engine() -> str:
+    """The engine a model runs when none is named: BOOSTNET_ENGINE if set, else "auto"."""
+    name = os.environ.get("BOOSTNET_ENGINE", DEFAULT_ENGINE)
+    _check_choice(name, "fp32")
+    return name
+
+
+def engine_for(model, engine=None, fast: bool = True, precision: str = "fp32"):
+    """What the core walks: the eager backbone for fast=False, a given InferenceEngine as is, else the named engine
+    (None: the model's default) prepared once for the current weights."""
+    if not fast:
+        return model.backbone
+    if isinstance(engine, InferenceEngine):
+        return engine
+    return prepare_inference(model, engine or default_engine(), precision)
+
+
+def engine_name(backbone) -> str:
+    """The name of what ran: an engine's name ("auto:<engine>" for auto's last pick), "eager" for the model's own
+    backbone."""
+    return backbone.describe() if isinstance(backbone, InferenceEngine) else "eager"

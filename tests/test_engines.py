@@ -1,0 +1,90 @@
+"""Inference engines (boostnet_core/engines): the default engine in a loop, auto's pick, fallback and refusal."""
+import copy
+import sys
+import warnings
+
+import pytest
+import torch
+
+from boostnet_core.engines import registry
+from boostnet_core.data import load_dataset, normalize
+from boostnet_core.engines import engine_for, prepare_inference
+from boostnet_core.models.stepwise import iter_exits
+
+
+@pytest.fixture(scope="module")
+def digits_x(digits_model):
+    x = load_dataset("digits").test.images[:128].float()
+    return normalize(x, digits_model.meta["mean"], digits_model.meta["std"])
+
+
+def _eager(model, x):
+    with torch.inference_mode():
+        return [s.head_logits for s in iter_exits(model.backbone, x)]
+
+
+def test_predict_early_in_a_loop_keeps_one_measured_engine(digits_model, digits_x, monkeypatch):
+    monkeypatch.delenv("BOOSTNET_ENGINE", raising=False)   # the default engine, "auto"
+    model = copy.deepcopy(digits_model)   # a model nothing has prepared yet
+    results = [model.predict_early(x, 0.9) for x in digits_x.split(64)]
+    auto = engine_for(model)
+    assert auto is prepare_inference(model) and auto.name == "auto"
+    picked = auto.picked[("batch", "walk")]
+    assert picked in ("openvino", "onnxruntime", "torch-fold")
+    assert [r.engine for r in results] == [f"auto:{picked}"] * 2   # the same engine from the first call on
+    assert set(auto.timings[("batch", "walk")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
+    eager = model.predict_early(digits_x[:64], 0.9, fast=False)
+    assert eager.engine == "eager" and torch.equal(eager.exit_index, results[0].exit_index)
+    assert (eager.logits - results[0].logits).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_onnx_engines_agree_with_eager_whole_and_stepwise(digits_model, digits_x, name):
+    engine = prepare_inference(digits_model, name)
+    assert engine.name == name and engine.agreement <= 1e-4
+    x = digits_x[:5]
+    for got in (engine.head_logits(x), [s.head_logits for s in iter_exits(engine, x)]):
+        for a, b in zip(got, _eager(digits_model, x)):
+            assert (a - b).abs().max() <= 1e-4
+
+
+def test_a_missing_engine_gives_way_to_the_next_with_one_warning(digits_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)   # import openvino now fails, as when it is not installed
+    monkeypatch.setattr(registry, "_warned", set())
+    models = [copy.deepcopy(digits_model) for _ in range(2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = [prepare_inference(m, "openvino") for m in models]
+    assert [e.name for e in prepared] == ["onnxruntime", "onnxruntime"]
+    assert len([w for w in caught if "'openvino'" in str(w.message)]) == 1
+
+
+def test_an_engine_that_fails_or_disagrees_is_refused(digits_model, monkeypatch):
+    from boostnet_core.engines import onnx_engines
+
+    def broken(self, onnx_bytes):
+        raise RuntimeError("unsupported operator")
+    real_logits = onnx_engines.OnnxEngine.head_logits
+
+    def off(self, x):   # an engine bug: logits off by 1e-3
+        return [f + 1e-3 for f in real_logits(self, x)]
+    monkeypatch.setattr(onnx_engines.OnnxRuntimeEngine, "compile", broken)
+    monkeypatch.setattr(onnx_engines.OpenVinoEngine, "head_logits", off)
+    monkeypatch.setattr(registry, "_warned", set())
+    model = copy.deepcopy(digits_model)
+    with pytest.warns(RuntimeWarning) as caught:
+        engine = prepare_inference(model, "openvino")
+    assert engine.name == "torch-jit"
+    messages = " ".join(str(w.message) for w in caught)
+    assert "differ from the eager model's by 0.001" in messages and "unsupported operator" in messages
+
+
+def test_ranet_has_no_onnx_form_and_says_so():
+    from boostnet_core.boosting import BoostNet
+    from boostnet_core.engines.onnx_graphs import export_pieces
+    from boostnet_core.models.ranet import RANet, RANetConfig
+    cfg = RANetConfig(n_blocks=1, block_step=1, step=1, n_channels=8, growth_rate=8, scale_list=(1, 2),
+                      gr_factor=(2, 1), bn_factor=(2, 1), head_channels=8)
+    model = BoostNet(RANet(cfg), meta={"input_size": 16}).eval()
+    with pytest.raises(ValueError, match="RANet's state between blocks is not a list of tensors"):
+        export_pieces(model)
