@@ -108,16 +108,50 @@ def results(path: str) -> dict | None:
     return evaluation_results(path, _mtime_of(path, RESULTS))
 
 
+@st.cache_resource(show_spinner="Scoring the cached splits with the exit criterion ...", max_entries=32)
+def _scored(path: str, criterion: str, mtime: float):
+    from boostnet_core.criteria import prepare
+    return prepare(predictions(path), criterion, path)
+
+
+def scored(path: str, criterion: str = "max_softmax"):
+    """(criterion ready to use, the cached splits with `confidence` holding its scores): max-softmax is the cache
+    itself; the learned score is fitted on part of the validation split. Raises the core's one-sentence errors (a
+    cache without the logits a criterion needs says how to rebuild it)."""
+    return _scored(path, criterion, _mtime_of(path, CACHE))
+
+
+def scored_or_error(path: str, criterion: str):
+    """scored(), or (None, None) after one st.error sentence."""
+    from boostnet_core.errors import UserError
+    try:
+        return scored(path, criterion)
+    except (UserError, ValueError) as e:
+        st.error(f"{label(path)}: {e}")
+        return None, None
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
-def _budget_thresholds(path: str, share: int, mtime: float) -> np.ndarray:
+def _budget_thresholds(path: str, share: int, criterion: str, mtime: float) -> np.ndarray:
     from boostnet_core.thresholds import fit_to_budget
     m = model(path)
-    return fit_to_budget(predictions(path)["val"], m.macs, share / 100 * m.macs[-1]).numpy()
+    return fit_to_budget(scored(path, criterion)[1]["val"], m.macs, share / 100 * m.macs[-1]).numpy()
 
 
-def budget_thresholds(path: str, share: int) -> np.ndarray:
+def budget_thresholds(path: str, share: int, criterion: str = "max_softmax") -> np.ndarray:
     """Per-exit thresholds fitted on the validation split to an average of `share` % of the full MACs."""
-    return _budget_thresholds(path, share, _mtime_of(path, CACHE))
+    return _budget_thresholds(path, share, criterion, _mtime_of(path, CACHE))
+
+
+@st.cache_data(show_spinner="Certifying thresholds on the validation split ...", max_entries=128)
+def _certified(path: str, risk: str, epsilon: float, delta: float, criterion: str, mtime: float) -> dict:
+    from boostnet_core.calibration import calibrate_checkpoint
+    return calibrate_checkpoint(path, risk, epsilon, delta, criterion)
+
+
+def certified(path: str, risk: str, epsilon: float, delta: float, criterion: str) -> dict:
+    """What `boostnet calibrate --json` prints: certified per-exit thresholds, the guarantee, the test results."""
+    return _certified(path, risk, epsilon, delta, criterion, _mtime_of(path, CACHE))
 
 
 def run_folders_here() -> list[str]:

@@ -365,7 +365,7 @@ def test_one_exit_setting_for_every_page_and_uploads_survive_page_switches():
     caches = [load_cache(p)["test"] for p in (MNIST, MNIST_JOINT)]
     from boostnet_core import load_model
     want = [f"{outcome_at(c, 0.5, load_model(p).macs).top1:.2f}%" for c, p in zip(caches, (MNIST, MNIST_JOINT))]
-    assert [metric(at, "mnist5k-boostnet: accuracy"), metric(at, "mnist5k-joint: accuracy")] == want
+    assert [metric(at, "A: accuracy"), metric(at, "B: accuracy")] == want
     assert any(m.label == "mnist5k-joint" for m in at.metric)                        # the upload, through both models
     at.slider(key="exit_threshold").set_value(0.7).run()                             # set on Compare ...
     at.switch_page("views/inspect_image.py").run()
@@ -391,3 +391,49 @@ def test_upload_limit_tiny_images_and_truncated_files_each_say_one_sentence():
     assert "cut.jpg is truncated: the file ends before the image does." in errors     # no nested brackets
     assert any(i.value.startswith("pixel.png is 1x1 pixels; it was upscaled from 1x1") for i in at.info)
     assert metric(at, "Exit taken").endswith("of 5")                                 # the 1x1 image is shown
+
+
+# ---------------------------------------------------------------- exit criteria and certified thresholds (issue 18)
+
+
+def test_criterion_selector_drives_the_outcome_and_persists_across_pages():
+    from boostnet_core import load_model
+    from boostnet_core.criteria import prepare
+    from boostnet_core.evaluation import load_cache
+    from boostnet_core.thresholds import outcome_at
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    at.session_state["model"] = MNIST
+    at.run()
+    at.switch_page("views/dataset_exits.py").run()
+    at.selectbox(key="exit_criterion").set_value("entropy").run()
+    at.slider(key="exit_threshold").set_value(0.5).run()
+    assert not at.exception
+    criterion, scored = prepare(load_cache(MNIST), "entropy", MNIST)
+    want = outcome_at(scored["test"], 0.5, load_model(MNIST).macs, criterion.score_range)
+    assert metric(at, "Accuracy") == f"{want.top1:.2f}%"
+    at.switch_page("views/inspect_image.py").run()
+    assert at.selectbox(key="exit_criterion").value == "entropy" and not at.exception
+    assert any("1 − normalised entropy" in c.value for c in at.caption)
+    at.selectbox(key="exit_criterion").set_value("patience").run()                  # an integer threshold: t exits
+    at.slider(key="exit_patience").set_value(2).run()
+    assert not at.exception and at.session_state["exit_setting"].threshold == 2
+
+
+def test_certified_mode_states_the_guarantee_the_test_risk_and_the_cost_saved():
+    from boostnet_core.calibration import calibrate_checkpoint, reliability
+    from boostnet_core.evaluation import load_cache
+    at = page("dataset_exits").run()
+    at.radio(key="exit_mode").set_value(ExitMode.CERTIFIED).run()
+    at.number_input(key="exit_epsilon").set_value(0.05).run()
+    assert not at.exception
+    want = calibrate_checkpoint(MNIST, "disagreement", 0.05, 0.1, "max_softmax")
+    assert metric(at, "Risk seen on the test split") == f"{want['test']['risk']:.4f}"
+    assert metric(at, "Cost saved") == f"{100 * (1 - want['test']['cost_ratio']):.1f}%"
+    assert any(m.value.startswith("**The guarantee**: with probability at least 0.9 over the") for m in at.markdown)
+    at.toggle(key="show_reliability").set_value(True).run()
+    titles = [a["text"] for a in _figure(at, "reliability")["layout"]["annotations"]]
+    assert titles[0] == f"exit 1: ECE {reliability(load_cache(MNIST)['test'])[0]['ece']:.3f}"
+    at2 = page("compare_models")   # the mode is the session's: another page of it is certified too
+    at2.session_state["exit_setting"] = at.session_state["exit_setting"]
+    at2.run()
+    assert not at2.exception and at2.radio(key="exit_mode").value is ExitMode.CERTIFIED

@@ -13,7 +13,8 @@ from boostnet_core.study_report import seed_band
 from boostnet_core.thresholds import outcome_at
 from charts import plot_layout, model_color
 from session import bind, exit_setting_controls, thresholds_for
-from store import ASSETS, available_checkpoints, data_group, data_name, label, load_or_error, predictions, results, seed_siblings_of
+from store import (ASSETS, available_checkpoints, data_group, data_name, label, load_or_error, predictions, results,
+                   scored_or_error, seed_siblings_of)
 
 st.title("Accuracy vs cost")
 options = available_checkpoints()
@@ -26,7 +27,8 @@ st.session_state["saved_curve_models"] = [p for p in st.session_state.get("saved
 chosen = st.multiselect("Models", options, format_func=label, **bind("curve_models", default))
 models = {p: m for p in chosen if (m := load_or_error(p)) is not None}
 lowest = max([int(np.ceil(100 * m.macs[0] / m.macs[-1])) for m in models.values()], default=1)
-setting = exit_setting_controls(lowest_share=lowest, budget_ok=all("val" in predictions(p) for p in models))
+setting = exit_setting_controls(lowest_share=lowest, budget_ok=all("val" in predictions(p) for p in models),
+                                n_exits=max([m.num_exits for m in models.values()], default=2))
 st.caption("Dotted line and circles: anytime (every sample to exit k). Solid line: budgeted batch (per-exit thresholds "
            "fitted on the validation split). Shaded: mean ± sd over seeds, when a model has runs with other seeds. "
            f"Star: the operating point at the exit setting ({setting.describe()}), which every page shares.")
@@ -43,9 +45,10 @@ def curves_of(path: str, net) -> dict | None:
     siblings = seed_siblings_of(path)
     if len(siblings) > 1:   # the same run with other seeds: mean ± sd band of the anytime accuracy
         out["band"] = seed_band(siblings)
-    test = predictions(path).get("test")
-    if test is not None:
-        point = outcome_at(test, thresholds_for(path, net.num_exits, setting), net.macs)
+    criterion, scored_splits = scored_or_error(path, setting.criterion) if "test" in predictions(path) else (None, None)
+    if criterion is not None:
+        point = outcome_at(scored_splits["test"], thresholds_for(path, net.num_exits, setting), net.macs,
+                           criterion.score_range)
         out["star"] = {"macs": point.avg_macs, "top1": point.top1}
     return out
 

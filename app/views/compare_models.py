@@ -7,12 +7,14 @@ import streamlit as st
 from PIL import Image
 
 from boostnet_core.data import DataError
-from boostnet_core.inference import at_threshold, preprocess_image, trace
+from boostnet_core.criteria import get_criterion
+from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
 from charts import contribution_panels, contribution_range, fmt_macs, fmt_pct, model_color, plot_layout, threshold_line
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
 from session import ExitMode, bind, exit_setting_controls, remembered_uploads, set_remembered, thresholds_for
-from store import available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions, seed_siblings_of
+from store import (available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions,
+                   scored_or_error, seed_siblings_of)
 
 PER_PAGE = 12
 
@@ -45,7 +47,12 @@ models = [load_or_error(p) for p in paths]
 if any(m is None for m in models):
     st.stop()
 setting = exit_setting_controls(lowest_share=max(int(np.ceil(100 * m.macs[0] / m.macs[-1])) for m in models),
-                                budget_ok=all("val" in predictions(p) for p in paths))
+                                budget_ok=all("val" in predictions(p) for p in paths),
+                                n_exits=max(m.num_exits for m in models))
+prepared = [scored_or_error(p, setting.criterion) if "test" in predictions(p) else (None, None) for p in paths]
+if any(c is None and "test" in predictions(p) for (c, _), p in zip(prepared, paths)):
+    st.stop()   # the criterion cannot score a model's cache: said above in one sentence
+criteria = [c or get_criterion(setting.criterion if setting.criterion != "learned" else None) for c, _ in prepared]
 thresholds = [thresholds_for(p, m.num_exits, setting) for p, m in zip(paths, models)]
 st.caption(f"Both models at the exit setting the pages share ({setting.describe()}"
            + (", each model's thresholds fitted on its own validation split" if setting.mode is ExitMode.BUDGET else "")
@@ -66,8 +73,8 @@ def same_images_section():
         st.info(sentence)
     for position, (name, pixels) in enumerate(items):
         try:
-            traces = [at_threshold(trace(m, preprocess_image(Image.fromarray(pixels), m.meta), 1.0), m, t)
-                      for m, t in zip(models, thresholds)]
+            traces = [at_threshold(rescore(trace(m, preprocess_image(Image.fromarray(pixels), m.meta), 1.0), c), m, t)
+                      for m, t, c in zip(models, thresholds, criteria)]
         except (DataError, ValueError) as e:
             st.error(f"{name}: {e}")
             continue
@@ -79,14 +86,16 @@ def same_images_section():
                          f"{fmt_macs(t['macs'])}")
         fig = go.Figure()
         for j, (path, t, color) in enumerate(zip(paths, traces, colors)):
-            conf = t["confidence"].numpy()
+            conf = t["scores"].numpy()
             fig.add_scatter(x=[f"exit {k + 1}" for k in range(len(conf))], y=conf, mode="lines+markers", name=label(path),
                             line=dict(color=color, dash=DASHES[j]),
                             marker=dict(symbol=SYMBOLS[j], size=[16 if k == t["exit_index"] else 8 for k in range(len(conf))]))
         if setting.mode is ExitMode.THRESHOLD:
             threshold_line(fig, setting.threshold, f"threshold {setting.threshold:.2f}")
-        fig.update_yaxes(range=[0, 1.05])
-        right.plotly_chart(plot_layout(fig, "exit (large marker: the exit taken)", "confidence of F_k", 260), key=f"cmp_conf_{position}")
+        if np.isfinite(criteria[0].score_range[1]):
+            fig.update_yaxes(range=[0, 1.05])
+        right.plotly_chart(plot_layout(fig, "exit (large marker: the exit taken)", f"score of F_k ({criteria[0].name})", 260),
+                           key=f"cmp_conf_{position}")
         y_range = contribution_range(traces)   # both models on one scale
         for path, t, m in zip(paths, traces, models):
             right.markdown(f"**{label(path)}**: what each head adds at every exit (w = {m.reweight:g})")
@@ -99,7 +108,7 @@ if data_group(path_a) != data_group(path_b):
             "through both models either way.")
     same_images_section()
     st.stop()
-caches = [predictions(p).get("test") for p in paths]
+caches = [None if scored_splits is None else scored_splits["test"] for _, scored_splits in prepared]
 if any(c is None for c in caches) or not np.array_equal(caches[0].labels.numpy(), caches[1].labels.numpy()):
     st.info("A sample-by-sample comparison needs both models evaluated on the same test split "
             "(`boostnet evaluate CHECKPOINT`); the images you upload below are compared either way.")
@@ -107,7 +116,7 @@ if any(c is None for c in caches) or not np.array_equal(caches[0].labels.numpy()
     st.stop()
 
 labels = caches[0].labels.numpy()
-outcomes = [outcome_at(c, t, m.macs) for c, t, m in zip(caches, thresholds, models)]
+outcomes = [outcome_at(c, t, m.macs, crit.score_range) for c, t, m, crit in zip(caches, thresholds, models, criteria)]
 reaches = [{k: v.numpy() for k, v in reach_per_exit(c, o.exits).items()} for c, o in zip(caches, outcomes)]
 
 st.markdown("**Anytime top-1 per exit** (every test sample to exit k; bars start at 0)")
@@ -135,10 +144,11 @@ if min(len(s) for s in siblings) > 1 and path_a != path_b:
                     f"{m['difference']:+.2f} points [{m['low']:+.2f}, {m['high']:+.2f}], {m['verdict']}")
         st.plotly_chart(plot_layout(fig, "exit", "A − B, points (95% t-interval)", 300, legend=False), key="cmp_seeds")
 
+st.markdown(f"**At the shared exit setting** (A: {label(path_a)}, B: {label(path_b)})")
 m = st.columns(4)
 for j, (path, o) in enumerate(zip(paths, outcomes)):
-    m[2 * j].metric(f"{label(path)}: accuracy", fmt_pct(o.top1))
-    m[2 * j + 1].metric(f"{label(path)}: average cost", fmt_macs(o.avg_macs))
+    m[2 * j].metric(f"{'A' if j == 0 else 'B'}: accuracy", fmt_pct(o.top1), help=label(path))
+    m[2 * j + 1].metric(f"{'A' if j == 0 else 'B'}: average cost", fmt_macs(o.avg_macs), help=label(path))
 
 c1, c2 = st.columns(2)
 fig = go.Figure()

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from boostnet_core.explain import attribute
-from boostnet_core.inference import at_threshold, preprocess_image, trace
+from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from charts import EXIT_COLORS, LIGHT, THRESHOLD_COLOR, contribution_panels, fmt_macs, plot_layout, threshold_line
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
-from session import ExitMode, bind, exit_setting_controls, pick_model, remembered_uploads, set_remembered, thresholds_for
-from store import load_or_error, model, predictions, weights_mtime
+from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_model, remembered_uploads, set_remembered, thresholds_for
+from store import load_or_error, model, predictions, scored_or_error, weights_mtime
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
@@ -25,7 +25,11 @@ if net is None:
     st.stop()
 
 cache = predictions(path)
-setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net.macs[-1])), budget_ok="val" in cache)
+setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net.macs[-1])), budget_ok="val" in cache,
+                                n_exits=net.num_exits)
+criterion, _ = scored_or_error(path, setting.criterion)
+if criterion is None:
+    st.stop()
 thresholds = thresholds_for(path, net.num_exits, setting)
 classes = net.classes
 exit_names = [f"exit {k + 1}" for k in range(net.num_exits)]
@@ -150,28 +154,29 @@ for position, (name, pixels) in enumerate(items):
     seen[digest] = seen.get(digest, 0) + 1
     ident = f"{digest[:12]}_{seen[digest]}"
     st.divider()
-    t = at_threshold(image_trace(path, image_key, pixels), net, thresholds)  # the model runs once per image
+    t = at_threshold(rescore(image_trace(path, image_key, pixels), criterion), net, thresholds)  # the model runs once per image
     k = t["exit_index"]
     left, right = st.columns([1, 3])
     with left:
         st.image(thumbnail(pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", width=160)
         st.metric("Exit taken", f"{k + 1} of {net.num_exits}", help="1-based; the last exit takes every sample that reaches it")
         st.metric("Prediction", t["label"])
-        st.caption(f"confidence {float(t['confidence'][k]):.3f} at exit {k + 1}")
+        st.caption(f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name]})")
         st.metric("MACs spent", fmt_macs(t["macs"]))
         st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])})")
     with right:
-        conf = t["confidence"].numpy()
+        conf = t["scores"].numpy()
+        top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
         fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],
-                               text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: confidence %{y:.3f}<extra></extra>"))
+                               text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: score %{y:.3f}<extra></extra>"))
         if setting.mode is ExitMode.THRESHOLD:
             threshold_line(fig, float(thresholds[0]), f"threshold {thresholds[0]:.2f}")
         else:  # per-exit thresholds fitted to a budget: one mark per exit (the last exit takes every sample)
-            fig.add_scatter(x=exit_names[:-1], y=np.minimum(thresholds[:-1], 1.0), mode="markers", name="threshold",
+            fig.add_scatter(x=exit_names[:-1], y=np.minimum(thresholds[:-1], top), mode="markers", name="threshold",
                             marker=dict(symbol="line-ew-open", size=40, color=THRESHOLD_COLOR, line=dict(width=3)),
                             hovertemplate="%{x}: threshold %{y:.3f}<extra></extra>")
-        fig.update_yaxes(range=[0, 1.12])
-        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 240, legend=False),
+        fig.update_yaxes(range=[0, 1.12 * top])
+        st.plotly_chart(plot_layout(fig, "exit", f"score of F_k: {CRITERION_NAMES[criterion.name].split(' (')[0]}", 240, legend=False),
                         key=f"conf_{ident}", config=LIGHT)
         # A markdown table: far lighter for the browser than a data grid, redrawn on every threshold move.
         st.markdown("| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names) + "\n" + "\n".join(
