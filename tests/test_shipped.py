@@ -85,3 +85,13 @@ def test_readme_shows_the_generated_tables():
     readme = (REPO / "README.md").read_text()
     for name, content in script["block_contents"]().items():
         assert script["embedded"](readme, name) == content, f"README's {name!r} block is stale: run scripts/results.py --readme"
+
+
+def test_criteria_doc_shows_the_generated_tables():
+    """docs/criteria.md's criteria and validity tables are what scripts/results.py writes from assets/criteria/."""
+    import runpy
+    script = runpy.run_path(str(REPO / "scripts" / "results.py"))
+    doc = (REPO / "docs" / "criteria.md").read_text()
+    for name, content in script["criteria_block_contents"]().items():
+        assert script["embedded"](doc, name, "criteria.md") == content, \
+            f"docs/criteria.md's {name!r} block is stale: run scripts/results.py --readme"
