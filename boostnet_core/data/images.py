@@ -35,6 +35,8 @@ def open_image(source, mode: str | None = None, name: str | None = None) -> Imag
     except UnidentifiedImageError:
         raise DataError(f"{name} is not a readable image (its content is not an image format Pillow knows).") from None
     except (OSError, SyntaxError, ValueError) as e:
+        if "truncated" in str(e):  # Pillow's "image file is truncated (3 bytes not processed)": no nested brackets
+            raise DataError(f"{name} is truncated: the file ends before the image does.") from None
         raise DataError(f"{name} is not a readable image ({e}).") from None
 
 

@@ -6,12 +6,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from common import (UPLOAD_TYPES, available_checkpoints, contribution_panels, data_group, dataset_images,
-                    decode_upload, label, load_or_error, metadata, model_color, plot_layout, predictions, seed_siblings_of,
-                    thumbnail, to_display)
 from boostnet_core.data import DataError
-from boostnet_core.inference import preprocess_image, trace
+from boostnet_core.inference import at_threshold, preprocess_image, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
+from charts import contribution_panels, contribution_range, fmt_macs, fmt_pct, model_color, plot_layout, threshold_line
+from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
+from session import ExitMode, bind, exit_setting_controls, remembered_uploads, set_remembered, thresholds_for
+from store import available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions, seed_siblings_of
 
 PER_PAGE = 12
 
@@ -32,50 +33,72 @@ if len(options) < 2:
 c1, c2 = st.columns(2)
 # Default pair: the first BoostNet model against a joint model trained on the same data, when there is one.
 first = options[0]
-first_joint = next((i for i, p in enumerate(options) if p != first and data_group(p) == data_group(first)
-                    and metadata(p).get("method") == "joint"), 1)
-path_a = c1.selectbox("Model A", options, index=0, format_func=label, key="compare_a")
-path_b = c2.selectbox("Model B", options, index=first_joint, format_func=label, key="compare_b")
-threshold = st.slider("Confidence threshold (both models)", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01, key="compare_threshold")
-st.session_state["threshold"] = threshold
+first_joint = next((p for p in options if p != first and data_group(p) == data_group(first)
+                    and metadata(p).get("method") == "joint"), options[1])
+for key, default in (("compare_a", first), ("compare_b", first_joint)):
+    if st.session_state.get(f"saved_{key}", default) not in options:
+        set_remembered(key, default)
+path_a = c1.selectbox("Model A", options, format_func=label, **bind("compare_a", first))
+path_b = c2.selectbox("Model B", options, format_func=label, **bind("compare_b", first_joint))
 paths = (path_a, path_b)
 models = [load_or_error(p) for p in paths]
 if any(m is None for m in models):
     st.stop()
+setting = exit_setting_controls(lowest_share=max(int(np.ceil(100 * m.macs[0] / m.macs[-1])) for m in models),
+                                budget_ok=all("val" in predictions(p) for p in paths))
+thresholds = [thresholds_for(p, m.num_exits, setting) for p, m in zip(paths, models)]
+st.caption(f"Both models at the exit setting the pages share ({setting.describe()}"
+           + (", each model's thresholds fitted on its own validation split" if setting.mode is ExitMode.BUDGET else "")
+           + "); change it in the sidebar here or on any other page.")
 colors = [model_color(p) for p in paths]
 if path_a == path_b:
     colors[1] = "#7F7F7F"
+DASHES, SYMBOLS = ("solid", "dash"), ("circle", "diamond")   # B drawn dashed with other markers: never hidden under A
 
 
 def same_images_section():
     st.subheader("The same images through both models")
-    uploads = st.file_uploader("Upload images to compare", type=UPLOAD_TYPES, accept_multiple_files=True, key="compare_uploads")
-    for position, f in enumerate(uploads or []):
+    uploads = remembered_uploads("compare_uploads", "Upload images to compare (up to 20 MB each)", UPLOAD_TYPES)
+    items, errors, notes = decode_uploads(uploads, min(m.meta["input_size"] for m in models))
+    for sentence in errors:
+        st.error(sentence)
+    for sentence in notes:
+        st.info(sentence)
+    for position, (name, pixels) in enumerate(items):
         try:
-            pixels = decode_upload(f.getvalue(), f.name)
-            traces = [trace(m, preprocess_image(Image.fromarray(pixels), m.meta), threshold) for m in models]
+            traces = [at_threshold(trace(m, preprocess_image(Image.fromarray(pixels), m.meta), 1.0), m, t)
+                      for m, t in zip(models, thresholds)]
         except (DataError, ValueError) as e:
-            st.error(str(e))
+            st.error(f"{name}: {e}")
             continue
         left, right = st.columns([1, 3])
-        left.image(thumbnail(pixels, 120), caption=f.name, width=120)
+        left.image(thumbnail(pixels, 120), caption=name, width=120)
         for path, t in zip(paths, traces):
             left.metric(label(path), t["label"])
             left.caption(f"exit {t['exit_index'] + 1}, confidence {float(t['confidence'][t['exit_index']]):.3f}, "
-                         f"{t['macs'] / 1e6:.2f} M MACs")
+                         f"{fmt_macs(t['macs'])}")
         fig = go.Figure()
-        for path, t, color in zip(paths, traces, colors):
+        for j, (path, t, color) in enumerate(zip(paths, traces, colors)):
             conf = t["confidence"].numpy()
             fig.add_scatter(x=[f"exit {k + 1}" for k in range(len(conf))], y=conf, mode="lines+markers", name=label(path),
-                            line=dict(color=color), marker=dict(size=[16 if k == t["exit_index"] else 8 for k in range(len(conf))]))
-        fig.add_hline(y=threshold, line_dash="dash", line_color="#E45756", annotation_text=f"threshold {threshold:.2f}")
+                            line=dict(color=color, dash=DASHES[j]),
+                            marker=dict(symbol=SYMBOLS[j], size=[16 if k == t["exit_index"] else 8 for k in range(len(conf))]))
+        if setting.mode is ExitMode.THRESHOLD:
+            threshold_line(fig, setting.threshold, f"threshold {setting.threshold:.2f}")
         fig.update_yaxes(range=[0, 1.05])
         right.plotly_chart(plot_layout(fig, "exit (large marker: the exit taken)", "confidence of F_k", 260), key=f"cmp_conf_{position}")
+        y_range = contribution_range(traces)   # both models on one scale
         for path, t, m in zip(paths, traces, models):
             right.markdown(f"**{label(path)}**: what each head adds at every exit (w = {m.reweight:g})")
-            right.plotly_chart(contribution_panels(t, m, 240), key=f"cmp_stack_{position}_{path}")
+            right.plotly_chart(contribution_panels(t, m, 240, y_range), key=f"cmp_stack_{position}_{path}")
 
 
+if data_group(path_a) != data_group(path_b):
+    st.info(f"{label(path_a)} was trained on {data_name(path_a)} and {label(path_b)} on {data_name(path_b)}: different "
+            "data sets, so their test splits cannot be compared sample by sample. The images you upload below go "
+            "through both models either way.")
+    same_images_section()
+    st.stop()
 caches = [predictions(p).get("test") for p in paths]
 if any(c is None for c in caches) or not np.array_equal(caches[0].labels.numpy(), caches[1].labels.numpy()):
     st.info("A sample-by-sample comparison needs both models evaluated on the same test split "
@@ -84,16 +107,17 @@ if any(c is None for c in caches) or not np.array_equal(caches[0].labels.numpy()
     st.stop()
 
 labels = caches[0].labels.numpy()
-outcomes = [outcome_at(c, threshold, m.macs) for c, m in zip(caches, models)]
+outcomes = [outcome_at(c, t, m.macs) for c, t, m in zip(caches, thresholds, models)]
 reaches = [{k: v.numpy() for k, v in reach_per_exit(c, o.exits).items()} for c, o in zip(caches, outcomes)]
 
+st.markdown("**Anytime top-1 per exit** (every test sample to exit k; bars start at 0)")
 fig = go.Figure()
 for path, r, color in zip(paths, reaches, colors):
     acc = r["accuracy_all"]
     fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(acc))], y=acc, marker_color=color,
-                text=[f"{a:.1f}" for a in acc], textposition="outside")
-fig.update_layout(barmode="group", title="Anytime top-1 per exit")
-fig.update_yaxes(range=[max(0, min(float(r["accuracy_all"].min()) for r in reaches) - 5), 100])
+                text=[f"{a:.2f}" for a in acc], textposition="outside")
+fig.update_layout(barmode="group")
+fig.update_yaxes(range=[0, 110], tickvals=[0, 20, 40, 60, 80, 100])
 st.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 340), key="cmp_acc")
 
 siblings = [seed_siblings_of(p) for p in paths]
@@ -107,28 +131,31 @@ if min(len(s) for s in siblings) > 1 and path_a != path_b:
                                    marker=dict(size=10, color=colors[0])))
         fig.add_hline(y=0, line_color="gray")
         m = result["mean_over_exits"]
-        fig.update_layout(title=f"{label(path_a)} − {label(path_b)} over seeds {', '.join(map(str, result['seeds']))}: "
-                                f"mean {m['difference']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}], {m['verdict']}")
-        st.plotly_chart(plot_layout(fig, "exit", "difference, points (95% t-interval over seeds)", 300), key="cmp_seeds")
+        st.markdown(f"**{label(path_a)} − {label(path_b)}** over seeds {', '.join(map(str, result['seeds']))}: mean "
+                    f"{m['difference']:+.2f} points [{m['low']:+.2f}, {m['high']:+.2f}], {m['verdict']}")
+        st.plotly_chart(plot_layout(fig, "exit", "A − B, points (95% t-interval)", 300, legend=False), key="cmp_seeds")
 
 m = st.columns(4)
 for j, (path, o) in enumerate(zip(paths, outcomes)):
-    m[2 * j].metric(f"{label(path)}: accuracy", f"{o.top1:.2f}%")
-    m[2 * j + 1].metric(f"{label(path)}: average cost", f"{o.avg_macs / 1e6:.2f} M MACs")
+    m[2 * j].metric(f"{label(path)}: accuracy", fmt_pct(o.top1))
+    m[2 * j + 1].metric(f"{label(path)}: average cost", fmt_macs(o.avg_macs))
 
 c1, c2 = st.columns(2)
 fig = go.Figure()
 for path, o, color in zip(paths, outcomes, colors):
     counts = o.counts.numpy()
     fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(counts))], y=counts, marker_color=color)
-fig.update_layout(barmode="group", title=f"Exits taken at threshold {threshold:.2f}")
+fig.update_layout(barmode="group")
+c1.markdown(f"**Exits taken** ({setting.describe()})")
 c1.plotly_chart(plot_layout(fig, "exit taken", "test samples", 320), key="cmp_exits")
 fig = go.Figure()
-for path, r, color in zip(paths, reaches, colors):
+for j, (path, r, color) in enumerate(zip(paths, reaches, colors)):
     names = [f"exit {k + 1}" for k in range(len(r["reach"]))]
-    fig.add_scatter(x=names, y=r["accuracy_all"], name=f"{label(path)}: all samples", line=dict(color=color, dash="dot"))
-    fig.add_scatter(x=names, y=r["accuracy_reached"], name=f"{label(path)}: samples that reach it", line=dict(color=color))
-fig.update_layout(title="Train/test mismatch per head")
+    fig.add_scatter(x=names, y=r["accuracy_all"], name=f"{label(path)}: all samples", line=dict(color=color, dash="dot"),
+                    marker=dict(symbol=SYMBOLS[j], size=8))
+    fig.add_scatter(x=names, y=r["accuracy_reached"], name=f"{label(path)}: samples that reach it",
+                    line=dict(color=color, dash="solid" if j == 0 else "dashdot"), marker=dict(symbol=SYMBOLS[j], size=8))
+c2.markdown("**Train/test mismatch per head**: accuracy of each head on all samples against the samples that reach it")
 c2.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 320), key="cmp_mismatch")
 
 st.subheader("Disagreements")
@@ -148,6 +175,10 @@ kind = f1.radio("Show", list(kinds), horizontal=True, key="gallery_kind")
 wanted = f2.multiselect("True class", classes, default=[], key="gallery_classes", placeholder="every class")
 mask = kinds[kind] & (np.isin(labels, [classes.index(c) for c in wanted]) if wanted else True)
 members = np.flatnonzero(mask)
+images, why_not = dataset_images(path_a)
+if images is not None and images.is_sample:
+    members = members[images.has(members)]
+    st.info(f"The full test split is not on this machine, so the gallery shows the disagreements among {images.note}.")
 # Interleave the classes (the split is sorted by class): each page shows a mix, not one class at a time.
 rank_in_class = np.zeros(len(members), dtype=int)
 for c in np.unique(labels[members]):
@@ -159,7 +190,6 @@ shown = members[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
 if len(shown) == 0:
     st.write("No test image matches.")
 else:
-    images, why_not = dataset_images(path_a)
     if images is None:
         st.caption(why_not)
     cols = st.columns(6)
@@ -168,7 +198,7 @@ else:
         text = (f"#{i}, true **{classes[labels[i]]}**  \nA: {classes[a_pred[i]]} {'✓' if a_ok[i] else '✗'} at exit {a.exits[i] + 1}"
                 f"  \nB: {classes[b_pred[i]]} {'✓' if b_ok[i] else '✗'} at exit {b.exits[i] + 1}")
         if images is not None:
-            col.image(to_display(images[i]), width=90, clamp=True)
+            col.image(images.image(i), width=90, clamp=True)
         col.markdown(text)
 
 same_images_section()
