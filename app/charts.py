@@ -50,7 +50,7 @@ def threshold_line(fig, threshold: float, text: str | None = None, **where) -> N
     fig.add_hline(y=threshold, line_dash="dash", line_color=THRESHOLD_COLOR, **where)
     fig.add_annotation(xref="paper", x=1.0, xanchor="left", yref=where.get("yref", "y"), y=threshold,
                        text=text or f"{threshold:.2f}", showarrow=False, font=dict(color=THRESHOLD_COLOR, size=11))
-    fig.update_layout(margin=dict(r=95))
+    fig.update_layout(margin=dict(r=115))
 
 
 def contribution_panels(t: dict, net, height: int = 300, y_range: tuple[float, float] | None = None) -> go.Figure:

@@ -1,13 +1,14 @@
-"""The README's results tables (markdown) and assets/results.png, from the shipped evaluations.
+"""The results tables (markdown, in docs/results.md, which the README links) and assets/results.png, from the
+shipped evaluations.
 
     python scripts/results.py            # tables to stdout, plot to assets/results.png
-    python scripts/results.py --readme   # also writes them, and the study report's tables, into README.md, and
+    python scripts/results.py --readme   # also writes them, and the study report's tables, into docs/results.md, and
                                          # the exit criteria tables into docs/criteria.md
 Reads checkpoints/<name>/evaluation.json (written by `boostnet evaluate`), the study report (assets/report/, written
 by `boostnet study report`: the paired bootstrap intervals of the shipped pairs) and the reference-recipe logs in
 assets/reference_recipe/*.jsonl; for docs/criteria.md, assets/criteria/comparison.json (`boostnet study criteria`),
 validity.json (bench/calibration.py) and calibrate.jsonl (`boostnet calibrate --json` per shipped model). Nothing
-is recomputed here: every number traces back to those files. In the README and docs/criteria.md each generated
+is recomputed here: every number traces back to those files. In docs/results.md and docs/criteria.md each generated
 block sits between two marker lines; tests check that both hold exactly what this writes.
 """
 import argparse
@@ -20,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints"
 REF = REPO / "assets" / "reference_recipe"
-README = REPO / "README.md"
+RESULTS_DOC = REPO / "docs" / "results.md"   # the README links it; the tables live there
 CRITERIA_DOC = REPO / "docs" / "criteria.md"
 CRITERIA_DIR = REPO / "assets" / "criteria"
 REPORT = REPO / "assets" / "report"
@@ -248,13 +249,14 @@ def write_blocks(path: Path, contents: dict[str, str]) -> None:
 
 
 def write_readme() -> None:
-    write_blocks(README, block_contents())
+    write_blocks(RESULTS_DOC, block_contents())
     write_blocks(CRITERIA_DOC, criteria_block_contents())
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked blocks")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the tables into the marked blocks of docs/results.md and docs/criteria.md")
     args = parser.parse_args()
     print(tables(), end="\n\n")
     print(f"plot: {plot().relative_to(REPO)}")
@@ -263,4 +265,4 @@ if __name__ == "__main__":
             write_readme()
         except ValueError as e:
             sys.exit(str(e))
-        print("README.md: results tables and study report blocks updated; docs/criteria.md: criteria blocks updated")
+        print("docs/results.md: results tables and study report blocks updated; docs/criteria.md: criteria blocks updated")
