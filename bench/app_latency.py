@@ -25,18 +25,21 @@ def main():
     parser.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "cifar10-boostnet"))
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    import os
+    import torch
     from streamlit.testing.v1 import AppTest
     from boostnet_core import load_model
+    torch.set_num_threads(max(1, min(4, (os.cpu_count() or 1) // 2)))   # as app/streamlit_app.py does at start
     from boostnet_core.explain import attribute
     from boostnet_core.inference import preprocess_image, trace
 
-    at = AppTest.from_file(str(REPO / "app" / "pages" / "dataset_exits.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app" / "views" / "dataset_exits.py"), default_timeout=120)
     at.session_state["model"] = args.checkpoint
     at.run()
     rerun = []
     for i in range(args.repeats):
         t0 = time.perf_counter()
-        at.slider(key="dataset_threshold").set_value(0.5 + 0.09 * i).run()
+        at.slider(key="exit_threshold").set_value(0.5 + 0.09 * i).run()
         rerun.append(time.perf_counter() - t0)
     assert not at.exception, at.exception
 

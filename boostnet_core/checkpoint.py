@@ -4,20 +4,20 @@ The names of every file a checkpoint folder may hold are defined here and nowher
 model.json records the sha256 of the weights file, so a truncated, swapped or tampered file is caught before it is
 read. Training state for `--resume` lives beside them in `train_state.safetensors`
 (weights, optimizer momentum and the loop's counters in its metadata), written atomically in one file.
-Every file is written to a temporary name in the same folder, then renamed over the old one.
+Every file is written to a temporary name in the same folder, then renamed over the old one (atomic.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write_bytes, atomic_write_json, temp_beside  # re-exported: their old home
 from .boosting import BoostNet
 from .errors import CheckpointError
 from .factory import model_from_meta
@@ -29,35 +29,13 @@ TRAIN_STATE = "train_state.safetensors"  # weights, momentum and loop counters f
 LOG = "train_log.jsonl"                # one JSON line per finished epoch
 CACHE = "eval_cache.safetensors"       # per-sample, per-exit predictions of the validation and test splits
 RESULTS = "evaluation.json"            # anytime and budgeted-batch results (boostnet evaluate)
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temporary file in the folder of `path` (so the final rename is atomic), readable like a normal file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    return fd, tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+# A model.json or a safetensors header larger than these is no BoostNet checkpoint (the shipped ones hold a few KB).
+MAX_META_BYTES = 10_000_000
+MAX_HEADER_BYTES = 16_000_000
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    fd, tmp = _temp_beside(path)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
@@ -104,9 +82,11 @@ def read_meta(folder: str | os.PathLike) -> dict:
     path = folder / META
     if not path.is_file():
         raise CheckpointError(f"{str(folder)!r} is not a checkpoint folder: {META} is missing.")
+    if path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError(f"{str(path)!r} is {path.stat().st_size:,} bytes, too large for a BoostNet {META}.")
     try:
         meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CheckpointError(f"{str(path)!r} is not valid JSON ({e}); the file is corrupt or not a BoostNet checkpoint.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a BoostNet checkpoint (expected \"format\": \"{FORMAT}\").")
@@ -126,22 +106,49 @@ def data_key(meta: dict) -> str:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> BoostNet:
-    """Rebuild the exact model saved in a checkpoint folder, in eval mode, on `device`."""
+    """Rebuild the exact model saved in a checkpoint folder, in eval mode, on `device`.
+
+    Nothing is allocated before model.json has been checked against the weights file: its sizes are bounded
+    (models/limits.py, factory.check_meta), the network is laid out on torch's meta device (shapes, no memory), and
+    its tensor names and shapes must equal those of the safetensors header, read alone. Only then are the weights
+    read, and they become the model's tensors.
+    """
     folder = Path(path)
     meta = read_meta(folder)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{str(folder)!r} is not a complete checkpoint: {WEIGHTS} is missing.")
+    try:
+        with torch.device("meta"):  # thread-local: other threads keep allocating as usual
+            model = model_from_meta(meta)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{str(folder / META)!r} describes a model that cannot be built: {e}") from None
     if sha256_of(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{str(weights)!r} does not match the hash recorded in {META}: it was truncated, replaced or modified.")
-    try:
-        model = model_from_meta(meta)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{str(folder / META)!r} describes a model this version cannot build: {e}") from None
-    state = load_tensors(weights)
-    _load_state(model, state, weights)
+    _check_fits({k: (_DTYPES.get(v.dtype), tuple(v.shape)) for k, v in model.state_dict().items()},
+                read_header(weights), weights)
+    model.load_state_dict(load_tensors(weights), assign=True)
     model.backbone.grad_rescale = False  # a training-only device; inference never needs it
     return model.to(device).eval()
+
+
+# safetensors' names of the dtypes a BoostNet holds (float weights, BatchNorm's int64 step counter)
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+           torch.int64: "I64"}
+
+
+def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name -> (dtype, shape) of every tensor in a safetensors file, from its header alone (no tensor is read)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= MAX_HEADER_BYTES:
+                raise ValueError(f"its header would be {size:,} bytes")
+            header = json.loads(f.read(size))
+        return {name: (str(entry["dtype"]), tuple(int(n) for n in entry["shape"]))
+                for name, entry in header.items() if name != "__metadata__"}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}).") from None
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -151,17 +158,21 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}).") from None
 
 
-def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+def _check_fits(expected: dict, found: dict, path: Path) -> None:
+    """The tensors of a file (`found`: name -> shape, or (dtype, shape)) are exactly those a model expects."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
     if missing or unexpected or wrong:
         detail = "; ".join(
             f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape or dtype", wrong)) if keys
         )
         raise CheckpointError(f"{str(path)!r} does not fit the architecture in {META} ({detail}).")
+
+
+def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    _check_fits({k: v.shape for k, v in model.state_dict().items()}, {k: v.shape for k, v in state.items()}, path)
     model.load_state_dict(state)
 
 

@@ -1,4 +1,4 @@
-"""The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, info, study, data download.
+"""The `boostnet` command line (also `python -m boostnet_core`): train, evaluate, predict, calibrate, info, study, data download.
 
 Every error a user can cause (errors.UserError) ends in one sentence on stderr and exit status 2, with nothing
 written over; any other exception is a bug and keeps its traceback.
@@ -43,6 +43,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _open_unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text!r}")
     return value
 
 
@@ -147,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="folder to write (replaced if it holds an earlier export)")
     x.add_argument("--threshold", type=_thresholds, help="thresholds to record in the manifest, one or one per exit")
 
+    c = sub.add_parser("calibrate", help="per-exit thresholds with a certified risk (Learn-then-Test on the cached validation split)")
+    c.add_argument("checkpoint")
+    c.add_argument("--risk", choices=("disagreement", "accuracy-drop"), required=True,
+                   help="disagreement: early exit predicts another class than the last exit; accuracy-drop: the last "
+                        "exit is right and early exit wrong")
+    c.add_argument("--epsilon", type=_open_unit, required=True, help="the risk level to certify, in (0, 1)")
+    c.add_argument("--delta", type=_open_unit, required=True, help="the chance the guarantee may fail, in (0, 1)")
+    c.add_argument("--criterion", choices=list(CRITERIA), default="max_softmax", help="exit criterion (default max_softmax)")
+    c.add_argument("--json", action="store_true")
+
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
     i.add_argument("--preset", choices=sorted(PRESETS))
@@ -168,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = ssub.add_parser("report", help="statistics over seeds: mean, sd, paired intervals, McNemar; JSON, Markdown, PNG")
     sp.add_argument("roots", nargs="+", metavar="ROOT", help="folders holding finished runs (any depth), or run folders")
     sp.add_argument("--out", required=True, help="folder for report.json, report.md and report.png")
+    sc = ssub.add_parser("criteria", help="exit criteria on the budgeted curve, BoostNet against joint, with intervals")
+    sc.add_argument("--boostnet", nargs="+", required=True, help="BoostNet run folders (with logits cached), seed order")
+    sc.add_argument("--joint", nargs="+", required=True, help="joint run folders, the same seeds in the same order")
+    sc.add_argument("--out", required=True, help="JSON file for the comparison")
 
     d = sub.add_parser("data", help="data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -264,6 +288,24 @@ def _export(args, argv) -> int:
     return 0
 
 
+def _calibrate(args, argv) -> int:
+    from .calibration import calibrate_checkpoint
+    result = calibrate_checkpoint(args.checkpoint, args.risk, args.epsilon, args.delta, args.criterion)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    test = result["test"]
+    print(f"{result['guarantee']} ({result['criterion']} criterion; tested on {result['calibration']['images']} "
+          f"validation images, family fitted on {result['calibration']['family_images']})")
+    print("thresholds: " + ", ".join("none" if t is None else f"{t:.4g}" for t in result["thresholds"]))
+    if not result["nontrivial"]:
+        print("no cheaper thresholds could be certified at this level: every image goes to the last exit")
+    print(f"test split: {result['risk']} {100 * test['risk']:.2f}%, top-1 {test['top1']:.2f}% "
+          f"(last exit {test['last_exit_top1']:.2f}%), {test['avg_macs'] / 1e6:.2f} M MACs "
+          f"({100 * test['cost_ratio']:.0f}% of the full network)")
+    return 0
+
+
 def _info(args, argv) -> int:
     if bool(args.checkpoint) == bool(args.preset):
         raise ArgumentError("Give either a checkpoint folder or --preset NAME (one of them).")
@@ -283,6 +325,11 @@ def _study(args, argv) -> int:
         from .study.report import write_report
         report = write_report(args.roots, args.out)
         print(f"report of {sum(len(r['variants']) for r in report['recipes'])} variants in {args.out}")
+        return 0
+    if args.study_command == "criteria":
+        from .study.criteria_compare import write_comparison
+        result = write_comparison(args.boostnet, args.joint, args.out)
+        print(f"{len(result['criteria'])} criteria at {len(result['shares'])} budgets in {args.out}")
         return 0
     train_args = args.train_args
     # The shared flags are parsed here as 'boostnet train' would, so that a typo stops before anything starts.
@@ -318,4 +365,5 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
             "num_classes": model.num_classes}
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export, "info": _info, "study": _study, "data": _data}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export, "calibrate": _calibrate,
+            "info": _info, "study": _study, "data": _data}

@@ -198,7 +198,8 @@ def validation_parts(n: int, seed: int = 0, share: float = 0.5) -> tuple[torch.T
 
 def subset(predictions: ExitPredictions, index: torch.Tensor) -> ExitPredictions:
     """The samples `index` of a split (every per-sample tensor cut alike)."""
-    return replace(predictions, confidence=predictions.confidence[:, index], prediction=predictions.prediction[:, index],
+    return replace(predictions, confidence=predictions.confidence[:, index],
+                   prediction=predictions.prediction[:, index],
                    top5=predictions.top5[:, index], labels=predictions.labels[index],
                    logits=None if predictions.logits is None else predictions.logits[:, index])
 
@@ -242,7 +243,8 @@ def score_cache(cache: dict[str, ExitPredictions], criterion=None, checkpoint=No
     except MissingOutputs as e:
         raise MissingOutputs(str(e).replace("CHECKPOINT", str(checkpoint)) if checkpoint else str(e)) from None
     if isinstance(criterion, Learned) and "val" in scored:
-        held_out = validation_parts(scored["val"].labels.numel(), criterion.params["seed"], criterion.params["share"])[1]
+        params = criterion.params
+        held_out = validation_parts(scored["val"].labels.numel(), params["seed"], params["share"])[1]
         scored["val"] = subset(scored["val"], held_out)
     return scored
 

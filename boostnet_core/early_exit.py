@@ -2,9 +2,9 @@
 
 After each exit the samples whose score under the exit criterion (criteria.py; default max softmax of F_k) reached
 the threshold leave the batch, and the backbone state is cut down to the rest, so no work is spent on exited
-samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes of the earlier exits, which
-travel with each sample's state. The authors' code runs every exit
-for every sample and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
+samples. F_k comes from the model (`BoostNet.exit_step`, boosting.py); the criterion sees F_k and the top classes
+of the earlier exits, which travel with each sample's state. The authors' code runs every exit for every sample
+and simulates the exits from the outputs (arXiv 2211.16726, section 4, experiments; docs/method.md).
 
 `predict_early` does this within one batch; `predict_early_stream` pools the samples that continue across a
 stream of batches, so that every block runs on full batches. Both walk the network with models/stepwise.iter_exits.
@@ -61,7 +61,10 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
     """Exit logits F_k, their confidence and score, who leaves at exit k (everyone at the last), and what the samples
     carry on: {"logits": F_k, "earlier": top classes of exits 0..k [B, k+1]}."""
     previous = None if carried is None else carried["logits"]
-    earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long) if carried is None else carried["earlier"]
+    if carried is None:
+        earlier = step.head_logits.new_zeros((len(step.head_logits), 0), dtype=torch.long)
+    else:
+        earlier = carried["earlier"]
     exit_logits = model.exit_step(step.head_logits, previous)
     conf, top = softmax_top(exit_logits)
     score = criterion.score(exit_logits, earlier)
@@ -109,8 +112,10 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
                 break
             if leave.any():
                 gone, keep = active[leave], ~leave
-                exit_index[gone], logits[gone], confidence[gone], scores[gone] = k, exit_logits[leave], conf[leave], score[leave]
-                active, carried, step.state = active[keep], select_samples(carried, keep), select_samples(step.state, keep)
+                exit_index[gone], logits[gone] = k, exit_logits[leave]
+                confidence[gone], scores[gone] = conf[leave], score[leave]
+                active, carried = active[keep], select_samples(carried, keep)
+                step.state = select_samples(step.state, keep)
     macs = torch.tensor(model.macs, dtype=torch.float64, device=device)[exit_index]
     return EarlyExit(exit_index, logits, confidence, macs, exit_conf, scores, exit_scores, criterion.name,
                      engine_name(backbone))

@@ -118,16 +118,8 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
                                t.get(f"{n}.logits")) for n in names}
 
 
-def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
-                        batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True, engine=None, write: bool | None = True) -> dict:
-    """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
-
-    Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
-    CHECKPOINT/evaluation.json (write=True; None: only when the folder has no evaluation yet, so re-evaluating a
-    shipped checkpoint leaves its files as they are; False: never), and returns the results (the JSON of DESIGN.md).
-    """
-    model = load_model(folder, device)
+def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | None = None):
+    """(data set name, whether it is the one the model was trained on, its splits) for evaluating `model`."""
     meta = model.meta
     recorded = meta.get("data", {})
     dataset = dataset or recorded.get("dataset")
@@ -140,6 +132,43 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
     if len(bundle.classes) != model.backbone.cfg.num_classes:
         raise DataError(f"The {dataset} data set has {len(bundle.classes)} classes but the model predicts "
                          f"{model.backbone.cfg.num_classes}; evaluate it on the data it was trained for.")
+    return dataset, same_data, bundle
+
+
+def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: bool = False, fast: bool = True) -> dict:
+    """Add the exit logits to a cache written before they were kept, leaving every cached tensor as it is.
+
+    Runs the model over the cached splits again and refuses (ArgumentError) unless it predicts exactly the cached
+    classes, so the logits belong to the cached outputs. Returns {split: largest |confidence - cached|}.
+    """
+    model = load_model(folder, device)
+    if model.num_classes > LOGITS_MAX_CLASSES:
+        raise ArgumentError(f"The cache keeps no logits for more than {LOGITS_MAX_CLASSES} classes (docs/criteria.md).")
+    _, _, bundle = checkpoint_data(model, folder)
+    cached = load_cache(folder)
+    fresh = {"test": bundle.test, "val": bundle.val}
+    gaps = {}
+    for name, p in cached.items():
+        run = predict_split(model, fresh[name], device, batch_size, progress, fast)
+        if not torch.equal(run.prediction, p.prediction) or not torch.equal(run.labels, p.labels):
+            raise ArgumentError(f"{folder}: the model no longer predicts the cached {name} classes; re-evaluate it.")
+        gaps[name] = float((run.confidence - p.confidence).abs().max())
+        p.logits = run.logits
+    save_cache(folder, cached)
+    return gaps
+
+
+def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
+                        batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
+                        fast: bool = True, engine=None, write: bool | None = True) -> dict:
+    """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
+
+    Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
+    CHECKPOINT/evaluation.json (write=True; None: only when the folder has no evaluation yet, so re-evaluating a
+    shipped checkpoint leaves its files as they are; False: never), and returns the results (the JSON of DESIGN.md).
+    """
+    model = load_model(folder, device)
+    dataset, same_data, bundle = checkpoint_data(model, folder, dataset, data_root)
     splits = {"test": predict_split(model, bundle.test, device, batch_size, progress, fast, engine=engine)}
     if bundle.val is not None:
         splits["val"] = predict_split(model, bundle.val, device, batch_size, progress, fast, engine=engine)

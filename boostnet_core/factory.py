@@ -6,8 +6,14 @@ metadata, so a model always carries what rebuilds it (architecture, classes, inp
 """
 from __future__ import annotations
 
+import math
+
 from .boosting import BoostNet
-from .models.presets import build_backbone, get_preset, resolve_preset
+from .errors import ArgumentError
+from .models.limits import SIZES
+from .models.presets import architecture_config, build_backbone, get_preset, resolve_preset
+
+INPUT_SIZES = (8, 1024)   # pixels, square inputs: digits' 8 to well above ImageNet's 224
 
 
 def build_model(arch: str, config: dict, method: str = "boostnet", reweight: float = 0.5, grad_rescale: bool = False,
@@ -43,6 +49,43 @@ def input_channels(meta: dict) -> int:
 
 
 def model_from_meta(meta: dict) -> BoostNet:
-    """An untrained BoostNet with the architecture, method and metadata that a checkpoint's model.json records."""
-    return build_model(meta["arch"], meta["config"], meta["method"], meta["reweight"],
-                       bool(meta.get("grad_rescale", False)), meta)
+    """An untrained BoostNet with the architecture, method and metadata that a checkpoint's model.json records,
+    after checking that every size it records is within bounds and agrees with the others (ArgumentError)."""
+    check_meta(meta)
+    if not isinstance(meta["config"], dict):
+        raise ArgumentError(f"config must be an object of architecture settings, got {type(meta['config']).__name__}.")
+    cfg = architecture_config(meta["arch"], meta["config"])  # every size checked (models/limits.py), nothing built
+    if input_channels(meta) != cfg.in_channels:
+        raise ArgumentError(f"mean and std have {input_channels(meta)} values but the network takes {cfg.in_channels} channels.")
+    classes = meta.get("classes")
+    if classes is not None and (len(classes) != cfg.num_classes or not all(isinstance(c, str) for c in classes)):
+        raise ArgumentError(f"classes must name the network's {cfg.num_classes} classes, got {len(classes)} entries.")
+    model = build_model(meta["arch"], meta["config"], meta["method"], meta["reweight"],
+                        bool(meta.get("grad_rescale", False)), meta)
+    macs = meta.get("macs")
+    if macs is not None and (not isinstance(macs, list) or len(macs) != model.num_exits
+                             or not all(_is_number(m) and m >= 0 for m in macs)):
+        raise ArgumentError(f"macs must list one cost per exit ({model.num_exits}).")
+    return model
+
+
+def check_meta(meta: dict) -> None:
+    """The data conventions of a model.json within bounds: input size, and one finite mean and positive std per
+    channel (the architecture's sizes are checked by its config, models/limits.py)."""
+    size = meta.get("input_size")
+    if not (isinstance(size, int) and not isinstance(size, bool) and INPUT_SIZES[0] <= size <= INPUT_SIZES[1]):
+        raise ArgumentError(f"input_size must be a whole number of pixels from {INPUT_SIZES[0]} to {INPUT_SIZES[1]}, "
+                            f"got {size!r}.")
+    mean, std = meta.get("mean"), meta.get("std")
+    low, high = SIZES["in_channels"]
+    if (not isinstance(mean, list) or not isinstance(std, list) or len(mean) != len(std)
+            or not low <= len(mean) <= high or not all(_is_number(v) for v in mean + std) or min(std) <= 0):
+        raise ArgumentError(f"mean and std must list {low} to {high} finite numbers each, one per channel, std "
+                            "positive.")
+    classes = meta.get("classes")
+    if classes is not None and not isinstance(classes, list):
+        raise ArgumentError("classes must be a list of class names.")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -1,11 +1,15 @@
-"""The README's results tables (markdown) and assets/results.png, from the shipped evaluations.
+"""The results tables (markdown, in docs/results.md, which the README links) and assets/results.png, from the
+shipped evaluations.
 
     python scripts/results.py            # tables to stdout, plot to assets/results.png
-    python scripts/results.py --readme   # also writes them, and the study report's tables, into README.md
+    python scripts/results.py --readme   # also writes them, and the study report's tables, into docs/results.md, and
+                                         # the exit criteria tables into docs/criteria.md
 Reads checkpoints/<name>/evaluation.json (written by `boostnet evaluate`), the study report (assets/report/, written
 by `boostnet study report`: the paired bootstrap intervals of the shipped pairs) and the reference-recipe logs in
-assets/reference_recipe/*.jsonl. Nothing is recomputed here: every number traces back to those files. In the README
-each generated block sits between two marker lines; a test checks that the README holds exactly what this writes.
+assets/reference_recipe/*.jsonl; for docs/criteria.md, assets/criteria/comparison.json (`boostnet study criteria`),
+validity.json (bench/calibration.py) and calibrate.jsonl (`boostnet calibrate --json` per shipped model). Nothing
+is recomputed here: every number traces back to those files. In docs/results.md and docs/criteria.md each generated
+block sits between two marker lines; tests check that both hold exactly what this writes.
 """
 import argparse
 import json
@@ -17,7 +21,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints"
 REF = REPO / "assets" / "reference_recipe"
-README = REPO / "README.md"
+RESULTS_DOC = REPO / "docs" / "results.md"   # the README links it; the tables live there
+CRITERIA_DOC = REPO / "docs" / "criteria.md"
+CRITERIA_DIR = REPO / "assets" / "criteria"
 REPORT = REPO / "assets" / "report"
 PAIRS = [("CIFAR-10", "cifar10-boostnet", "cifar10-joint"),
          ("CIFAR-10, BoostNet without gradient rescaling", "cifar10-boostnet-norescale", "cifar10-joint"),
@@ -132,7 +138,52 @@ def plot(path=REPO / "assets" / "results.png"):
     return path
 
 
-BLOCKS = {"results tables": "the shipped evaluations", "study report": "assets/report/report.md"}
+BLOCKS = {"results tables": "the shipped evaluations", "study report": "assets/report/report.md",
+          "criteria table": "assets/criteria/comparison.json", "certified thresholds": "assets/criteria/validity.json",
+          "calibrate": "assets/criteria/calibrate.jsonl"}
+
+
+def _interval(d: dict) -> str:
+    return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def criteria_table() -> str:
+    """Exit criteria on the budgeted curve of the shipped CIFAR-10 pair (assets/criteria/comparison.json)."""
+    r = json.loads((CRITERIA_DIR / "comparison.json").read_text())
+    kinds = sorted({row["boostnet_minus_joint"]["interval"] for row in r["rows"]})
+    lines = [f"Budgeted batch, thresholds fitted on the validation split to an average budget, applied to the test "
+             f"split ({Path(r['boostnet'][0]).name} against {Path(r['joint'][0]).name}): test top-1 (%) per exit "
+             f"criterion with the test cost it spent (share of the full network's MACs) in brackets, and differences "
+             f"in points with their 95% interval ({'; '.join(kinds)})", "",
+             "| budget (share of full cost) | criterion | BoostNet | against max-softmax | joint | against max-softmax "
+             "| BoostNet − joint |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        b, j = row["boostnet"], row["joint"]
+        vs_b = _interval(b["against_max_softmax"]) if "against_max_softmax" in b else ""
+        vs_j = _interval(j["against_max_softmax"]) if "against_max_softmax" in j else ""
+        lines.append(f"| {100 * row['share']:.0f}% | {row['criterion']} | {b['top1']:.2f} ({100 * b['test_cost_ratio']:.0f}%) "
+                     f"| {vs_b} | {j['top1']:.2f} ({100 * j['test_cost_ratio']:.0f}%) | {vs_j} "
+                     f"| {_interval(row['boostnet_minus_joint'])} |")
+    return "\n".join(lines)
+
+
+def validity_table() -> str:
+    """Certified thresholds re-drawn over random splits (assets/criteria/validity.json, bench/calibration.py)."""
+    r = json.loads((CRITERIA_DIR / "validity.json").read_text())
+    lines = [f"{Path(r['checkpoint']).name}: {r['splits']} random splits of its {r['images']:,} cached validation and "
+             f"test images into {r['calibration_images']:,} calibration and {r['images'] - r['calibration_images']:,} "
+             "evaluation images. Violations: share of splits whose evaluation risk exceeds epsilon; allowed: delta "
+             "plus a one-sided 99% binomial margin over the splits. Costs: average MACs as a share of the full "
+             "network's, averaged over the splits. The shortcut takes the cheapest thresholds whose calibration "
+             "risk is at most epsilon, without a test.", "",
+             "| criterion | risk | epsilon | delta | violations (certified) | allowed | holds | mean risk | cost "
+             "(certified) | violations (shortcut) | cost (shortcut) |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for x in r["results"]:
+        lines.append(f"| {x['criterion']} | {x['risk']} | {x['epsilon']:g} | {x['delta']:g} | "
+                     f"{100 * x['violation_rate']:.1f}% | {100 * x['allowed_rate']:.1f}% | {'yes' if x['holds'] else 'no'} | "
+                     f"{100 * x['mean_evaluation_risk']:.2f}% | {100 * x['cost_ratio']:.1f}% | "
+                     f"{100 * x['uncertified_violation_rate']:.1f}% | {100 * x['uncertified_cost_ratio']:.1f}% |")
+    return "\n".join(lines)
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -151,29 +202,61 @@ def block_contents() -> dict[str, str]:
     return {"results tables": tables(), "study report": (REPORT / "report.md").read_text().strip("\n")}
 
 
-def embedded(readme: str, name: str) -> str:
-    """The README's block `name` (between its markers, without them)."""
+def calibrate_table() -> str:
+    """`boostnet calibrate --json` on the shipped models (assets/criteria/calibrate.jsonl): every criterion on
+    CIFAR-10, max-softmax on mnist5k."""
+    runs = [json.loads(line) for line in (CRITERIA_DIR / "calibrate.jsonl").read_text().splitlines()]
+    first = runs[0]
+    lines = [f"`boostnet calibrate CHECKPOINT --risk RISK --epsilon {first['epsilon']:g} --delta {first['delta']:g} "
+             "--criterion C --json` on the shipped models: the certified thresholds applied to the test split (risk, "
+             "top-1 against the last exit's, average MACs as a share of the full network's). Member 0 of the family "
+             "(nothing certified cheaper) sends every image to the last exit.", "",
+             "| model | risk | criterion | calibration images | family member | test risk | test top-1 (last exit) "
+             "| cost |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        name = Path(r["checkpoint"]).name
+        if not name.startswith("cifar10") and r["criterion"] != "max_softmax":
+            continue
+        t = r["test"]
+        lines.append(f"| {name} | {r['risk']} | {r['criterion']} | {r['calibration']['images']:,} | "
+                     f"{r['family']['chosen']} of {r['family']['members']} | {100 * t['risk']:.2f}% | "
+                     f"{t['top1']:.2f} ({t['last_exit_top1']:.2f}) | {100 * t['cost_ratio']:.1f}% |")
+    return "\n".join(lines)
+
+
+def criteria_block_contents() -> dict[str, str]:
+    return {"criteria table": criteria_table(), "certified thresholds": validity_table(), "calibrate": calibrate_table()}
+
+
+def embedded(readme: str, name: str, document: str = "README.md") -> str:
+    """The document's block `name` (between its markers, without them)."""
     begin, end = markers(name)
     if begin not in readme or end not in readme:
-        raise ValueError(f"README.md has no {name!r} block; add the lines\n{begin}\n{end}")
+        raise ValueError(f"{document} has no {name!r} block; add the lines\n{begin}\n{end}")
     return readme.split(begin, 1)[1].split(end, 1)[0].strip("\n")
 
 
-def write_readme() -> None:
+def write_blocks(path: Path, contents: dict[str, str]) -> None:
     from boostnet_core.checkpoint import atomic_write_bytes
-    readme = README.read_text()
-    for name, content in block_contents().items():
-        embedded(readme, name)  # both markers are there
+    text = path.read_text()
+    for name, content in contents.items():
+        embedded(text, name, path.name)  # both markers are there
         begin, end = markers(name)
-        before, rest = readme.split(begin, 1)
-        # blank lines around the block: a table must not run into the end marker when the README is rendered
-        readme = f"{before}{begin}\n\n{content}\n\n{end}{rest.split(end, 1)[1]}"
-    atomic_write_bytes(README, readme.encode())
+        before, rest = text.split(begin, 1)
+        # blank lines around the block: a table must not run into the end marker when the document is rendered
+        text = f"{before}{begin}\n\n{content}\n\n{end}{rest.split(end, 1)[1]}"
+    atomic_write_bytes(path, text.encode())
+
+
+def write_readme() -> None:
+    write_blocks(RESULTS_DOC, block_contents())
+    write_blocks(CRITERIA_DOC, criteria_block_contents())
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked blocks")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the tables into the marked blocks of docs/results.md and docs/criteria.md")
     args = parser.parse_args()
     print(tables(), end="\n\n")
     print(f"plot: {plot().relative_to(REPO)}")
@@ -182,4 +265,4 @@ if __name__ == "__main__":
             write_readme()
         except ValueError as e:
             sys.exit(str(e))
-        print("README.md: results tables and study report blocks updated")
+        print("docs/results.md: results tables and study report blocks updated; docs/criteria.md: criteria blocks updated")

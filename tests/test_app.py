@@ -10,6 +10,7 @@ from conftest import REPO, ambiguous_digit
 
 sys.path.insert(0, str(REPO / "app"))
 from streamlit.testing.v1 import AppTest  # noqa: E402
+from session import ExitMode  # noqa: E402
 
 MNIST = str(REPO / "checkpoints" / "mnist5k-boostnet")
 MNIST_JOINT = str(REPO / "checkpoints" / "mnist5k-joint")
@@ -17,7 +18,7 @@ PAGES = ["about", "inspect_image", "dataset_exits", "accuracy_cost", "compare_mo
 
 
 def page(name: str, model: str | None = MNIST) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app" / "pages" / f"{name}.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app" / "views" / f"{name}.py"), default_timeout=120)
     if model:
         at.session_state["model"] = model
     return at
@@ -46,14 +47,15 @@ def test_router_renders():
 
 def test_inspect_upload_shows_exit_and_threshold_changes_it():
     img, exit_low, exit_high = ambiguous_digit()
+    from session import ExitSetting
     at = page("inspect_image")
-    at.session_state["threshold"] = 0.0
+    at.session_state["exit_setting"] = ExitSetting(threshold=0.0)
     at.run()
     at.file_uploader[0].set_value(("blend.png", png_bytes(np.asarray(img)), "image/png"))
     at.run()
     assert not at.exception and not at.error
     assert metric(at, "Exit taken") == f"{exit_low + 1} of 5"
-    at.slider(key="inspect_threshold").set_value(1.0).run()
+    at.slider(key="exit_threshold").set_value(1.0).run()
     assert not at.exception
     assert metric(at, "Exit taken") == f"{exit_high + 1} of 5"
 
@@ -61,7 +63,7 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
 @pytest.mark.parametrize("payload, name, message", [
     (b"this is not an image", "bad.png", "is not a readable image"),
     (b"", "empty.png", "is empty"),
-    (png_bytes(np.zeros((64, 64, 3), np.uint8))[:50], "truncated.png", "is not a readable image"),
+    (png_bytes(np.zeros((64, 64, 3), np.uint8))[:50], "truncated.png", "truncated.png is truncated: the file ends"),
 ])
 def test_inspect_bad_upload_shows_error_and_page_keeps_working(payload, name, message):
     at = page("inspect_image").run()
@@ -84,18 +86,18 @@ def test_inspect_decompression_bomb():
 def test_dataset_threshold_changes_accuracy_and_cost():
     at = page("dataset_exits").run()
     assert not at.exception
-    at.slider(key="dataset_threshold").set_value(0.5).run()
+    at.slider(key="exit_threshold").set_value(0.5).run()
     low = (metric(at, "Accuracy"), metric(at, "Average cost"))
-    at.slider(key="dataset_threshold").set_value(0.9999).run()
+    at.slider(key="exit_threshold").set_value(0.9999).run()
     high = (metric(at, "Accuracy"), metric(at, "Average cost"))
     assert not at.exception and low[1] != high[1]
 
 
 def test_dataset_budget_mode():
     at = page("dataset_exits").run()
-    at.radio(key="threshold_mode").set_value("Fitted to a cost budget").run()
+    at.radio(key="exit_mode").set_value(ExitMode.BUDGET).run()
     assert not at.exception
-    at.slider(key="budget_share").set_value(50).run()
+    at.slider(key="exit_budget").set_value(50).run()
     assert not at.exception
     cost = float(metric(at, "Average cost").split()[0])
     full = 5.34
@@ -165,8 +167,12 @@ def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_
     ]).run()
     assert not at.exception, [e.value for e in at.exception]
     captions = [img.proto.imgs[0].caption for img in at.get("image")]
-    assert [c.split(" (")[0] for c in captions if not c.startswith("test #")] == ["same.png", "same.png", "anim.gif", "deep.png"]
-    assert "same.png (300x1)" in captions and "same.png (1x300)" in captions
+    uploaded = [c.rsplit(" (", 1)[0] for c in captions if c and not c.startswith("test #")]
+    assert uploaded == ["same.png (1)", "same.png (2)", "anim.gif", "deep.png"]
+    assert "same.png (1) (300x1)" in captions and "same.png (2) (1x300)" in captions
+    infos = [i.value for i in at.info]
+    assert "2 files are named same.png; they are shown as same.png (1) to (2)." in infos
+    assert any(i.startswith("same.png (1) is 300x1 pixels; it was upscaled from 300x1 to the model's 28x28") for i in infos)
     (error,) = at.error
     assert "notes.png is not a readable image" in error.value and "BytesIO" not in error.value
     assert all(img.proto.imgs[0].url for img in at.get("image"))  # every thumbnail drew
@@ -175,7 +181,10 @@ def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_
 def test_inspect_attribution_follows_the_chosen_exit_and_method():
     at = page("inspect_image").run()
     ident = _ident(at)
-    assert at.selectbox(key=f"exit_{ident}").value == 4                          # the last exit, whatever the threshold
+    taken = int(metric(at, "Exit taken").split()[0]) - 1
+    assert at.selectbox(key=f"exit_{ident}").value == taken                      # first the exit the image took
+    at.slider(key="exit_threshold").set_value(1.0).run()                         # then left alone by the threshold
+    assert metric(at, "Exit taken") == "5 of 5" and at.selectbox(key=f"exit_{ident}").value == taken
     at.selectbox(key=f"exit_{ident}").set_value(2).run()
     of = at.selectbox(key=f"of_{ident}_2")
     assert of.value is None and of.options[0] == "F_3, the exit's logit"
@@ -209,36 +218,36 @@ def test_cached_results_see_a_re_evaluated_checkpoint(tmp_path):
     import json
     import os
     import shutil
-    import common
+    import store
     folder = tmp_path / "m"
     shutil.copytree(MNIST_JOINT, folder)
-    before = common.results(str(folder))["anytime"]["top1"][0]
+    before = store.results(str(folder))["anytime"]["top1"][0]
     data = json.loads((folder / "evaluation.json").read_text())
     data["anytime"]["top1"][0] = before - 50
     (folder / "evaluation.json").write_text(json.dumps(data))
     stamp = (folder / "evaluation.json").stat().st_mtime + 10
     os.utime(folder / "evaluation.json", (stamp, stamp))
-    assert common.results(str(folder))["anytime"]["top1"][0] == before - 50
+    assert store.results(str(folder))["anytime"]["top1"][0] == before - 50
 
 
 def test_budget_mode_is_remembered_across_pages_and_drives_the_operating_point():
     at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
     at.session_state["model"] = MNIST
     at.run()
-    at.switch_page("pages/dataset_exits.py").run()
-    at.radio(key="threshold_mode").set_value("Fitted to a cost budget").run()
-    at.slider(key="budget_share").set_value(45).run()
-    at.switch_page("pages/accuracy_cost.py").run()
+    at.switch_page("views/dataset_exits.py").run()
+    at.radio(key="exit_mode").set_value(ExitMode.BUDGET).run()
+    at.slider(key="exit_budget").set_value(45).run()
+    at.switch_page("views/accuracy_cost.py").run()
     at.multiselect(key="curve_models").set_value([MNIST, MNIST_JOINT]).run()
     assert not at.exception
     caption = " ".join(c.value for c in at.caption)
-    assert "45% of its full cost" in caption and "Data set page" not in caption
-    fig = _figure(at, "curves")
-    stars = [t for t in fig["data"] if t["name"].endswith("operating point")]
+    assert "fitted to 45% of the full MACs" in caption and "Data set page" not in caption
+    fig = _figure(at, "curves_mnist5k")
+    stars = [t for t in fig["data"] if t.get("marker", {}).get("symbol") == "star"]
     assert len(stars) == 2 and all(t["x"][0] <= 0.45 * 5.34 * 1.02 for t in stars)  # MNIST: 5.34 M MACs in full
-    at.switch_page("pages/dataset_exits.py").run()
-    assert at.radio(key="threshold_mode").value == "Fitted to a cost budget"
-    assert at.slider(key="budget_share").value == 45
+    at.switch_page("views/dataset_exits.py").run()
+    assert at.radio(key="exit_mode").value is ExitMode.BUDGET
+    assert at.slider(key="exit_budget").value == 45
 
 
 def test_gallery_data_root_that_does_not_exist_says_so():
@@ -293,3 +302,138 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     probe.join()
     assert seen == [threads_before]
     assert "Stopped during epoch" in job.runs[0].message and "Not started" in job.runs[1].message
+
+
+# ---------------------------------------------------------------- a class on a fresh clone (issue 19)
+
+CIFAR = str(REPO / "checkpoints" / "cifar10-boostnet")
+CIFAR_JOINT = str(REPO / "checkpoints" / "cifar10-joint")
+
+
+def test_shipped_sample_is_the_test_split_it_names():
+    """assets/cifar10-sample: 5 test images per class, each the pixels of the test index it records (where the
+    development copy of CIFAR-10 is here), and the labels the shipped model's evaluation cache has for them."""
+    import json
+    from conftest import CIFAR10_JPG
+    from images import SAMPLE, shipped_sample
+    index, tiles = shipped_sample()
+    assert (SAMPLE / "images.png").stat().st_size < 300_000 and tiles.shape == (50, 3, 32, 32)
+    entries = json.loads((SAMPLE / "index.json").read_text())["images"]
+    classes = [e["class"] for e in entries]
+    assert all(classes.count(c) == 5 for c in index["classes"])
+    from boostnet_core.evaluation import load_cache
+    labels = load_cache(CIFAR)["test"].labels.numpy()
+    assert [index["classes"][labels[e["test_index"]]] for e in entries] == classes
+    if CIFAR10_JPG.is_dir():
+        for e, tile in list(zip(entries, tiles))[::7]:
+            from boostnet_core.data import decode_to_array, open_image
+            assert np.array_equal(decode_to_array(open_image(CIFAR10_JPG / e["file"]), 32, 3), tile)
+
+
+def test_without_the_data_the_picker_and_galleries_use_the_shipped_sample(monkeypatch):
+    monkeypatch.setenv("BOOSTNET_DATA_ROOT", "/no/such/folder")
+    at = page("inspect_image", model=CIFAR).run()
+    assert not at.exception
+    assert "shipped with the app" in at.expander[0].label
+    shown = [img.proto.imgs[0].caption for img in at.get("image") if img.proto.imgs[0].caption.startswith("test #")]
+    assert len(shown) == 3 and len({c.split("true: ")[1] for c in shown}) == 3      # three different classes
+    at.selectbox(key=f"browse_{CIFAR}").set_value("cat").run()
+    at.button(key="add_3200").click().run()                                          # a thumbnail's button adds it
+    assert 3200 in at.multiselect(key=f"samples_{CIFAR}").value and not at.exception
+    at = page("dataset_exits", model=CIFAR).run()
+    assert not at.exception and any("shipped with the app" in i.value for i in at.info)
+    assert any(c.value.startswith("#") for c in at.caption)                          # the gallery has images
+    at = page("compare_models").run()
+    assert not at.exception and any("disagreements among the 50 CIFAR-10 test images" in i.value for i in at.info)
+
+
+def test_one_exit_setting_for_every_page_and_uploads_survive_page_switches():
+    from boostnet_core.evaluation import load_cache
+    from boostnet_core.thresholds import outcome_at
+    from session import ExitSetting
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    at.session_state["model"] = MNIST
+    at.run()
+    at.switch_page("views/inspect_image.py").run()
+    at.slider(key="exit_threshold").set_value(0.5).run()
+    img, _, _ = ambiguous_digit()
+    at.file_uploader[0].set_value([("blend.png", png_bytes(np.asarray(img)), "image/png")]).run()
+    at.switch_page("views/compare_models.py").run()
+    at.selectbox(key="compare_a").set_value(MNIST)
+    at.selectbox(key="compare_b").set_value(MNIST_JOINT).run()
+    assert at.slider(key="exit_threshold").value == 0.5 and not at.exception
+    caches = [load_cache(p)["test"] for p in (MNIST, MNIST_JOINT)]
+    from boostnet_core import load_model
+    want = [f"{outcome_at(c, 0.5, load_model(p).macs).top1:.2f}%" for c, p in zip(caches, (MNIST, MNIST_JOINT))]
+    assert [metric(at, "A: accuracy"), metric(at, "B: accuracy")] == want
+    assert any(m.label == "mnist5k-joint" for m in at.metric)                        # the upload, through both models
+    at.slider(key="exit_threshold").set_value(0.7).run()                             # set on Compare ...
+    at.switch_page("views/inspect_image.py").run()
+    assert at.slider(key="exit_threshold").value == 0.7                              # ... used on Inspect
+    assert at.session_state["exit_setting"] == ExitSetting(threshold=0.7)
+    assert any(c.value.startswith("1 uploaded image kept") for c in at.caption)
+    assert any(img.proto.imgs[0].caption.startswith("blend.png") for img in at.get("image"))
+
+
+def test_upload_limit_tiny_images_and_truncated_files_each_say_one_sentence():
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    jpeg_bytes = buf.getvalue()
+    at = page("inspect_image").run()
+    at.file_uploader[0].set_value([
+        ("huge.png", b"\x89PNG" + bytes(21 * 2**20), "image/png"),
+        ("pixel.png", png_bytes(np.array([[[255, 0, 0]]], np.uint8)), "image/png"),
+        ("cut.jpg", jpeg_bytes[: len(jpeg_bytes) // 2], "image/jpeg"),
+    ]).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert "huge.png is 21.0 MB, over the app's 20 MB limit per image; it was not read." in errors
+    assert "cut.jpg is truncated: the file ends before the image does." in errors     # no nested brackets
+    assert any(i.value.startswith("pixel.png is 1x1 pixels; it was upscaled from 1x1") for i in at.info)
+    assert metric(at, "Exit taken").endswith("of 5")                                 # the 1x1 image is shown
+
+
+# ---------------------------------------------------------------- exit criteria and certified thresholds (issue 18)
+
+
+def test_criterion_selector_drives_the_outcome_and_persists_across_pages():
+    from boostnet_core import load_model
+    from boostnet_core.criteria import prepare
+    from boostnet_core.evaluation import load_cache
+    from boostnet_core.thresholds import outcome_at
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    at.session_state["model"] = MNIST
+    at.run()
+    at.switch_page("views/dataset_exits.py").run()
+    at.selectbox(key="exit_criterion").set_value("entropy").run()
+    at.slider(key="exit_threshold").set_value(0.5).run()
+    assert not at.exception
+    criterion, scored = prepare(load_cache(MNIST), "entropy", MNIST)
+    want = outcome_at(scored["test"], 0.5, load_model(MNIST).macs, criterion.score_range)
+    assert metric(at, "Accuracy") == f"{want.top1:.2f}%"
+    at.switch_page("views/inspect_image.py").run()
+    assert at.selectbox(key="exit_criterion").value == "entropy" and not at.exception
+    assert any("1 − normalised entropy" in c.value for c in at.caption)
+    at.selectbox(key="exit_criterion").set_value("patience").run()                  # an integer threshold: t exits
+    at.slider(key="exit_patience").set_value(2).run()
+    assert not at.exception and at.session_state["exit_setting"].threshold == 2
+
+
+def test_certified_mode_states_the_guarantee_the_test_risk_and_the_cost_saved():
+    from boostnet_core.calibration import calibrate_checkpoint, reliability
+    from boostnet_core.evaluation import load_cache
+    at = page("dataset_exits").run()
+    at.radio(key="exit_mode").set_value(ExitMode.CERTIFIED).run()
+    at.number_input(key="exit_epsilon").set_value(0.05).run()
+    assert not at.exception
+    want = calibrate_checkpoint(MNIST, "disagreement", 0.05, 0.1, "max_softmax")
+    assert metric(at, "Risk seen on the test split") == f"{want['test']['risk']:.4f}"
+    assert metric(at, "Cost saved") == f"{100 * (1 - want['test']['cost_ratio']):.1f}%"
+    assert any(m.value.startswith("**The guarantee**: with probability at least 0.9 over the") for m in at.markdown)
+    at.toggle(key="show_reliability").set_value(True).run()
+    titles = [a["text"] for a in _figure(at, "reliability")["layout"]["annotations"]]
+    assert titles[0] == f"exit 1: ECE {reliability(load_cache(MNIST)['test'])[0]['ece']:.3f}"
+    at2 = page("compare_models")   # the mode is the session's: another page of it is certified too
+    at2.session_state["exit_setting"] = at.session_state["exit_setting"]
+    at2.run()
+    assert not at2.exception and at2.radio(key="exit_mode").value is ExitMode.CERTIFIED

@@ -152,6 +152,35 @@ def test_real_early_exit_takes_the_exits_the_cache_maths_gives(name):
     assert len(set(expected.tolist())) > 1
     seen = real.exit_scores[:, 0]
     assert torch.allclose(seen[~seen.isnan()], scores[: int(real.exit_index[0]) + 1, 0], atol=float(rounding.max()) + 1e-6)
-    if name in ("patience", "learned"):  # the earlier exits' top classes travel with pooled samples too
+    if name == "patience":  # the earlier exits' top classes travel with pooled samples too
         stream = predict_early_stream(model, x.split(16), t, batch_size=12, criterion=crit)
         assert torch.equal(stream.exit_index, expected)
+
+
+def test_criteria_comparison_labels_its_intervals():
+    """One run per method: paired bootstrap over test images; two seed-paired runs: a t-interval over seeds."""
+    from boostnet_core.study.criteria_compare import compare_criteria
+    boost, joint = REPO / "checkpoints" / "mnist5k-boostnet", REPO / "checkpoints" / "mnist5k-joint"
+    macs = [2060810.0, 3169404.0, 4058902.0, 4741972.0, 5339618.0]
+    one = compare_criteria([boost], [joint], macs, criteria=("max_softmax", "margin"), shares=(0.3, 0.6))
+    assert [r["share"] for r in one["rows"]] == [0.6, 0.6]   # 30% is below the first exit's cost
+    ms, margin = one["rows"]
+    assert ms["boostnet_minus_joint"]["interval"] == "bootstrap over test images"
+    assert "against_max_softmax" not in ms["boostnet"]
+    d = margin["boostnet"]["against_max_softmax"]
+    assert d["low"] <= d["difference"] <= d["high"]
+    assert d["difference"] == pytest.approx(margin["boostnet"]["top1"] - ms["boostnet"]["top1"])
+    two = compare_criteria([boost, boost], [joint, joint], macs, criteria=("max_softmax",), shares=(0.6,))
+    row = two["rows"][0]["boostnet_minus_joint"]
+    assert row["interval"] == "seeds (n = 2)" and row["low"] == pytest.approx(row["high"])   # identical seeds: no spread
+
+
+@pytest.mark.parametrize("name", ["mnist5k-boostnet", "mnist5k-joint"])
+def test_max_softmax_path_gives_the_shipped_budgeted_curve_exactly(name):
+    """The default criterion through score_cache reproduces every threshold, accuracy and cost of evaluation.json."""
+    import json
+    from boostnet_core.evaluation import budgeted_curve, load_cache
+    folder = REPO / "checkpoints" / name
+    shipped = json.loads((folder / "evaluation.json").read_text())
+    scored = score_cache(load_cache(folder), None)
+    assert budgeted_curve(scored["val"], scored["test"], shipped["macs"]) == shipped["budgeted"]

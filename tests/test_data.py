@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from boostnet_core.data import (DataError, ImageSet, augment_batch, download_cifar, load_dataset, open_image,
-                                split_validation)
+from boostnet_core.data import (DataError, ImageSet, augment_batch, download_cifar, load_dataset, load_test_split,
+                                open_image, split_validation)
 
 from conftest import CIFAR10_JPG
 
@@ -51,8 +51,10 @@ def test_augmentation_crop_is_a_shifted_window():
 
 
 def test_unknown_dataset_and_missing_roots(tmp_path):
-    with pytest.raises(DataError, match="Unknown dataset 'imagenet2'"):
+    with pytest.raises(DataError, match="Unknown dataset 'imagenet2'; choose one of: digits, mnist5k, cifar10, cifar100, folder"):
         load_dataset("imagenet2")
+    with pytest.raises(DataError, match="Unknown dataset"):
+        load_test_split("imagenet2")
     with pytest.raises(DataError, match="needs --data-root"):
         load_dataset("cifar10")
     with pytest.raises(DataError, match="does not exist"):
@@ -80,7 +82,7 @@ def test_splits_are_cached_and_equal_scikit_learns(tmp_path, monkeypatch):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     import sklearn.model_selection
-    from boostnet_core import data
+    from boostnet_core.data import builtin
     monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
     first = load_dataset("digits", val_size=100, split_seed=5)
     assert len(list((tmp_path / "cache").glob("digits-scikit-learn-*.npz"))) == 1
@@ -93,7 +95,7 @@ def test_splits_are_cached_and_equal_scikit_learns(tmp_path, monkeypatch):
     fit, val = train_test_split(np.arange(len(idx_train)), test_size=100, stratify=d.target[idx_train], random_state=5)
     assert torch.equal(first.val.labels, torch.from_numpy(d.target[idx_train][np.sort(val)].astype(np.int64)))
     assert torch.equal(first.train.images, torch.from_numpy(images[idx_train][np.sort(fit)]))
-    monkeypatch.setattr(data, "_digits_arrays", lambda: pytest.fail("decoded again instead of read from the cache"))
+    monkeypatch.setattr(builtin, "digits_arrays", lambda: pytest.fail("decoded again instead of read from the cache"))
     monkeypatch.setattr(sklearn.model_selection, "train_test_split", lambda *a, **k: pytest.fail("split again"))
     again = load_dataset("digits", val_size=100, split_seed=5)
     for a, b in ((again.train, first.train), (again.val, first.val), (again.test, first.test)):
@@ -180,7 +182,7 @@ def test_bad_images(payload, message):
 def test_truncated_image():
     buf = io.BytesIO()
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buf, "PNG")
-    with pytest.raises(DataError, match="not a readable image"):
+    with pytest.raises(DataError, match=r"^the uploaded file is truncated: the file ends before the image does\.$"):
         open_image(io.BytesIO(buf.getvalue()[:60]))
 
 

@@ -79,5 +79,5 @@ def test_unknown_preset_is_a_clear_error():
 
 def test_bad_configuration_fails_at_once():
     from boostnet_core.models.msdnet import MSDNetConfig
-    with pytest.raises(ValueError, match="same, non-zero length"):
+    with pytest.raises(ValueError, match="must have the same length"):
         MSDNetConfig(gr_factor=(1, 2), bn_factor=(1, 2, 4))

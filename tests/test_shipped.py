@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from boostnet_core import load_model
-from boostnet_core.data import ImageSet, _folder_split, decode_to_array, load_dataset, open_image
+from boostnet_core.data import ImageSet, folder_split, decode_to_array, load_dataset, open_image
 from boostnet_core.evaluation import anytime_from, load_cache, predict_split
 from boostnet_core.factory import input_channels
 
@@ -24,7 +24,7 @@ def _subset(n: int) -> torch.Tensor:
 
 def _cifar10_subset(meta, index: torch.Tensor) -> ImageSet:
     """Only the chosen test images, decoded exactly as the folder loader decodes them."""
-    paths, labels, _ = _folder_split(CIFAR10_JPG, "test")
+    paths, labels, _ = folder_split(CIFAR10_JPG, "test")
     size, channels = meta["input_size"], input_channels(meta)
     images = torch.stack([torch.from_numpy(decode_to_array(open_image(paths[i]), size, channels).copy()) for i in index])
     return ImageSet(images, torch.tensor([labels[i] for i in index]))
@@ -78,10 +78,22 @@ def test_shipped_folder_is_complete_and_consistent(name):
     assert size < 10 * 2**20
 
 
-def test_readme_shows_the_generated_tables():
-    """The README's results and study tables are what scripts/results.py writes, not a typed or stale copy."""
+def test_results_doc_shows_the_generated_tables():
+    """docs/results.md's results and study tables (the README links them) are what scripts/results.py writes, not a
+    typed or stale copy."""
     import runpy
     script = runpy.run_path(str(REPO / "scripts" / "results.py"))
-    readme = (REPO / "README.md").read_text()
+    doc = (REPO / "docs" / "results.md").read_text()
     for name, content in script["block_contents"]().items():
-        assert script["embedded"](readme, name) == content, f"README's {name!r} block is stale: run scripts/results.py --readme"
+        assert script["embedded"](doc, name, "results.md") == content, \
+            f"docs/results.md's {name!r} block is stale: run scripts/results.py --readme"
+
+
+def test_criteria_doc_shows_the_generated_tables():
+    """docs/criteria.md's criteria and validity tables are what scripts/results.py writes from assets/criteria/."""
+    import runpy
+    script = runpy.run_path(str(REPO / "scripts" / "results.py"))
+    doc = (REPO / "docs" / "criteria.md").read_text()
+    for name, content in script["criteria_block_contents"]().items():
+        assert script["embedded"](doc, name, "criteria.md") == content, \
+            f"docs/criteria.md's {name!r} block is stale: run scripts/results.py --readme"

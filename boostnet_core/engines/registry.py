@@ -7,6 +7,7 @@ import warnings
 import weakref
 
 
+from ..errors import ArgumentError
 from ..fast_inference import fingerprint, model_tensors
 from .auto import AutoEngine
 from .base import AGREEMENT_TOLERANCE, InferenceEngine, check_agreement
@@ -23,9 +24,9 @@ _warned: set[str] = set()
 
 def _check_choice(engine: str, precision: str) -> None:
     if engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
+        raise ArgumentError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
     if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+        raise ArgumentError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
 
 
 def _build(model, name: str, precision: str) -> InferenceEngine:

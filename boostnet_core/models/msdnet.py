@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ArgumentError
 from .initialization import init_weights
+from .limits import check_layers, check_sizes
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,14 @@ class MSDNetConfig:
     in_channels: int = 3
 
     def __post_init__(self):
-        if self.n_blocks < 1 or self.step < 1 or self.base < 1:
-            raise ArgumentError(f"MSDNet needs n_blocks, step and base >= 1, got {self.n_blocks}, {self.step}, {self.base}.")
-        if len(self.gr_factor) != len(self.bn_factor) or not self.gr_factor:
-            raise ArgumentError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
+        check_sizes("MSDNet", self)
+        check_layers("MSDNet", (self.base + (self.n_blocks - 1) * self.step) * len(self.gr_factor))
+        if len(self.gr_factor) != len(self.bn_factor):
+            raise ArgumentError(f"gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same length.")
         if self.stem not in ("cifar", "imagenet"):
             raise ArgumentError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
         if self.head_pool not in ("avg2", "global"):
             raise ArgumentError(f"head_pool must be 'avg2' or 'global', got {self.head_pool!r}.")
-        if self.num_classes < 2 or self.in_channels < 1:
-            raise ArgumentError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
 
     @property
     def n_scales(self) -> int:

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import ArgumentError
 from .initialization import init_weights
+from .limits import check_layers, check_sizes
 from .msdnet import BottleneckConv, Head, chain_outputs, conv_bn_relu, first_layer
 
 
@@ -40,17 +41,15 @@ class RANetConfig:
     in_channels: int = 3
 
     def __post_init__(self):
+        check_sizes("RANet", self)
         n = len(self.scale_list)
-        if not (len(self.gr_factor) == len(self.bn_factor) == n) or n == 0:
-            raise ArgumentError(f"scale_list {self.scale_list!r}, gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same, non-zero length.")
+        check_layers("RANet", self.step * sum(self.blocks_before(j + 1) for j in range(n)))
+        if not (len(self.gr_factor) == len(self.bn_factor) == n):
+            raise ArgumentError(f"scale_list {self.scale_list!r}, gr_factor {self.gr_factor!r} and bn_factor {self.bn_factor!r} must have the same length.")
         if list(self.scale_list) != sorted(self.scale_list) or self.scale_list[0] != 1:
             raise ArgumentError(f"scale_list must start at 1 and never decrease, got {self.scale_list!r}.")
         if self.stem not in ("cifar", "imagenet"):
             raise ArgumentError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}.")
-        if self.n_blocks < 1 or self.step < 1 or self.block_step < 1:
-            raise ArgumentError("RANet needs n_blocks, block_step and step >= 1.")
-        if self.num_classes < 2 or self.in_channels < 1:
-            raise ArgumentError(f"num_classes must be >= 2 and in_channels >= 1, got {self.num_classes}, {self.in_channels}.")
 
     @property
     def n_flows(self) -> int:

@@ -9,11 +9,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from common import (EXIT_COLORS, LIGHT, UPLOAD_TYPES, contribution_panels, dataset_images, decode_upload, fmt_macs,
-                    load_or_error, model, pick_model, plot_layout, predictions, thumbnail, to_display, weights_mtime)
-from boostnet_core.data import DataError
 from boostnet_core.explain import attribute
-from boostnet_core.inference import at_threshold, preprocess_image, trace
+from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
+from charts import EXIT_COLORS, LIGHT, THRESHOLD_COLOR, contribution_panels, fmt_macs, plot_layout, threshold_line
+from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
+from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_model, remembered_uploads, set_remembered, thresholds_for
+from store import load_or_error, model, predictions, scored_or_error, weights_mtime
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
@@ -23,9 +24,13 @@ net = load_or_error(path) if path else None
 if net is None:
     st.stop()
 
-threshold = st.sidebar.slider("Confidence threshold", 0.0, 1.0, st.session_state.get("threshold", 0.9), 0.01,
-                              key="inspect_threshold", help="A sample leaves at the first exit whose confidence (max softmax of F_k) reaches this.")
-st.session_state["threshold"] = threshold
+cache = predictions(path)
+setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net.macs[-1])), budget_ok="val" in cache,
+                                n_exits=net.num_exits)
+criterion, _ = scored_or_error(path, setting.criterion)
+if criterion is None:
+    st.stop()
+thresholds = thresholds_for(path, net.num_exits, setting)
 classes = net.classes
 exit_names = [f"exit {k + 1}" for k in range(net.num_exits)]
 
@@ -83,23 +88,56 @@ def attribution_figure(view: np.ndarray, heat: np.ndarray, title: str) -> go.Fig
     return fig
 
 
-uploads = st.file_uploader("Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, accept_multiple_files=True)
-items: list[tuple[str, np.ndarray]] = []
-for f in uploads or []:
-    try:
-        items.append((f.name, decode_upload(f.getvalue(), f.name)))
-    except DataError as e:
-        st.error(str(e))
+uploads = remembered_uploads("inspect_uploads", "Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)", UPLOAD_TYPES)
+items, errors, notes = decode_uploads(uploads, net.meta["input_size"])
+for sentence in errors:
+    st.error(sentence)
+for sentence in notes:
+    st.info(sentence)
+
+
+def default_picks(indices: np.ndarray, labels: np.ndarray | None) -> list[int]:
+    """Three test images of different classes (the split is sorted by class, so the first three are one class)."""
+    if labels is None:
+        return [int(i) for i in indices[:3]]
+    present = np.unique(labels[indices])
+    wanted = [present[j * len(present) // 3] for j in range(min(3, len(present)))]
+    return [int(indices[labels[indices] == c][0]) for c in wanted]
+
+
+def add_pick(key: str, index: int) -> None:
+    picks = st.session_state.get(key, [])
+    if index not in picks and len(picks) < 8:
+        set_remembered(key, picks + [index])
+
 
 images, why_not = dataset_images(path)
 if images is not None:
-    with st.expander("Or pick test images from the model's data set", expanded=not items):
-        picks = st.multiselect("Test image numbers", list(range(len(images))), default=[] if items else [0, 1, 2],
-                               max_selections=8, key=f"samples_{path}")
-        test_cache = predictions(path).get("test")
-        true_labels = None if test_cache is None else test_cache.labels.numpy()
-        items += [(f"test #{i}" + (f" (true: {classes[true_labels[i]]})" if true_labels is not None else ""), to_display(images[i]))
-                  for i in picks]
+    test_labels = cache["test"].labels.numpy() if "test" in cache else None
+    where = f"from {images.note}" if images.is_sample else "from the model's test split"
+    with st.expander(f"Or pick test images {where}", expanded=not items):
+        pick_key = f"samples_{path}"
+        describe = (lambda i: f"#{i} {classes[test_labels[i]]}") if test_labels is not None else (lambda i: f"#{i}")
+        if f"saved_{pick_key}" in st.session_state:   # kept from a visit when the whole split was here
+            st.session_state[f"saved_{pick_key}"] = [i for i in st.session_state[f"saved_{pick_key}"] if images.has(np.array([i]))[0]]
+        picks = st.multiselect("Test images (number in the test split, true class)", [int(i) for i in images.indices],
+                               format_func=describe, max_selections=8,
+                               **bind(pick_key, [] if items else default_picks(images.indices, test_labels)))
+        if test_labels is not None:  # browse one class as thumbnails; a click adds the image to the picks
+            browse_key = f"browse_{path}"
+            chosen_class = st.selectbox("Browse a class", classes,
+                                        **bind(browse_key, classes[int(test_labels[picks[0]])] if picks else classes[0]))
+            members = images.indices[test_labels[images.indices] == classes.index(chosen_class)]
+            start = 0
+            if len(members) > 8:
+                start = 8 * (st.number_input(f"Page (of {-(-len(members) // 8)})", 1, -(-len(members) // 8), 1,
+                                             key=f"browse_page_{path}") - 1)
+            for col, i in zip(st.columns(8), members[start:start + 8]):
+                col.image(thumbnail(images.image(i), 64), width=64)
+                col.button(f"#{i}", key=f"add_{i}", on_click=add_pick, args=(pick_key, int(i)),
+                           disabled=int(i) in picks, help="Add this image")
+    items += [(f"test #{i}" + (f" (true: {classes[test_labels[i]]})" if test_labels is not None else ""), images.image(i))
+              for i in picks]
 elif not items:
     st.info(why_not + " Upload an image above.")
 
@@ -116,23 +154,30 @@ for position, (name, pixels) in enumerate(items):
     seen[digest] = seen.get(digest, 0) + 1
     ident = f"{digest[:12]}_{seen[digest]}"
     st.divider()
-    t = at_threshold(image_trace(path, image_key, pixels), net, threshold)  # the model runs once per image
+    t = at_threshold(rescore(image_trace(path, image_key, pixels), criterion), net, thresholds)  # the model runs once per image
     k = t["exit_index"]
     left, right = st.columns([1, 3])
     with left:
         st.image(thumbnail(pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", width=160)
         st.metric("Exit taken", f"{k + 1} of {net.num_exits}", help="1-based; the last exit takes every sample that reaches it")
         st.metric("Prediction", t["label"])
-        st.caption(f"confidence {float(t['confidence'][k]):.3f} at exit {k + 1}")
+        st.caption(f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name]})")
         st.metric("MACs spent", fmt_macs(t["macs"]))
         st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])})")
     with right:
-        conf = t["confidence"].numpy()
+        conf = t["scores"].numpy()
+        top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
         fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],
-                               text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: confidence %{y:.3f}<extra></extra>"))
-        fig.add_hline(y=threshold, line_dash="dash", line_color="#E45756", annotation_text=f"threshold {threshold:.2f}")
-        fig.update_yaxes(range=[0, 1.12])
-        st.plotly_chart(plot_layout(fig, "exit", "confidence of F_k (max softmax)", 240), key=f"conf_{ident}", config=LIGHT)
+                               text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: score %{y:.3f}<extra></extra>"))
+        if setting.mode is ExitMode.THRESHOLD:
+            threshold_line(fig, float(thresholds[0]), f"threshold {thresholds[0]:.2f}")
+        else:  # per-exit thresholds fitted to a budget: one mark per exit (the last exit takes every sample)
+            fig.add_scatter(x=exit_names[:-1], y=np.minimum(thresholds[:-1], top), mode="markers", name="threshold",
+                            marker=dict(symbol="line-ew-open", size=40, color=THRESHOLD_COLOR, line=dict(width=3)),
+                            hovertemplate="%{x}: threshold %{y:.3f}<extra></extra>")
+        fig.update_yaxes(range=[0, 1.12 * top])
+        st.plotly_chart(plot_layout(fig, "exit", f"score of F_k: {CRITERION_NAMES[criterion.name].split(' (')[0]}", 240, legend=False),
+                        key=f"conf_{ident}", config=LIGHT)
         # A markdown table: far lighter for the browser than a data grid, redrawn on every threshold move.
         st.markdown("| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names) + "\n" + "\n".join(
             f"| {rank} | " + " | ".join(f"{t['top_k'][i][r][0]} ({t['top_k'][i][r][1]:.2f})" for i in range(len(exit_names))) + " |"
@@ -147,8 +192,11 @@ for position, (name, pixels) in enumerate(items):
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         method = c1.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key=f"method_{ident}")
-        chosen = c2.selectbox("Exit", range(net.num_exits), index=net.num_exits - 1, format_func=lambda i: exit_names[i],
-                              key=f"exit_{ident}", help="Independent of the threshold, so moving it never recomputes a map.")
+        if f"exit_{ident}" not in st.session_state:  # first shown: the exit the image took; then left alone
+            st.session_state[f"exit_{ident}"] = k
+        chosen = c2.selectbox("Exit", list(range(net.num_exits)), format_func=lambda i: exit_names[i], key=f"exit_{ident}",
+                              help="First the exit taken; then independent of the threshold, so moving it never "
+                                   "recomputes a map.")
         head = c3.selectbox("Of", [None] + list(range(chosen + 1)), key=f"of_{ident}_{chosen}",
                             format_func=lambda h, c=chosen: f"F_{c + 1}, the exit's logit" if h is None
                             else f"head {h + 1}'s contribution to exit {c + 1}")

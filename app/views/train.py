@@ -1,13 +1,12 @@
-"""Train small models live: BoostNet and joint side by side, with per-head curves, stoppable at any time.
+"""Train small models live: BoostNet and then joint on the same data, with per-head curves, stoppable at any time.
 
 The two runs train one after the other in a background thread of this session (the page stays responsive and polls
 it twice a second);
-each is saved as an ordinary checkpoint folder after every epoch, evaluated when it ends, and then offered in every
-model picker of the app.
+each is saved as an ordinary checkpoint folder (under runs/app/) after every epoch, evaluated when it ends, and then
+offered in every model picker of every session of the app.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,12 +16,13 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from common import EXIT_COLORS, REPO, label, plot_layout, resolve_data_root, shipped_checkpoints
+from charts import EXIT_COLORS, plot_layout
+from images import resolve_data_root
+from store import RUNS, label, shipped_checkpoints
 from boostnet_core.data import DataError
 from boostnet_core.evaluation import evaluate_checkpoint
 from boostnet_core.training import TrainConfig, TrainingError, TrainingStopped, train
 
-RUNS = Path(os.environ.get("BOOSTNET_RUNS", REPO / "runs" / "app"))
 DATASETS = {"digits (8x8, seconds)": ("digits", None, None),
             "mnist5k (28x28, about a minute)": ("mnist5k", None, None),
             "CIFAR-10 subset (32x32, needs the images)": ("folder", "cifar10", 2000)}
@@ -106,8 +106,9 @@ def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
 
 
 st.title("Train")
-st.markdown("Train BoostNet and the joint baseline side by side on the same data, seed and recipe, and watch each "
-            "head learn. Each run is saved after every epoch and, once finished, appears in every model picker.")
+st.markdown("Train BoostNet and then the joint baseline on the same data, seed and recipe (one after the other, so "
+            "each gets the whole CPU), and watch each head learn. Each run is saved after every epoch and, once "
+            "finished, appears in every model picker, in every open tab of the app.")
 job: TrainJob | None = st.session_state.get("train_job")
 busy = job is not None and job.alive
 
@@ -135,9 +136,9 @@ if b2.button("Stop", disabled=not busy, key="train_stop"):
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def curves(run_name: str, epochs_done: int, _records: list) -> tuple[go.Figure, go.Figure]:
-    """Loss per head and validation accuracy per exit; the same figures until the next epoch ends, so the page's
-    once-a-second poll sends nothing new for the browser to redraw."""
+def curves(run_name: str, epochs_done: int, _records: list, loss_range: tuple, acc_range: tuple) -> tuple[go.Figure, go.Figure]:
+    """Loss per head and validation accuracy per exit, on the ranges both runs share; the same figures until the next
+    epoch ends, so the page's once-a-second poll sends nothing new for the browser to redraw."""
     epochs_x = [r["epoch"] for r in _records]
     loss, acc = go.Figure(), go.Figure()
     for h in range(len(_records[0]["loss_per_head"])):
@@ -145,17 +146,42 @@ def curves(run_name: str, epochs_done: int, _records: list) -> tuple[go.Figure, 
         loss.add_scatter(x=epochs_x, y=[r["loss_per_head"][h] for r in _records], name=f"head {h + 1}", line=dict(color=color))
         if "val_top1" in _records[0]:
             acc.add_scatter(x=epochs_x, y=[r["val_top1"][h] for r in _records], name=f"exit {h + 1}", line=dict(color=color))
+    for fig, y_range in ((loss, loss_range), (acc, acc_range)):
+        fig.update_xaxes(tickmode="linear", dtick=1, tick0=1, range=[0.8, max(epochs_x[-1], 2) + 0.2])  # whole epochs
+        fig.update_yaxes(range=list(y_range))
     return (plot_layout(loss, "epoch", "training loss per head", 260),
             plot_layout(acc, "epoch", "validation top-1 per exit (%)", 260))
 
 
-@st.fragment(run_every=1.0)
+def shared_ranges(runs: list) -> tuple[tuple, tuple]:
+    """One loss range and one accuracy range for both runs' charts, so they read side by side."""
+    records = [r for live in runs for r in list(live.records)]
+    losses = [v for r in records for v in r["loss_per_head"]] or [0.0, 1.0]
+    accs = [v for r in records for v in r.get("val_top1", [])] or [0.0, 100.0]
+    pad = 0.05 * (max(losses) - min(losses) or 1.0)
+    return (max(0.0, min(losses) - pad), max(losses) + pad), (max(0.0, min(accs) - 2), min(100.0, max(accs) + 2))
+
+
+def announce(job: TrainJob) -> None:
+    """Once per finished job: every page of this session switches to the new models (the other sessions see them in
+    their pickers, which list runs/app/)."""
+    job.announced = True
+    saved = [str(live.folder) for live in job.runs if (live.folder / "model.json").is_file()]
+    if not saved:
+        return
+    st.session_state["model"] = saved[0]                  # Inspect and Threshold and exits
+    st.session_state["saved_curve_models"] = saved        # Accuracy vs cost
+    if len(saved) == 2:
+        st.session_state["saved_compare_a"], st.session_state["saved_compare_b"] = saved   # Compare models
+
+
 def live_view():
     job: TrainJob | None = st.session_state.get("train_job")
     if job is None:
         st.info("Nothing has been trained in this session yet.")
         return
     cols = st.columns(len(job.runs))
+    loss_range, acc_range = shared_ranges(job.runs)
     for col, live in zip(cols, job.runs):
         records = list(live.records)
         with col:
@@ -164,24 +190,20 @@ def live_view():
             if live.message:
                 (st.error if live.status == "failed" else st.info)(live.message)
             if records:
-                loss, acc = curves(live.folder.name, len(records), records)
+                loss, acc = curves(live.folder.name, len(records), records, loss_range, acc_range)
                 st.plotly_chart(loss, key=f"loss_{live.method}")
                 if acc.data:
                     st.plotly_chart(acc, key=f"acc_{live.method}")
     if not job.alive and not job.announced:
-        job.announced = True
-        extra = st.session_state.setdefault("extra_checkpoints", [])
-        for live in job.runs:
-            if (live.folder / "model.json").is_file() and str(live.folder) not in extra:
-                extra.append(str(live.folder))
-        if (job.runs[0].folder / "model.json").is_file():
-            st.session_state["model"] = str(job.runs[0].folder)  # the other pages open on the new BoostNet model
-        st.rerun()  # the whole app: the new checkpoints appear in the pickers
+        announce(job)
+        st.rerun()  # the whole app: the new checkpoints appear in the pickers, polling stops
     if not job.alive:
         saved = [label(str(r.folder)) for r in job.runs if (r.folder / "model.json").is_file()]
         if saved:
-            st.success("Saved and added to the model pickers: " + ", ".join(saved) + " (the other pages now show "
-                       "the BoostNet one).")
+            st.success("Saved and added to the model pickers: " + ", ".join(saved) + ". Inspect an image and "
+                       "Threshold and exits now show the BoostNet one, Accuracy vs cost both, Compare models one "
+                       "against the other.")
 
 
-live_view()
+# Poll once a second while a job trains, and not at all otherwise.
+st.fragment(live_view, run_every=1.0 if busy else None)()

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from boostnet_core.study.report import boostnet_against_joint
-from common import ASSETS, available_checkpoints, label, load_or_error
+from store import ASSETS, available_checkpoints, label, load_or_error
 
 REPORT = ASSETS / "report" / "report.json"  # written by `boostnet study report` (see the README's Results)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from common import available_checkpoints, fmt_macs, label, model, results
+from charts import fmt_macs
+from store import available_checkpoints, label, model, results
 from boostnet_core import CheckpointError
 from boostnet_core.checkpoint import read_meta
 
@@ -40,11 +41,13 @@ for number, path in enumerate(available_checkpoints()):
                     f"**Input** {meta['input_size']} px, mean {meta['mean']}, std {meta['std']}  \n"
                     f"**Parameters** {sum(p.numel() for p in m.parameters()) / 1e6:.3f} M")
         res = results(path)
-        table = {"exit": list(range(1, m.num_exits + 1)), "MACs (M, cumulative)": [round(v / 1e6, 2) for v in m.macs]}
+        # A Markdown table of preformatted numbers: every value with two decimals (a data grid drops trailing zeros).
+        columns = {"MACs (M, cumulative)": [f"{v / 1e6:.2f}" for v in m.macs]}
         if res:
-            table["test top-1 %"] = [round(v, 2) for v in res["anytime"]["top1"]]
-            table["test top-5 %"] = [round(v, 2) for v in res["anytime"]["top5"]]
-        c2.dataframe(table, hide_index=True)
+            columns["test top-1 %"] = [f"{v:.2f}" for v in res["anytime"]["top1"]]
+            columns["test top-5 %"] = [f"{v:.2f}" for v in res["anytime"]["top5"]]
+        c2.markdown("| exit | " + " | ".join(columns) + " |\n|---:|" + "---:|" * len(columns) + "\n" + "\n".join(
+            f"| {k + 1} | " + " | ".join(values[k] for values in columns.values()) + " |" for k in range(m.num_exits)))
         train = meta.get("train", {})
         st.markdown(f"**Training** {train.get('epochs_done', '?')} of {train.get('epochs', '?')} epochs, {train.get('schedule')} schedule, "
                     f"lr {train.get('lr')}, batch {train.get('batch_size')}, seed {train.get('seed')}; "

@@ -1,0 +1,95 @@
+"""How the app draws: colours (one per exit, one per model), number formats, the chart layout, and the contribution
+panels that Inspect and Compare share."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from store import available_checkpoints
+
+EXIT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
+MODEL_COLORS = ["#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#17BECF", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22"]
+THRESHOLD_COLOR = "#E45756"
+
+# Charts redrawn on every threshold move: no tool bar, so the browser has less to build each time (hover stays).
+LIGHT = {"displayModeBar": False}
+
+
+def model_color(path: str) -> str:
+    """One colour per checkpoint for the whole session, whatever is selected: its place among all checkpoints."""
+    options = available_checkpoints()
+    index = options.index(path) if path in options else len(options) + sum(map(ord, path))
+    return MODEL_COLORS[index % len(MODEL_COLORS)]
+
+
+# One format per quantity, everywhere in the app: MACs with two decimals in M or G, accuracy in % with two.
+
+
+def fmt_macs(macs: float) -> str:
+    return f"{macs / 1e9:.2f} G MACs" if macs >= 1e9 else f"{macs / 1e6:.2f} M MACs"
+
+
+def fmt_pct(value: float) -> str:
+    return f"{value:.2f}%"
+
+
+def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool = True):
+    """Axis titles with units, the legend above the plot (never over the axis labels or the data), transparent
+    background so light and dark themes both read well. Titles go above the chart as text, not inside it."""
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if legend else 20, b=10), xaxis_title=x_title,
+                      yaxis_title=y_title, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                      showlegend=legend, legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
+    fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")
+    fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)")
+    return fig
+
+
+def threshold_line(fig, threshold: float, text: str | None = None, **where) -> None:
+    """A dashed threshold line labelled at the right, outside the plot, so the label never sits on a bar's value."""
+    fig.add_hline(y=threshold, line_dash="dash", line_color=THRESHOLD_COLOR, **where)
+    fig.add_annotation(xref="paper", x=1.0, xanchor="left", yref=where.get("yref", "y"), y=threshold,
+                       text=text or f"{threshold:.2f}", showarrow=False, font=dict(color=THRESHOLD_COLOR, size=11))
+    fig.update_layout(margin=dict(r=115))
+
+
+def contribution_panels(t: dict, net, height: int = 300, y_range: tuple[float, float] | None = None) -> go.Figure:
+    """Small multiples: for every exit, each head's contribution w^(n-i) f_i to the top-3 classes of F_n, stacked so
+    that they visibly sum to F_n (the diamond). `y_range` puts several models on one scale."""
+    n = net.num_exits
+    fig = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=[f"F_{k + 1} (exit {k + 1})" for k in range(n)],
+                        horizontal_spacing=0.02)
+    for k in range(n):
+        contrib = t["contributions"][k].numpy()                 # [k + 1, C]
+        logits = t["exit_logits"][k].numpy()
+        top = np.argsort(-logits)[:3]
+        names = [net.classes[c] for c in top]
+        for i in range(k + 1):
+            fig.add_bar(x=names, y=contrib[i, top], marker_color=EXIT_COLORS[i % 10], name=f"head {i + 1}",
+                        legendgroup=f"h{i}", showlegend=k == n - 1, row=1, col=k + 1,
+                        hovertemplate=f"head {i + 1} (x{net.reweight ** (k - i):g}): " + "%{y:.2f}<extra></extra>")
+        fig.add_scatter(x=names, y=logits[top], mode="markers", marker=dict(symbol="diamond", size=10, color="black"),
+                        name="F (sum)", legendgroup="F", showlegend=k == n - 1, row=1, col=k + 1,
+                        hovertemplate="F: %{y:.2f}<extra></extra>")
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=names, row=1, col=k + 1)
+    fig.update_layout(barmode="relative")
+    if y_range is not None:
+        fig.update_yaxes(range=list(y_range))
+    plot_layout(fig, "", "logit contribution w^(n-i) f_i", height)
+    fig.update_layout(margin=dict(t=60))      # the legend above the panel titles
+    fig.update_layout(legend=dict(y=1.12))
+    return fig
+
+
+def contribution_range(traces: list[dict]) -> tuple[float, float]:
+    """One y range for the contribution panels of several models (stacked sums of the top-3 classes, with room)."""
+    lows, highs = [0.0], [0.0]
+    for t in traces:
+        for k, contrib in enumerate(t["contributions"]):
+            top = np.argsort(-t["exit_logits"][k].numpy())[:3]
+            c = contrib.numpy()[:, top]
+            lows.append(float(np.minimum(c, 0).sum(0).min()))
+            highs.append(float(np.maximum(c, 0).sum(0).max()))
+            highs.append(float(t["exit_logits"][k].numpy()[top].max()))
+    span = max(highs) - min(lows) or 1.0
+    return min(lows) - 0.05 * span, max(highs) + 0.05 * span

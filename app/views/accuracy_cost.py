@@ -1,0 +1,155 @@
+"""Accuracy against cost: anytime points per exit and budgeted-batch curves, one chart per data set, with the
+paper's figures on a chart of their own."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from boostnet_core.study_report import seed_band
+from boostnet_core.thresholds import outcome_at
+from charts import plot_layout, model_color
+from session import bind, exit_setting_controls, thresholds_for
+from store import (ASSETS, available_checkpoints, data_group, data_name, label, load_or_error, predictions, results,
+                   scored_or_error, seed_siblings_of)
+
+st.title("Accuracy vs cost")
+options = available_checkpoints()
+if not options:
+    st.warning("No checkpoint found. Train one or load a folder on the Models page.")
+    st.stop()
+# By default, every model of the first model's data set (for example all shipped CIFAR-10 models).
+default = [p for p in options if data_group(p) == data_group(options[0])]
+st.session_state["saved_curve_models"] = [p for p in st.session_state.get("saved_curve_models", default) if p in options]
+chosen = st.multiselect("Models", options, format_func=label, **bind("curve_models", default))
+models = {p: m for p in chosen if (m := load_or_error(p)) is not None}
+lowest = max([int(np.ceil(100 * m.macs[0] / m.macs[-1])) for m in models.values()], default=1)
+setting = exit_setting_controls(lowest_share=lowest, budget_ok=all("val" in predictions(p) for p in models),
+                                n_exits=max([m.num_exits for m in models.values()], default=2))
+st.caption("Dotted line and circles: anytime (every sample to exit k). Solid line: budgeted batch (per-exit thresholds "
+           "fitted on the validation split). Shaded: mean ± sd over seeds, when a model has runs with other seeds. "
+           f"Star: the operating point at the exit setting ({setting.describe()}), which every page shares.")
+
+
+def curves_of(path: str, net) -> dict | None:
+    """Everything drawn for one model (also what the CSV and PNG are made of)."""
+    res = results(path)
+    if res is None:
+        st.warning(f"{label(path)} has no evaluation yet: run `boostnet evaluate {path}`.")
+        return None
+    out = {"name": label(path), "color": model_color(path), "macs": res["macs"], "top1": res["anytime"]["top1"],
+           "budgeted": res.get("budgeted") or [], "band": None, "star": None}
+    siblings = seed_siblings_of(path)
+    if len(siblings) > 1:   # the same run with other seeds: mean ± sd band of the anytime accuracy
+        out["band"] = seed_band(siblings)
+    criterion, scored_splits = scored_or_error(path, setting.criterion) if "test" in predictions(path) else (None, None)
+    if criterion is not None:
+        point = outcome_at(scored_splits["test"], thresholds_for(path, net.num_exits, setting), net.macs,
+                           criterion.score_range)
+        out["star"] = {"macs": point.avg_macs, "top1": point.top1}
+    return out
+
+
+def figure(drawn: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    for d in drawn:
+        macs = np.array(d["macs"]) / 1e6
+        group = dict(legendgroup=d["name"], line=dict(color=d["color"]))
+        if d["band"]:
+            mean, sd = np.array(d["band"]["mean"]), np.array(d["band"]["sd"])
+            fig.add_scatter(x=np.concatenate([macs, macs[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
+                            fill="toself", fillcolor=d["color"], opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                            legendgroup=d["name"], showlegend=False,
+                            name=f"{d['name']}: mean ± sd over {d['band']['n']} seeds")
+        fig.add_scatter(x=macs, y=d["top1"], mode="markers+lines", name=d["name"], marker=dict(size=8),
+                        text=[f"exit {k + 1}" for k in range(len(macs))], line_dash="dot", legendgroup=d["name"],
+                        line_color=d["color"],
+                        hovertemplate="%{text}: %{x:.2f} M MACs, %{y:.2f}%<extra>" + d["name"] + "</extra>")
+        if d["budgeted"]:
+            b = d["budgeted"]
+            fig.add_scatter(x=[p["avg_macs"] / 1e6 for p in b], y=[p["top1"] for p in b], mode="lines", showlegend=False,
+                            customdata=[p["q"] for p in b], **group,
+                            hovertemplate="budgeted, q=%{customdata:.2f}: %{x:.2f} M MACs, %{y:.2f}%<extra>" + d["name"] + "</extra>")
+        if d["star"]:
+            fig.add_scatter(x=[d["star"]["macs"] / 1e6], y=[d["star"]["top1"]], mode="markers", showlegend=False,
+                            legendgroup=d["name"],
+                            marker=dict(symbol="star", size=16, color=d["color"], line=dict(color="black", width=1)),
+                            hovertemplate="operating point: %{x:.2f} M MACs, %{y:.2f}%<extra>" + d["name"] + "</extra>")
+    return plot_layout(fig, "MACs per image (millions)", "top-1 accuracy (%)", 460)
+
+
+by_data: dict[str, list[dict]] = {}
+for path, net in models.items():
+    drawn = curves_of(path, net)
+    if drawn is not None:
+        by_data.setdefault(data_name(path), []).append(drawn)
+if not by_data:
+    st.info("Nothing to plot yet: choose models that have an evaluation.")
+    st.stop()
+if len(by_data) > 1:
+    st.caption("The chosen models were trained on different data sets, so each data set has a chart of its own.")
+for data, drawn in by_data.items():
+    st.markdown(f"**{data}**")
+    st.plotly_chart(figure(drawn), key=f"curves_{data}")
+
+if st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726, section 4)", value=False):
+    ref = json.loads((ASSETS / "published_curves.json").read_text())
+    ref_fig = go.Figure()
+    for name, series in ref["curves"].items():
+        ref_fig.add_scatter(x=series["macs_millions"], y=series["top1"], mode="markers+lines", name=name,
+                            line=dict(dash="solid" if "BoostNet" in name else "dot"),
+                            marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
+                            hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
+    st.caption("Published figures, read off the paper's plots (other data sets and networks: a separate chart).")
+    st.plotly_chart(plot_layout(ref_fig, "MACs per image (millions)", "top-1 accuracy (%)", 420), key="reference")
+
+
+@st.cache_data(show_spinner=False)
+def png_of(drawn_json: str) -> bytes:
+    """The charts above in matplotlib, one panel per data set: the same models, colours, line styles, seed bands
+    and operating points (stars)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = json.loads(drawn_json)
+    fig_m, axes = plt.subplots(1, len(groups), figsize=(8 * len(groups), 5), dpi=130, squeeze=False)
+    for ax, (data, drawn) in zip(axes[0], groups.items()):
+        for d in drawn:
+            macs = np.array(d["macs"]) / 1e6
+            if d["band"]:
+                mean, sd = np.array(d["band"]["mean"]), np.array(d["band"]["sd"])
+                ax.fill_between(macs, mean - sd, mean + sd, color=d["color"], alpha=0.18, linewidth=0)
+            ax.plot(macs, d["top1"], "o:", color=d["color"], label=d["name"])
+            if d["budgeted"]:
+                ax.plot([p["avg_macs"] / 1e6 for p in d["budgeted"]], [p["top1"] for p in d["budgeted"]], "-", color=d["color"])
+            if d["star"]:
+                ax.plot(d["star"]["macs"] / 1e6, d["star"]["top1"], "*", ms=16, color=d["color"], markeredgecolor="black")
+        ax.set_title(data); ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("top-1 accuracy (%)")
+        ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig_m.text(0.01, 0.01, "dotted: anytime (exit k); solid: budgeted batch; shaded: mean ± sd over seeds; "
+               "star: operating point", fontsize=8)
+    buf = io.BytesIO()
+    fig_m.tight_layout(rect=(0, 0.04, 1, 1)); fig_m.savefig(buf, format="png"); plt.close(fig_m)
+    return buf.getvalue()
+
+
+def csv_of(groups: dict[str, list[dict]]) -> str:
+    lines = ["model,data,kind,exit,q,macs,top1"]
+    for data, drawn in groups.items():
+        for d in drawn:
+            lines += [f"{d['name']},{data},anytime,{k + 1},,{m:.0f},{a:.4f}" for k, (m, a) in enumerate(zip(d["macs"], d["top1"]))]
+            lines += [f"{d['name']},{data},budgeted,,{p['q']:.4f},{p['avg_macs']:.0f},{p['top1']:.4f}" for p in d["budgeted"]]
+            if d["star"]:
+                lines.append(f"{d['name']},{data},operating point,,,{d['star']['macs']:.0f},{d['star']['top1']:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+c1, c2 = st.columns(2)
+c1.download_button("Download the points as CSV", csv_of(by_data), "accuracy_vs_cost.csv", "text/csv")
+c1.caption("Columns: kind is anytime (every test sample to `exit`), budgeted (the paper's budgeted batch at "
+           "parameter `q`: exit k takes a share of the samples proportional to q^k, thresholds fitted on the "
+           "validation split) or the operating point; macs is the average per image; top1 in %.")
+c2.download_button("Download the plot as PNG", png_of(json.dumps(by_data)), "accuracy_vs_cost.png", "image/png")
