@@ -8,6 +8,8 @@ Real early exit itself lives in early_exit.py (re-exported here).
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -68,8 +70,10 @@ def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = Tr
     the exit taken at `threshold`, and its MACs. engine: as for predict_early (None: the model's default engine;
     fast=False: eager); `engine` in the result names what ran."""
     backbone = engine_for(model, engine, fast)
+    start = time.perf_counter()
     with eval_mode(model):
         heads = backbone.head_logits(x[None]) if fast else [s.head_logits for s in iter_exits(backbone, x[None])]
+    seconds = time.perf_counter() - start   # wall time of every exit, to show beside MACs (they differ)
     n = model.num_exits
     exits = [F[0] for F in ensemble(heads, model.reweight)]
     probs = [F.softmax(-1) for F in exits]
@@ -84,6 +88,7 @@ def trace(model, x: torch.Tensor, threshold=0.9, top_k: int = 5, fast: bool = Tr
         "top_k": [[(classes[i], float(p[i])) for i in p.topk(k).indices.tolist()] for p in probs],
         "full_macs": model.macs[-1],
         "engine": engine_name(backbone),
+        "seconds": seconds,
     }
     return at_threshold(rescore(result, criterion), model, threshold)
 

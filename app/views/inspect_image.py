@@ -163,7 +163,8 @@ for position, (name, pixels) in enumerate(items):
         st.metric("Prediction", t["label"])
         st.caption(f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name]})")
         st.metric("MACs spent", fmt_macs(t["macs"]))
-        st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])})")
+        st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); measured: all exits "
+                   f"took {1000 * t.get('seconds', 0):.1f} ms on {t.get('engine', 'eager')} (time is not MACs)")
     with right:
         conf = t["scores"].numpy()
         top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
