@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--dataset", choices=DATASETS, help="default: the data set the model was trained on")
     e.add_argument("--data-root", help="default: the one recorded at training")
-    e.add_argument("--out", help="write the results JSON here too (always written to CHECKPOINT/evaluation.json)")
+    e.add_argument("--out", help="write the results JSON here")
+    e.add_argument("--write", action="store_true",
+                   help="replace CHECKPOINT/evaluation.json and its cache (written anyway when it has none yet)")
     e.add_argument("--batch-size", type=_positive_int, default=500)
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--monotone", action="store_true", help="budgeted curve: repeat the last accuracy where validation does not improve")
@@ -148,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--eager", action="store_true", help="run the model as trained, without the fast inference path")
     p.add_argument("--engine", choices=ENGINES, help="inference engine (default: auto, measured on this machine)")
+
+    x = sub.add_parser("export", help="the model as ONNX files and a manifest, to serve without torch")
+    x.add_argument("checkpoint")
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.add_argument("--out", required=True, help="folder to write (replaced if it holds an earlier export)")
+    x.add_argument("--threshold", type=_thresholds, help="thresholds to record in the manifest, one or one per exit")
 
     c = sub.add_parser("calibrate", help="per-exit thresholds with a certified risk (Learn-then-Test on the cached validation split)")
     c.add_argument("checkpoint")
@@ -237,7 +245,7 @@ def _evaluate(args, argv) -> int:
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  device=pick_device(args.device), batch_size=args.batch_size,
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
-                                 fast=not args.eager, engine=args.engine)
+                                 fast=not args.eager, engine=args.engine, write=True if args.write else None)
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
@@ -262,6 +270,21 @@ def _predict(args, argv) -> int:
         else:
             print(f"{result['image']}: {result['label']} (exit {result['exit_index'] + 1}/{model.num_exits}, "
                   f"confidence {result['confidence']:.3f}, {result['macs'] / 1e6:.2f} M MACs)")
+    return 0
+
+
+def _export(args, argv) -> int:
+    from . import load_model
+    from .engines.export import export_onnx
+    from .thresholds import check_thresholds
+    model = load_model(args.checkpoint)
+    thresholds = None
+    if args.threshold:
+        t = args.threshold[0] if len(args.threshold) == 1 else args.threshold
+        thresholds = check_thresholds(t, model.num_exits).tolist()
+    manifest = export_onnx(model, args.out, thresholds, source=str(args.checkpoint))
+    print(json.dumps({"out": str(args.out), "files": [manifest["whole"]["file"], manifest["early_exit"]["file"]]
+                      + [p["file"] for p in manifest["pieces"]]}))
     return 0
 
 
@@ -342,4 +365,5 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
             "num_classes": model.num_classes}
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "calibrate": _calibrate, "info": _info, "study": _study, "data": _data}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export, "calibrate": _calibrate,
+            "info": _info, "study": _study, "data": _data}

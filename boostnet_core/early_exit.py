@@ -95,6 +95,13 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
     active = torch.arange(b, device=device)       # original positions of the samples still running
     carried = None
     backbone = engine_for(model, engine, fast)
+    fused = getattr(backbone, "fused_early_exit", None) if criterion.name == "max_softmax" and device.type == "cpu" else None
+    fused = fused(b) if fused is not None else None
+    if fused is not None:   # the engine runs max-softmax early exit as one graph (engines/onnx_graphs.py)
+        exit_index, logits, confidence, exit_conf = fused(x, t)
+        macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
+        return EarlyExit(exit_index, logits, confidence, macs, exit_conf, confidence.clone(), exit_conf.clone(),
+                         criterion.name, engine_name(backbone))
     with eval_mode(model):
         for step in iter_exits(backbone, x):
             k = step.index

@@ -160,11 +160,12 @@ def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: b
 
 def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | None = None, device="cpu",
                         batch_size: int = 500, monotone: bool = False, budgets=(), progress: bool = False,
-                        fast: bool = True, engine=None) -> dict:
+                        fast: bool = True, engine=None, write: bool | None = True) -> dict:
     """Anytime results on the test split and the budgeted curve (validation -> test) of a checkpoint.
 
     Writes the per-exit predictions to CHECKPOINT/eval_cache.safetensors and the results to
-    CHECKPOINT/evaluation.json, and returns the results (the JSON of DESIGN.md).
+    CHECKPOINT/evaluation.json (write=True; None: only when the folder has no evaluation yet, so re-evaluating a
+    shipped checkpoint leaves its files as they are; False: never), and returns the results (the JSON of DESIGN.md).
     """
     model = load_model(folder, device)
     dataset, same_data, bundle = checkpoint_data(model, folder, dataset, data_root)
@@ -187,7 +188,7 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
         if budgets:
             raise ArgumentError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
                              "retrain with --val-size > 0.")
-    if same_data:
+    if same_data and (write or (write is None and not (Path(folder) / RESULTS).is_file())):
         save_cache(folder, splits)
         atomic_write_json(Path(folder) / RESULTS, result)
     return result

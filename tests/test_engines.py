@@ -1,5 +1,6 @@
 """Inference engines (boostnet_core/engines): the default engine in a loop, auto's pick, fallback and refusal."""
 import copy
+import json
 import sys
 import warnings
 
@@ -29,10 +30,12 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine(digits_model, digits_
     results = [model.predict_early(x, 0.9) for x in digits_x.split(64)]
     auto = engine_for(model)
     assert auto is prepare_inference(model) and auto.name == "auto"
-    picked = auto.picked[("batch", "walk")]
+    picked = auto.picked[("batch", "early")]
     assert picked in ("openvino", "onnxruntime", "torch-fold")
+    if picked == "torch-fold":   # no one-graph early exit: the blocks are walked, on the engine measured for that
+        picked = auto.picked[("batch", "walk")]
     assert [r.engine for r in results] == [f"auto:{picked}"] * 2   # the same engine from the first call on
-    assert set(auto.timings[("batch", "walk")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
+    assert set(auto.timings[("batch", "early")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
     eager = model.predict_early(digits_x[:64], 0.9, fast=False)
     assert eager.engine == "eager" and torch.equal(eager.exit_index, results[0].exit_index)
     assert (eager.logits - results[0].logits).abs().max() <= 1e-4
@@ -46,6 +49,17 @@ def test_onnx_engines_agree_with_eager_whole_and_stepwise(digits_model, digits_x
     for got in (engine.head_logits(x), [s.head_logits for s in iter_exits(engine, x)]):
         for a, b in zip(got, _eager(digits_model, x)):
             assert (a - b).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_early_exit_in_one_graph_takes_the_eager_exits(digits_model, digits_x, name):
+    engine = prepare_inference(digits_model, name)
+    for t in ([0.5] * 4, [0.9, 0.95, 0.99, 0.0], [1.0] * 4):
+        fused, eager = digits_model.predict_early(digits_x, t, engine=engine), digits_model.predict_early(digits_x, t, fast=False)
+        assert fused.engine == name
+        assert torch.equal(fused.exit_index, eager.exit_index) and torch.equal(fused.macs, eager.macs)
+        assert (fused.logits - eager.logits).abs().max() <= 1e-4
+        assert torch.allclose(fused.exit_confidences.nan_to_num(-1), eager.exit_confidences.nan_to_num(-1), atol=1e-5)
 
 
 def test_a_missing_engine_gives_way_to_the_next_with_one_warning(digits_model, monkeypatch):
@@ -88,3 +102,19 @@ def test_ranet_has_no_onnx_form_and_says_so():
     model = BoostNet(RANet(cfg), meta={"input_size": 16}).eval()
     with pytest.raises(ValueError, match="RANet's state between blocks is not a list of tensors"):
         export_pieces(model)
+
+
+def test_re_evaluating_leaves_the_checkpoint_untouched_unless_asked(digits_copy, tmp_path, capsys):
+    import os
+    from boostnet_core.cli import main
+    results, cache = digits_copy / "evaluation.json", digits_copy / "eval_cache.safetensors"
+    assert not results.exists()
+    assert main(["evaluate", str(digits_copy), "--quiet", "--engine", "torch-fold"]) == 0   # none yet: written
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (results, cache)}
+    assert main(["evaluate", str(digits_copy), "--quiet", "--out", str(tmp_path / "e.json")]) == 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (results, cache)} == before
+    assert json.loads((tmp_path / "e.json").read_text())["anytime"] == json.loads(results.read_text())["anytime"]
+    os.utime(results, ns=(0, 0))
+    assert main(["evaluate", str(digits_copy), "--quiet", "--write"]) == 0
+    assert results.stat().st_mtime_ns != 0
+    capsys.readouterr()

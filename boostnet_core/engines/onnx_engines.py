@@ -3,6 +3,9 @@
 `head_logits` runs the whole network as one fused graph (the fastest full inference); the stepwise contract runs
 one piece per block (block i + head i), the state handed between pieces as arrays, which is what early exit walks.
 Each piece computes its head with its block, so `run_head` returns the logits its `run_block` already computed.
+`fused_early_exit` runs max-softmax early exit as one graph (onnx_graphs.early_exit_graph): the samples that stay
+are gathered inside the graph, so no state crosses a graph boundary (the per-piece walk pays the runtimes' layout
+reorders and copies at every boundary: docs/engines.md).
 Both engines run on the CPU. OpenVINO's default inference precision on a CPU with bf16 is bf16: fp32 sets the f32
 hint explicitly; precision="bf16" asks for bf16 (OpenVINO only; ONNX Runtime has no bf16 convolutions on a CPU).
 """
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 
 from .base import EngineUnavailable, InferenceEngine
-from .onnx_graphs import export_pieces, join_pieces
+from .onnx_graphs import early_exit_graph, export_pieces, join_pieces
 
 
 def _arrays(state) -> list[np.ndarray]:
@@ -32,6 +35,8 @@ class OnnxEngine(InferenceEngine):
         pieces = pieces if pieces is not None else export_pieces(model)
         self.pieces = [self.compile(p) for p in pieces]
         self.whole = self.compile(join_pieces(pieces).SerializeToString())
+        self._onnx_pieces, self._reweight, self._classes = pieces, model.reweight, model.num_classes
+        self._early = None   # the early-exit graph, compiled at its first use
         self._pending = threading.local()   # the logits of the piece that produced a state, until run_head reads them
 
     def compile(self, onnx_bytes: bytes):
@@ -55,6 +60,24 @@ class OnnxEngine(InferenceEngine):
 
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [torch.from_numpy(a) for a in self.whole(_arrays(x))]
+
+    def fused_early_exit(self, batch: int):
+        """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
+        computed) of max-softmax early exit in one graph."""
+        if self._early is None:
+            self._early = self.compile(early_exit_graph(self._onnx_pieces, self._reweight, self._classes).SerializeToString())
+        return self._run_early_exit
+
+    def _run_early_exit(self, x: torch.Tensor, thresholds: list[float]):
+        n, b = self.num_exits, len(x)
+        outputs = self._early(_arrays(x) + [np.asarray(thresholds[: n - 1], dtype=np.float64)])
+        exit_index = torch.full((b,), n - 1, dtype=torch.long)
+        logits, confidence = torch.zeros(b, self._classes), torch.zeros(b)
+        exit_conf = torch.full((n, b), float("nan"))
+        for k in range(n):   # a sample's exit is the last exit it reached
+            ids, F, conf = (torch.from_numpy(a) for a in outputs[3 * k: 3 * k + 3])
+            exit_conf[k, ids], exit_index[ids], logits[ids], confidence[ids] = conf, k, F, conf
+        return exit_index, logits, confidence, exit_conf
 
 
 class OnnxRuntimeEngine(OnnxEngine):

@@ -16,6 +16,8 @@ import warnings
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+
 OPSET = 17
 
 
@@ -42,7 +44,7 @@ def _is_tensor_list(state) -> bool:
 def export_pieces(model) -> list[bytes]:
     """Serialized ONNX models of every piece, from a copy of the model in eval mode (the model is not touched).
 
-    Raises ValueError (one sentence) for a backbone whose state between blocks is not a list of tensors.
+    Raises ArgumentError (one sentence) for a backbone whose state between blocks is not a list of tensors.
     """
     backbone = copy.deepcopy(model.backbone).cpu().eval()
     n = backbone.num_exits
@@ -53,7 +55,7 @@ def export_pieces(model) -> list[bytes]:
         for i in range(n):
             out = backbone.run_block(i, state)
             if not _is_tensor_list(out):
-                raise ValueError(f"{type(backbone).__name__}'s state between blocks is not a list of tensors, so it "
+                raise ArgumentError(f"{type(backbone).__name__}'s state between blocks is not a list of tensors, so it "
                                  "has no ONNX form here; use a torch engine.")
             last = i == n - 1
             outputs = [f"f{i}"] + ([] if last else state_names(i, len(out)))
@@ -85,3 +87,90 @@ def join_pieces(pieces: list[bytes], last: int | None = None):
     for o in extra:
         joined.graph.output.remove(o)
     return joined
+
+
+def early_exit_graph(pieces: list[bytes], reweight: float, num_classes: int):
+    """One onnx.ModelProto that runs max-softmax early exit end to end: inputs "x" and "thresholds" (float64 [N-1],
+    one per exit but the last); outputs, per exit k, "ids{k}" (int64: the positions in x of the samples that reached
+    exit k), "F{k}" (their exit logits F_k = f_k + w F_{k-1}) and "conf{k}" (their max-softmax confidence).
+
+    After exit k the samples whose confidence (compared in float64, as predict_early does) is below t_k are gathered
+    (NonZero, Gather) and only they run piece k+1; an If skips the rest of the network when nobody is left, so the
+    graph's work follows the MACs the samples need, with no boundary between the pieces.
+    """
+    import onnx
+    from onnx import TensorProto, compose, helper, numpy_helper
+    import numpy as np
+
+    protos = [compose.add_prefix(onnx.load_from_string(p), f"p{k}/", rename_inputs=False, rename_outputs=True)
+              for k, p in enumerate(pieces)]
+    n = len(protos)
+
+    def constants(k: int) -> list:
+        """Constants of level k, local to the (sub)graph that uses them, so that every engine folds them."""
+        values = {"w": np.array(reweight, np.float32), "zero": np.array(0, np.int64), "one": np.array(1, np.int64),
+                  "axis0": np.array([0], np.int64), "t_index": np.array(k, np.int64),
+                  "logits_shape": np.array([-1, num_classes], np.int64)}
+        return [numpy_helper.from_array(v, f"{name}_{k}") for name, v in values.items()]
+
+    def outputs_of(k):
+        return [helper.make_tensor_value_info(f"ids{k}", TensorProto.INT64, [f"n{k}"]),
+                helper.make_tensor_value_info(f"F{k}", TensorProto.FLOAT, [f"n{k}", num_classes]),
+                helper.make_tensor_value_info(f"conf{k}", TensorProto.FLOAT, [f"n{k}"])]
+
+    def level(k: int) -> tuple[list, list]:
+        """Nodes and initializers from piece k on; its inputs (state s{k-1}_*, or x; F_prev{k}; ids{k}) are in
+        scope."""
+        proto = protos[k]
+        nodes, inits = list(proto.graph.node), list(proto.graph.initializer) + constants(k)
+        f = f"p{k}/f{k}"
+        if k == 0:
+            nodes.append(helper.make_node("Identity", [f], ["F0"]))
+        else:
+            nodes += [helper.make_node("Mul", [f"w_{k}", f"Fprev{k}"], [f"wF{k}"]),
+                      helper.make_node("Add", [f, f"wF{k}"], [f"Fsum{k}"]),
+                      # a known rank for OpenVINO, which does not infer it through the If that brings F_{k-1} in
+                      helper.make_node("Reshape", [f"Fsum{k}", f"logits_shape_{k}"], [f"F{k}"])]
+        nodes += [helper.make_node("Softmax", [f"F{k}"], [f"p{k}"], axis=-1),
+                  helper.make_node("ReduceMax", [f"p{k}"], [f"conf{k}"], axes=[1], keepdims=0)]
+        if k == n - 1:
+            return nodes, inits
+        states = [o.name for o in proto.graph.output][1:]          # p{k}/s{k}_j
+        nodes += [helper.make_node("Cast", [f"conf{k}"], [f"confd{k}"], to=TensorProto.DOUBLE),
+                  helper.make_node("Gather", ["thresholds", f"t_index_{k}"], [f"t{k}"]),
+                  helper.make_node("Less", [f"confd{k}", f"t{k}"], [f"stay{k}"]),
+                  helper.make_node("NonZero", [f"stay{k}"], [f"nz{k}"]),
+                  helper.make_node("Squeeze", [f"nz{k}", f"axis0_{k}"], [f"keep{k}"]),
+                  helper.make_node("Size", [f"keep{k}"], [f"left{k}"]),
+                  helper.make_node("Greater", [f"left{k}", f"zero_{k}"], [f"any{k}"])]
+        then_nodes = [helper.make_node("Gather", [s, f"keep{k}"], [s.split("/", 1)[1]], axis=0) for s in states]
+        then_nodes += [helper.make_node("Gather", [f"F{k}", f"keep{k}"], [f"Fprev{k + 1}"], axis=0),
+                       helper.make_node("Gather", [f"ids{k}", f"keep{k}"], [f"ids{k + 1}"], axis=0)]
+        rest, rest_inits = level(k + 1)
+        later = [o for j in range(k + 1, n) for o in outputs_of(j)]
+        then_graph = helper.make_graph(then_nodes + rest, f"continue{k}", [], later, initializer=rest_inits)
+        # Nobody left: empty outputs gathered with the empty index (OpenVINO reads an empty constant as a scalar).
+        else_nodes = [helper.make_node("Gather", [f"ids{k}", f"keep{k}"], [f"e{k}_ids"], axis=0),
+                      helper.make_node("Gather", [f"F{k}", f"keep{k}"], [f"e{k}_F"], axis=0),
+                      helper.make_node("Gather", [f"conf{k}", f"keep{k}"], [f"e{k}_conf"], axis=0)]
+        for j in range(k + 1, n):
+            else_nodes += [helper.make_node("Identity", [f"e{k}_{kind}"], [f"e{k}_{kind}{j}"]) for kind in ("ids", "F", "conf")]
+        else_outputs = [helper.make_tensor_value_info(f"e{k}_{o.name}", o.type.tensor_type.elem_type,
+                                                      [0] + [d.dim_value for d in o.type.tensor_type.shape.dim[1:]])
+                        for o in later]
+        else_graph = helper.make_graph(else_nodes, f"stop{k}", [], else_outputs)
+        nodes.append(helper.make_node("If", [f"any{k}"], [o.name for o in later], then_branch=then_graph,
+                                      else_branch=else_graph))
+        return nodes, inits
+
+    head = [helper.make_node("Shape", ["x"], ["x_shape"]),
+            helper.make_node("Gather", ["x_shape", "zero_0"], ["batch"]),
+            helper.make_node("Range", ["zero_0", "batch", "one_0"], ["ids0"])]
+    body, initializers = level(0)
+    graph = helper.make_graph(head + body, "early_exit",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch"] + list(
+                                  d.dim_value for d in protos[0].graph.input[0].type.tensor_type.shape.dim[1:])),
+                               helper.make_tensor_value_info("thresholds", TensorProto.DOUBLE, [n - 1])],
+                              [o for k in range(n) for o in outputs_of(k)], initializer=initializers)
+    model = helper.make_model(graph, opset_imports=protos[0].opset_import, ir_version=protos[0].ir_version)
+    return model

@@ -1,0 +1,86 @@
+"""Benchmark: the default inference path (engines/, "auto") against the authors' eager model, and early exit against
+the fastest full-network run on the same engine. Same weights, interleaved rounds in one process; prints one JSON.
+
+Full network: images/s at batch 1 and 64, eager (fast=False) vs the default engine's whole-network head_logits, and
+the largest logit difference. Early exit: thresholds fitted on the cached validation split to MACs shares about
+0.3/0.5/0.7/1.0; predict_early through the default engine; wall-time ratio against that engine's full network.
+Usage: python bench/engines_speed.py [--checkpoint checkpoints/cifar10-boostnet] [--images 256] [--threads 2]
+"""
+import argparse
+import json
+import time
+
+import torch
+
+from boostnet_core import load_model
+from boostnet_core.data import load_dataset, normalize
+from boostnet_core.engines import engine_for
+from boostnet_core.evaluation import fit_to_budget, load_cache
+from boostnet_core.factory import input_channels
+from boostnet_core.models.stepwise import iter_exits
+
+
+def best(fn, rounds: int) -> float:
+    fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", default="checkpoints/cifar10-boostnet")
+    parser.add_argument("--data-root", default="../shared/data/cifar10-jpg")
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.checkpoint).eval()
+    data = model.meta["data"]
+    root = args.data_root if data["dataset"] in ("folder", "cifar10") else data.get("data_root")
+    bundle = load_dataset(data["dataset"], root, model.meta["input_size"], input_channels(model.meta),
+                          val_size=data["val_size"], split_seed=data["split_seed"])
+    x_all = normalize(bundle.test.images[: args.images], model.meta["mean"], model.meta["std"])
+    t0 = time.perf_counter()
+    engine = engine_for(model)
+    with torch.inference_mode():
+        engine.head_logits(x_all[:1]); engine.head_logits(x_all[:64])
+        prepare_s = time.perf_counter() - t0
+        out = {"benchmark": "default engine vs eager; early exit vs full network", "checkpoint": args.checkpoint,
+               "threads": args.threads, "prepare_and_measure_s": round(prepare_s, 2)}
+        eager_logits = [s.head_logits for s in iter_exits(model.backbone, x_all[:64])]
+        out["max_abs_logit_difference"] = max(float((a - b).abs().max()) for a, b in zip(engine.head_logits(x_all[:64]), eager_logits))
+        chunks = {1: [x_all[i:i + 1] for i in range(32)], 64: [x_all[i:i + 64] for i in range(0, len(x_all), 64)]}
+        full = {}
+        for b, cs in chunks.items():
+            n = sum(len(c) for c in cs)
+            eager = best(lambda: [list(iter_exits(model.backbone, c)) for c in cs], args.rounds)
+            fast = best(lambda: [engine.head_logits(c) for c in cs], args.rounds)
+            full[b] = fast
+            out[f"full_batch{b}"] = {"eager_images_per_s": round(n / eager), "engine_images_per_s": round(n / fast),
+                                     "speedup": round(eager / fast, 2), "engine": engine.describe()}
+        val = load_cache(args.checkpoint)["val"]
+        top = model.macs[-1]
+        rows = []
+        for share in (0.3, 0.5, 0.7, 1.0):
+            t = fit_to_budget(val, model.macs, share * top).tolist() if share < 1 else [1.0] * model.num_exits
+            row = {"budget_share": share}
+            for b, cs in chunks.items():
+                exits = torch.cat([model.predict_early(c, t).exit_index for c in cs])
+                macs_ratio = float(sum(model.macs[k] for k in exits.tolist()) / (len(exits) * top))
+                wall = best(lambda: [model.predict_early(c, t) for c in cs], args.rounds)
+                row[f"batch{b}"] = {"macs_ratio": round(macs_ratio, 3), "time_ratio": round(wall / full[b], 3),
+                                    "time_over_macs": round(wall / full[b] / macs_ratio, 2),
+                                    "engine": model.predict_early(cs[0], t).engine}
+            rows.append(row)
+        out["early_exit"] = rows
+        out["target"] = "full_batch1 speedup >= 5, full_batch64 >= 2.5; early exit time_over_macs <= 1.3"
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
