@@ -37,7 +37,8 @@ def fmt_pct(value: float) -> str:
 def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool = True):
     """Axis titles with units, the legend above the plot (never over the axis labels or the data), transparent
     background so light and dark themes both read well. Titles go above the chart as text, not inside it."""
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if legend else 20, b=10), xaxis_title=x_title,
+    right = max(10, fig.layout.margin.r or 0)    # a threshold label drawn outside the plot keeps its room
+    fig.update_layout(height=height, margin=dict(l=10, r=right, t=40 if legend else 20, b=10), xaxis_title=x_title,
                       yaxis_title=y_title, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
                       showlegend=legend, legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")

@@ -124,7 +124,8 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     page.goto(app_url + "/inspect_image?model=mnist5k-boostnet")
     page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
     _wait_idle(page)
-    assert page.get_by_text("(28x28)").count() > 0  # MNIST test digits: the link chose the model
+    page.wait_for_selector("text=(28x28)", timeout=60000)  # MNIST test digits: the link chose the model
+    _wait_idle(page)
     img, exit_low, exit_high = ambiguous_digit()
     buf = io.BytesIO()
     img.save(buf, "PNG")

@@ -161,7 +161,7 @@ for position, (name, pixels) in enumerate(items):
         st.image(thumbnail(pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", width=160)
         st.metric("Exit taken", f"{k + 1} of {net.num_exits}", help="1-based; the last exit takes every sample that reaches it")
         st.metric("Prediction", t["label"])
-        st.caption(f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name]})")
+        st.caption(f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name].split(' (')[0]})")
         st.metric("MACs spent", fmt_macs(t["macs"]))
         st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); measured: all exits "
                    f"took {1000 * t.get('seconds', 0):.1f} ms on {t.get('engine', 'eager')} (time is not MACs)")
