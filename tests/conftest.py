@@ -1,4 +1,5 @@
 """Shared fixtures: a digits model trained once per session (a few seconds on CPU)."""
+import fcntl
 import functools
 import os
 import shutil
@@ -18,8 +19,16 @@ CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
 # tests/test_engines.py tests "auto" itself.
 os.environ.setdefault("BOOSTNET_ENGINE", "torch-fold")
 
-TEST_THREADS = max(1, min(2, os.cpu_count() or 1))
+# Under pytest-xdist each worker gets its share of the cores (two workers on two cores: one thread each).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+TEST_THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
 torch.set_num_threads(TEST_THREADS)
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first (stable order otherwise): pytest-xdist hands tests out in this order, and a long test
+    dealt last would keep one worker busy while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +38,29 @@ def _restore_torch_threads():
     torch.set_num_threads(TEST_THREADS)
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name`, built by `build(folder)` once per test run: pytest-xdist's workers share it through their
+    common temporary folder; the first to arrive builds it while the others wait on a lock. A build that failed
+    part-way leaves no mark of completion, and the next worker to arrive builds it again from scratch."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent   # the folder all workers of this run share
+    out, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            build(out)
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def digits_checkpoint(tmp_path_factory) -> Path:
     from boostnet_core.training import TrainConfig, train
-    out = tmp_path_factory.mktemp("ckpt") / "digits"
-    train(TrainConfig(dataset="digits", out=str(out), epochs=3, progress=False, command="boostnet train --dataset digits --epochs 3"))
-    return out
+    return built_once(tmp_path_factory, "digits-checkpoint", lambda out: train(TrainConfig(
+        dataset="digits", out=str(out), epochs=3, progress=False, command="boostnet train --dataset digits --epochs 3")))
 
 
 @pytest.fixture
@@ -49,6 +75,17 @@ def digits_copy(digits_checkpoint, tmp_path) -> Path:
 def digits_model(digits_checkpoint):
     from boostnet_core import load_model
     return load_model(digits_checkpoint)
+
+
+def scan_streamlit_components_once() -> None:
+    """Every new AppTest scans the metadata of every installed package for Streamlit components (about 0.7 s each,
+    25 s over the suite); the installed packages do not change while the tests run, so the scan is done once."""
+    from streamlit.components.v2 import manifest_scanner
+    scan = manifest_scanner.scan_component_manifests
+    if not hasattr(scan, "cache_info"):
+        cached = functools.cache(scan)
+        manifest_scanner.scan_component_manifests = functools.wraps(scan)(lambda *a, **k: list(cached(*a, **k)))
+        manifest_scanner.scan_component_manifests.cache_info = cached.cache_info
 
 
 @functools.lru_cache(maxsize=1)

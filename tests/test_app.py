@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, ambiguous_digit
+from conftest import REPO, ambiguous_digit, scan_streamlit_components_once
 
 sys.path.insert(0, str(REPO / "app"))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 from session import ExitMode  # noqa: E402
+
+scan_streamlit_components_once()
 
 MNIST = str(REPO / "checkpoints" / "mnist5k-boostnet")
 MNIST_JOINT = str(REPO / "checkpoints" / "mnist5k-joint")
@@ -279,7 +281,8 @@ def test_about_page_states_the_model_and_the_project_results():
 
 def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     import time
-    monkeypatch.setenv("BOOSTNET_RUNS", str(tmp_path))
+    import store
+    monkeypatch.setattr(store, "RUNS", tmp_path)   # read by the page on every run (BOOSTNET_RUNS only at import)
     import threading
     import torch
     threads_before = torch.get_num_threads()
@@ -302,6 +305,38 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     probe.join()
     assert seen == [threads_before]
     assert "Stopped during epoch" in job.runs[0].message and "Not started" in job.runs[1].message
+
+
+@pytest.mark.slow
+def test_models_trained_on_the_train_page_are_shown_by_every_page_and_offered_to_every_session(tmp_path, monkeypatch):
+    """What the Train page's message promises, page by page (the browser test trains with two tabs open and checks
+    the pickers of both)."""
+    import store
+    monkeypatch.setattr(store, "RUNS", tmp_path)
+    router = str(REPO / "app" / "streamlit_app.py")
+    other = AppTest.from_file(router, default_timeout=120).run()      # another session, open before the training
+    at = AppTest.from_file(router, default_timeout=120).run()
+    at.switch_page("views/train.py").run()
+    at.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_start").click().run()
+    job = at.session_state["train_job"]
+    job.thread.join(timeout=120)
+    at.run()
+    boostnet, joint = (str(live.folder) for live in job.runs)
+    assert [live.status for live in job.runs] == ["done", "done"] and not at.exception
+    shown = {"views/inspect_image.py": lambda: at.selectbox(key="_model_widget").value == boostnet,
+             "views/dataset_exits.py": lambda: at.selectbox(key="_model_widget").value == boostnet,
+             "views/accuracy_cost.py": lambda: at.multiselect(key="curve_models").value == [boostnet, joint],
+             "views/compare_models.py": lambda: (at.selectbox(key="compare_a").value,
+                                                 at.selectbox(key="compare_b").value) == (boostnet, joint),
+             "views/models.py": lambda: True}
+    for view, shows_the_new_models in shown.items():
+        at.switch_page(view).run()
+        assert not at.exception and shows_the_new_models(), view
+    other.switch_page("views/inspect_image.py").run()
+    from pathlib import Path
+    assert {Path(boostnet).name, Path(joint).name} <= set(other.selectbox(key="_model_widget").options)  # its labels
+    assert not other.exception
 
 
 # ---------------------------------------------------------------- a class on a fresh clone (issue 19)

@@ -2,7 +2,7 @@
 
 Starts `streamlit run` on a free local port and drives Debian's chromium through playwright. The server runs as on a
 fresh clone: the data root points to a folder that does not exist, so CIFAR-10 pages use the sample shipped in
-assets/. Screenshots of every page land in tests/screenshots/ (git-ignored) for a person to look at. Skips when
+assets/. Screenshots of the pages it visits land in tests/screenshots/ (git-ignored) for a person to look at. Skips when
 chromium or playwright is absent.
 """
 import io
@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ambiguous_digit
+from conftest import REPO
 
 sys.path.insert(0, str(REPO / "app"))
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "tests" / "screenshots"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+# One Streamlit server and one Chromium for the module: under pytest-xdist its tests stay on one worker.
+pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+              pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ OUTSIDE: list[str] = []   # every request the pages made to another host (fonts,
 
 
 def new_tab(browser, app_url):
-    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # Reduced motion: without it, Streamlit's fades and spinners are repainted in software at every frame while a
+    # script runs (a fifth of the browser's CPU here); what the pages show is the same.
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000}, reduced_motion="reduce")
     tab.on("request", lambda r: None if r.url.startswith((app_url, "data:", "blob:")) else OUTSIDE.append(r.url))
     return tab
 
@@ -67,15 +71,28 @@ def _titles_and_wide_layout(page, where: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, where
 
 
-def test_a_deep_link_opened_first_on_a_fresh_server_has_the_titles_and_the_wide_layout(page, app_url):
-    """The first request this fresh server gets is a deep link (the next tests open Inspect, Threshold and exits and
-    the first page by their URLs, each a new session, and check the same; the other pages' files are checked to be
-    reached through st.navigation alone, below); no Deploy button."""
-    page.goto(f"{app_url}/train")
-    page.wait_for_selector("h1:has-text('Train')", timeout=60000)
+def test_the_readme_link_opened_first_on_a_fresh_server_shows_the_titles_the_layout_and_the_shipped_sample(page, app_url):
+    """The first request this fresh server gets is the README's deep link (the other pages' files are checked to be
+    reached through st.navigation alone, below); no Deploy button; a clone without the data picks test images of
+    three classes from the sample shipped in assets/, and the Threshold page's gallery runs on it."""
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(app_url + "/inspect_image?model=cifar10-boostnet")
+    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
     _wait_idle(page)
-    _titles_and_wide_layout(page, "train")
+    _titles_and_wide_layout(page, "inspect_image")
     assert page.get_by_text("Deploy", exact=True).count() == 0
+    page.wait_for_selector("text=/test #\\d+ \\(true: /", timeout=60000)
+    _wait_idle(page)
+    assert page.get_by_text("Or pick test images from the 50 CIFAR-10 test images shipped with the app").count() == 1
+    truths = re.findall(r"test #\d+ \(true: (\w+)\)", page.locator('[data-testid="stMain"]').inner_text())
+    assert len(truths) == 3 and len(set(truths)) == 3, truths
+    page.screenshot(path=str(SHOTS / "inspect-sample.png"), full_page=True)
+    _open(page, "Threshold and exits")
+    page.wait_for_selector("text=the gallery shows the 50 CIFAR-10 test images", timeout=60000)
+    _wait_idle(page)
+    _titles_and_wide_layout(page, "dataset_exits")
+    page.screenshot(path=str(SHOTS / "dataset-sample.png"), full_page=True)
+    assert OUTSIDE == []
 
 
 def test_the_pages_live_where_streamlit_does_not_list_them_itself():
@@ -86,26 +103,6 @@ def test_the_pages_live_where_streamlit_does_not_list_them_itself():
     assert [f"views/{u or 'about'}.py" for u in URLS] == re.findall(r'st\.Page\("([^"]+)"', router)
 
 
-def test_a_fresh_clone_picks_test_images_from_the_shipped_sample(page, app_url):
-    SHOTS.mkdir(exist_ok=True)
-    page.goto(app_url + "/inspect_image?model=cifar10-boostnet")
-    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
-    _wait_idle(page)
-    _titles_and_wide_layout(page, "inspect_image")
-    page.wait_for_selector("text=/test #\\d+ \\(true: /", timeout=60000)
-    _wait_idle(page)
-    assert page.get_by_text("Or pick test images from the 50 CIFAR-10 test images shipped with the app").count() == 1
-    truths = re.findall(r"test #\d+ \(true: (\w+)\)", page.locator('[data-testid="stMain"]').inner_text())
-    assert len(truths) == 3 and len(set(truths)) == 3, truths
-    page.screenshot(path=str(SHOTS / "inspect-sample.png"), full_page=True)
-    page.goto(app_url + "/dataset_exits?model=cifar10-boostnet")
-    page.wait_for_selector("text=the gallery shows the 50 CIFAR-10 test images", timeout=60000)
-    _wait_idle(page)
-    _titles_and_wide_layout(page, "dataset_exits")
-    page.screenshot(path=str(SHOTS / "dataset-sample.png"), full_page=True)
-    assert OUTSIDE == []
-
-
 def _wait_idle(page, timeout=60):
     """Wait until Streamlit has finished the current run (the status widget shows while a script runs)."""
     page.wait_for_timeout(150)  # let the rerun start
@@ -113,20 +110,34 @@ def _wait_idle(page, timeout=60):
     page.wait_for_timeout(50)
 
 
+def _open(page, title: str) -> None:
+    """Go to a page through the sidebar (the same session; no reload of the app in the browser)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
+    _wait_idle(page)
+
+
 def _exit_shown(page) -> str:
     metric = page.locator('[data-testid="stMetric"]', has_text="Exit taken").first
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+def cifar_upload():
+    """A noise image and the exits the library gives it on cifar10-boostnet at thresholds 0 and 1."""
+    import numpy as np
+    from PIL import Image
+    from boostnet_core import load_model
+    from boostnet_core.inference import preprocess_image, trace
+    img = Image.fromarray(np.random.default_rng(7).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    model = load_model(REPO / "checkpoints" / "cifar10-boostnet")
+    x = preprocess_image(img, model.meta)
+    return img, trace(model, x, 0.0)["exit_index"], trace(model, x, 1.0)["exit_index"]
+
+
 def test_upload_and_threshold_change_the_exit(page, app_url):
     SHOTS.mkdir(exist_ok=True)
-    # The MNIST BoostNet model (its test digits always ship with the app), chosen by the link.
-    page.goto(app_url + "/inspect_image?model=mnist5k-boostnet")
-    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
-    _wait_idle(page)
-    page.wait_for_selector("text=(28x28)", timeout=60000)  # MNIST test digits: the link chose the model
-    _wait_idle(page)
-    img, exit_low, exit_high = ambiguous_digit()
+    _open(page, "Inspect an image")   # the model the README's link chose, cifar10-boostnet
+    img, exit_low, exit_high = cifar_upload()
     buf = io.BytesIO()
     img.save(buf, "PNG")
     page.locator('input[type="file"]').set_input_files(files=[{"name": "noise.png", "mimeType": "image/png", "buffer": buf.getvalue()}])
@@ -147,25 +158,19 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
     assert high != lowest
 
 
-# The text of an element, with what its pickers show (a selectbox's value may sit in an input or an aria label).
+# The text of an element with what its pickers show (a selectbox's value may sit in an input or an aria label).
 SHOWN_TEXT = """el => el.textContent + ' ' + [...el.querySelectorAll('input, [aria-label]')]
     .map(e => (e.value || '') + ' ' + (e.getAttribute('aria-label') || '')).join(' ')"""
 
-PAGES = [("Threshold and exits", "dataset.png"), ("Accuracy vs cost", "curves.png"),
-         ("Compare models", "compare.png"), ("Models", "models.png")]
 
-
-def test_train_page_trains_live_the_models_join_the_pickers_and_every_page_renders(page, browser, app_url):
+def test_train_page_trains_live_and_the_models_join_the_pickers_of_both_tabs(page, browser, app_url):
     other = new_tab(browser, app_url)          # a second tab (another session), open before the training
     other.goto(app_url + "/models")
     other.wait_for_selector("h1:has-text('Models')", timeout=60000)
-    page.goto(app_url)
-    page.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
+    _open(page, "What is BoostNet?")
     _titles_and_wide_layout(page, "the first page")
     page.screenshot(path=str(SHOTS / "about.png"), full_page=True)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Train", exact=True).click()
-    page.wait_for_selector("h1:has-text('Train')", timeout=60000)
-    _wait_idle(page)
+    _open(page, "Train")
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Enter")
@@ -175,30 +180,18 @@ def test_train_page_trains_live_the_models_join_the_pickers_and_every_page_rende
     assert page.get_by_role("button", name="Train BoostNet and joint").is_enabled()
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
     # Without a restart, the new models are offered where models are picked, the new BoostNet model chosen.
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Inspect an image", exact=True).click()
-    page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
-    _wait_idle(page)
-    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    _open(page, "Inspect an image")
+    picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+    shown = picker.evaluate(SHOWN_TEXT)
+    assert re.search(r"digits-boostnet-\d", shown), shown
+    picker.click()
     assert page.get_by_role("option", name=re.compile(r"digits-boostnet-\d")).count() == 1
     assert page.get_by_role("option", name=re.compile(r"digits-joint-\d")).count() == 1
     page.keyboard.press("Escape")
-    # Every other page, in the same session (now on the new models, as the message says), with a screenshot.
     page.screenshot(path=str(SHOTS / "inspect-trained.png"), full_page=True)
-    for title, shot in PAGES:
-        page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-        page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
-        _wait_idle(page)
-        assert page.locator('[data-testid="stException"]').count() == 0, title
-        main = page.locator('[data-testid="stApp"]').evaluate(SHOWN_TEXT)
-        if title in ("Threshold and exits", "Accuracy vs cost", "Compare models"):
-            assert re.search(r"digits-boostnet-\d", main), title
-        if title == "Compare models":
-            assert re.search(r"digits-joint-\d", main), title
-        page.screenshot(path=str(SHOTS / shot), full_page=True)
+    # Every other page switching to the new models is checked page by page in tests/test_app.py (AppTest).
     # The other tab sees the new models in its picker at its next page.
-    other.locator('[data-testid="stSidebarNav"]').get_by_text("Inspect an image", exact=True).click()
-    other.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
-    _wait_idle(other)
+    _open(other, "Inspect an image")
     other.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     assert other.get_by_role("option", name=re.compile(r"digits-boostnet-\d")).count() == 1
     other.keyboard.press("Escape")

@@ -24,6 +24,7 @@ def _eager(model, x):
         return [s.head_logits for s in iter_exits(model.backbone, x)]
 
 
+@pytest.mark.slow
 def test_predict_early_in_a_loop_keeps_one_measured_engine(digits_model, digits_x, monkeypatch):
     monkeypatch.delenv("BOOSTNET_ENGINE", raising=False)   # the default engine, "auto"
     model = copy.deepcopy(digits_model)   # a model nothing has prepared yet

@@ -67,12 +67,15 @@ def test_stream_pools_continuing_samples_and_matches_predict_early(preset, batch
     whole = model.predict_early(x, thresholds, fast=False)
     assert torch.equal(stream.exit_index, whole.exit_index)
     assert torch.equal(stream.exit_index, assign_exits(conf, thresholds))
-    # Other batch sizes sum in another order: fp32 rounding relative to the activations' scale (an untrained RANet's
-    # logits reach 1e5 here), not an absolute 1e-5.
+    # Other batch sizes sum in another order (oneDNN picks its kernels by batch size and thread count): fp32 rounding
+    # relative to the activations' scale (an untrained RANet's logits reach 1e3-1e5 here; with one thread the stream
+    # differs by about 4 units in the last place of the largest logit), not an absolute 1e-5.
     scale = whole.logits.abs().max().item()
-    assert torch.allclose(stream.logits, whole.logits, rtol=0, atol=1e-5 + 1e-7 * scale)
+    tolerance = 1e-5 + 1e-6 * scale
+    assert torch.allclose(stream.logits, whole.logits, rtol=0, atol=tolerance)
     assert torch.equal(stream.macs, whole.macs)
-    assert torch.allclose(stream.exit_confidences.nan_to_num(-1), whole.exit_confidences.nan_to_num(-1), atol=1e-6)
+    # logits that differ by at most d move a softmax probability by at most d
+    assert torch.allclose(stream.exit_confidences.nan_to_num(-1), whole.exit_confidences.nan_to_num(-1), atol=tolerance)
     if sizes:  # every block ran on full batches except the final flush of each block
         assert sum(1 for n in sizes if n != batch_size) <= model.num_exits
 

@@ -11,7 +11,7 @@ from boostnet_core.study import Variant, commands_for, epochs_done, plan, run_fo
 from boostnet_core.study_report import (bootstrap_difference, build_report, markdown, mcnemar, mean_sd, t_interval,
                                         write_report)
 
-from conftest import REPO
+from conftest import REPO, built_once, scan_streamlit_components_once
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
 VARIANTS = [Variant("boostnet", True), Variant("boostnet", False), Variant("joint", True), Variant("joint", False)]
@@ -99,6 +99,7 @@ def test_bad_study_flags_exit_2(tmp_path, capsys):
     assert "No finished, evaluated run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, monkeypatch):
     from boostnet_core import training
     root, args = tmp_path / "study", ["--dataset", "digits", "--epochs", "2", "--batch-size", "256"]
@@ -126,14 +127,15 @@ def digits_grid(tmp_path_factory):
     """A 2x2 grid (method x rescaling), two seeds, one epoch on digits, laid out as the runner lays it out."""
     from boostnet_core.evaluation import evaluate_checkpoint
     from boostnet_core.training import TrainConfig, train
-    root = tmp_path_factory.mktemp("grid")
-    for v in VARIANTS:
-        for seed in (0, 1):
-            out = root / run_folder_name(v, seed)
-            train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.rescale,
-                              seed=seed, train_limit=500, out=str(out), progress=False))
-            evaluate_checkpoint(out)
-    return root
+
+    def build(root):
+        for v in VARIANTS:
+            for seed in (0, 1):
+                out = root / run_folder_name(v, seed)
+                train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.rescale,
+                                  seed=seed, train_limit=500, out=str(out), progress=False))
+                evaluate_checkpoint(out)
+    return built_once(tmp_path_factory, "digits-grid", build)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +233,7 @@ def test_report_files(digits_grid, grid_report, tmp_path):
 def _app_page(name: str):
     sys.path.insert(0, str(REPO / "app"))
     from streamlit.testing.v1 import AppTest
+    scan_streamlit_components_once()
     return AppTest.from_file(str(REPO / "app" / "views" / f"{name}.py"), default_timeout=120)
 
 

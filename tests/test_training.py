@@ -124,6 +124,7 @@ def test_joint_training_records_method(tmp_path):
     assert json.loads((out / "model.json").read_text())["grad_rescale"] is False
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -137,6 +138,7 @@ def test_two_process_torchrun_on_cpu(tmp_path):
     assert model.num_exits == 4
 
 
+@pytest.mark.slow
 def test_large_images_stream_from_disk_with_imagenet_transforms(tmp_path, monkeypatch):
     """Inputs over 64 px are not decoded into memory: they stream through a DataLoader (random-resized crop + flip
     for training, resize + centre crop for evaluation). One short epoch of the ImageNet step-5 preset."""

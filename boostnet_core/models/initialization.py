@@ -7,7 +7,13 @@ from torch import nn
 
 
 def init_weights(m: nn.Module) -> None:
-    """He normal over fan-out for convolutions, unit batch norm, zero linear bias (apply with `module.apply`)."""
+    """He normal over fan-out for convolutions, unit batch norm, zero linear bias (apply with `module.apply`).
+
+    A network laid out on the meta device (checkpoint.load_model: its weights are read next) has nothing to
+    initialise; skipping it spares a second per model load in the app."""
+    weight = getattr(m, "weight", None)
+    if weight is not None and weight.is_meta:
+        return
     if isinstance(m, nn.Conv2d):
         fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
         nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
