@@ -15,9 +15,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
 
 # The default engine "auto" exports, compiles and times every engine per model (seconds for the shipped CIFAR-10
-# model); the suite's other tests run the cheap torch-fold engine instead (the app's server inherits this too), and
-# tests/test_engines.py tests "auto" itself.
-os.environ.setdefault("BOOSTNET_ENGINE", "torch-fold")
+# model); the suite's other tests, and the app's server they start, run the eager model as trained ("torch": nothing to
+# prepare), and tests/test_engines.py and tests/test_fast_inference.py test "auto" and every other engine themselves.
+os.environ.setdefault("BOOSTNET_ENGINE", "torch")
 
 # Under pytest-xdist each worker gets its share of the cores (two workers on two cores: one thread each).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
