@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +21,15 @@ os.environ.setdefault("BOOSTNET_ENGINE", "torch")
 # Under pytest-xdist each worker gets its share of the cores (two workers on two cores: one thread each).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 TEST_THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
-torch.set_num_threads(TEST_THREADS)
+
+
+def pytest_configure(config):
+    """Torch's thread count in every process that runs tests; pytest-xdist's controller only deals the tests out and
+    never imports torch (two seconds of CPU while its workers start)."""
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", default=0):
+        return
+    import torch
+    torch.set_num_threads(TEST_THREADS)
 
 
 def pytest_collection_modifyitems(items):
@@ -35,6 +42,7 @@ def pytest_collection_modifyitems(items):
 def _restore_torch_threads():
     """Code under test may set torch's thread count (the CLI's --threads, the app); later tests must not inherit it."""
     yield
+    import torch
     torch.set_num_threads(TEST_THREADS)
 
 

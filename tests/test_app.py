@@ -307,17 +307,27 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     assert "Stopped during epoch" in job.runs[0].message and "Not started" in job.runs[1].message
 
 
-@pytest.mark.slow
-def test_models_trained_on_the_train_page_are_shown_by_every_page_and_offered_to_every_session(tmp_path, monkeypatch):
-    """What the Train page's message promises, page by page (the browser test trains with two tabs open and checks
-    the pickers of both)."""
+def test_models_trained_on_the_train_page_are_shown_by_every_page_and_offered_to_every_session(
+        digits_checkpoint, tmp_path, monkeypatch):
+    """What the Train page's message promises, page by page (the browser test trains for real with two tabs open and
+    checks the pickers of both). Here each run "trains" by copying a finished digits run, then is evaluated as usual:
+    what the pages do with finished runs is under test, not the training (tests/test_training.py)."""
+    import json
+    import shutil
     import store
+    from boostnet_core import training
+
+    def copy_a_finished_run(cfg, on_epoch, stop):
+        shutil.copytree(digits_checkpoint, cfg.out, dirs_exist_ok=True)
+        for line in (digits_checkpoint / "train_log.jsonl").read_text().splitlines():
+            on_epoch(json.loads(line))
+    monkeypatch.setattr(training, "train", copy_a_finished_run)
     monkeypatch.setattr(store, "RUNS", tmp_path)
     router = str(REPO / "app" / "streamlit_app.py")
     other = AppTest.from_file(router, default_timeout=120).run()      # another session, open before the training
     at = AppTest.from_file(router, default_timeout=120).run()
     at.switch_page("views/train.py").run()
-    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_epochs").set_value(3)   # the epochs of the copied run
     at.button(key="train_start").click().run()
     job = at.session_state["train_job"]
     job.thread.join(timeout=120)

@@ -74,7 +74,7 @@ def _titles_and_wide_layout(page, where: str) -> None:
 def test_the_readme_link_opened_first_on_a_fresh_server_shows_the_titles_the_layout_and_the_shipped_sample(page, app_url):
     """The first request this fresh server gets is the README's deep link (the other pages' files are checked to be
     reached through st.navigation alone, below); no Deploy button; a clone without the data picks test images of
-    three classes from the sample shipped in assets/, and the Threshold page's gallery runs on it."""
+    three classes from the sample shipped in assets/."""
     SHOTS.mkdir(exist_ok=True)
     page.goto(app_url + "/inspect_image?model=cifar10-boostnet")
     page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
@@ -87,11 +87,7 @@ def test_the_readme_link_opened_first_on_a_fresh_server_shows_the_titles_the_lay
     truths = re.findall(r"test #\d+ \(true: (\w+)\)", page.locator('[data-testid="stMain"]').inner_text())
     assert len(truths) == 3 and len(set(truths)) == 3, truths
     page.screenshot(path=str(SHOTS / "inspect-sample.png"), full_page=True)
-    _open(page, "Threshold and exits")
-    page.wait_for_selector("text=the gallery shows the 50 CIFAR-10 test images", timeout=60000)
-    _wait_idle(page)
-    _titles_and_wide_layout(page, "dataset_exits")
-    page.screenshot(path=str(SHOTS / "dataset-sample.png"), full_page=True)
+    # The Threshold and Compare galleries on the sample: tests/test_app.py (AppTest).
     assert OUTSIDE == []
 
 
