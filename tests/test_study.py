@@ -143,6 +143,7 @@ def grid_report(digits_grid):
     return build_report(digits_grid)
 
 
+@pytest.mark.slow   # builds the shared grid early, while the other worker has work of its own
 def test_report_statistics_match_hand_computations(digits_grid, grid_report):
     report = grid_report
     (recipe,) = report["recipes"]
