@@ -16,6 +16,8 @@ from conftest import REPO
     ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1", "--paths", "bf16"],
     ["bench/early_exit.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--images", "16",
      "--threads", "1", "--shares", "0.6", "--repeats", "1"],
+    ["bench/bf16_inference_accuracy.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"),
+     "--engines", "torch-fold", "--threads", "1", "--shares", "0.5"],
     ["bench/inference_profile.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--batch", "4",
      "--threads", "1", "--repeats", "1", "--level", "fold"],
 ])
