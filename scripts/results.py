@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from boostnet_core.study.markdown import criteria_table as criteria_table_lines
+
 REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints"
 REF = REPO / "assets" / "reference_recipe"
@@ -143,10 +145,6 @@ BLOCKS = {"results tables": "the shipped evaluations", "study report": "assets/r
           "calibrate": "assets/criteria/calibrate.jsonl"}
 
 
-def _interval(d: dict) -> str:
-    return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
-
-
 def criteria_table() -> str:
     """Exit criteria on the budgeted curve of the shipped CIFAR-10 pair (assets/criteria/comparison.json)."""
     r = json.loads((CRITERIA_DIR / "comparison.json").read_text())
@@ -154,16 +152,7 @@ def criteria_table() -> str:
     lines = [f"Budgeted batch, thresholds fitted on the validation split to an average budget, applied to the test "
              f"split ({Path(r['boostnet'][0]).name} against {Path(r['joint'][0]).name}): test top-1 (%) per exit "
              f"criterion with the test cost it spent (share of the full network's MACs) in brackets, and differences "
-             f"in points with their 95% interval ({'; '.join(kinds)})", "",
-             "| budget (share of full cost) | criterion | BoostNet | against max-softmax | joint | against max-softmax "
-             "| BoostNet − joint |", "|---:|---|---:|---:|---:|---:|---:|"]
-    for row in r["rows"]:
-        b, j = row["boostnet"], row["joint"]
-        vs_b = _interval(b["against_max_softmax"]) if "against_max_softmax" in b else ""
-        vs_j = _interval(j["against_max_softmax"]) if "against_max_softmax" in j else ""
-        lines.append(f"| {100 * row['share']:.0f}% | {row['criterion']} | {b['top1']:.2f} ({100 * b['test_cost_ratio']:.0f}%) "
-                     f"| {vs_b} | {j['top1']:.2f} ({100 * j['test_cost_ratio']:.0f}%) | {vs_j} "
-                     f"| {_interval(row['boostnet_minus_joint'])} |")
+             f"in points with their 95% interval ({'; '.join(kinds)})", "", *criteria_table_lines(r)]
     return "\n".join(lines)
 
 

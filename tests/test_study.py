@@ -212,13 +212,20 @@ def test_runs_of_different_recipes_are_never_compared(digits_grid, tmp_path):
 
 
 def test_report_files(digits_grid, grid_report, tmp_path):
-    write_report(digits_grid, tmp_path)
+    written = write_report(digits_grid, tmp_path)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["recipes"][0]["comparisons"][0]["exits"][0]["verdict"]
     text = (tmp_path / "report.md").read_text()
     assert "boostnet, rescaling on − joint, rescaling off" in text and "± " in text
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert markdown(grid_report) == text
+    assert markdown(written) == text
+    # the written report also compares the exit criteria, for the paper's pair, over the seeds both ran
+    criteria = saved["recipes"][0]["criteria"]
+    assert (criteria["a"], criteria["b"], criteria["seeds"]) == ("boostnet, rescaling on", "joint, rescaling off", [0, 1])
+    assert {row["criterion"] for row in criteria["rows"]} == {"max_softmax", "entropy", "margin", "patience", "learned"}
+    assert all(row["boostnet_minus_joint"]["interval"] == "seeds (n = 2)" for row in criteria["rows"])
+    assert "Exit criteria on the budgeted curve, boostnet, rescaling on against joint, rescaling off" in text
+    assert "criteria" not in grid_report["recipes"][0]   # build_report alone leaves it out (seconds per run)
     # each seed's own test over test images has a row: difference, bootstrap interval and McNemar's p per exit
     pair = grid_report["recipes"][0]["comparisons"][0]
     for i, seed in enumerate(pair["seeds"]):

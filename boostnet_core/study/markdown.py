@@ -29,6 +29,35 @@ def _per_seed_cell(row: dict) -> str:
     return _with_interval(row, "bootstrap_low", "bootstrap_high") + (" p < 0.001" if p < 0.001 else f" p {p:.2g}")
 
 
+def _interval(d: dict) -> str:
+    return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+
+def criteria_table(result: dict) -> list[str]:
+    """The exit criteria compared on the budgeted curve (study/criteria_compare.py) as table lines: test top-1 with the
+    test cost spent, each criterion against max-softmax, and BoostNet against joint, with 95% intervals."""
+    lines = ["| budget (share of full cost) | criterion | BoostNet | against max-softmax | joint | against max-softmax "
+             "| BoostNet − joint |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        b, j = row["boostnet"], row["joint"]
+        vs_b = _interval(b["against_max_softmax"]) if "against_max_softmax" in b else ""
+        vs_j = _interval(j["against_max_softmax"]) if "against_max_softmax" in j else ""
+        lines.append(f"| {100 * row['share']:.0f}% | {row['criterion']} | {b['top1']:.2f} ({100 * b['test_cost_ratio']:.0f}%) "
+                     f"| {vs_b} | {j['top1']:.2f} ({100 * j['test_cost_ratio']:.0f}%) | {vs_j} "
+                     f"| {_interval(row['boostnet_minus_joint'])} |")
+    return lines
+
+
+def _criteria_section(criteria: dict) -> list[str]:
+    if "skipped" in criteria:
+        return [f"Exit criteria ({criteria['a']} against {criteria['b']}): not compared. {criteria['skipped']}", ""]
+    kinds = sorted({row["boostnet_minus_joint"]["interval"] for row in criteria["rows"]})
+    return [f"Exit criteria on the budgeted curve, {criteria['a']} against {criteria['b']} (seeds "
+            f"{', '.join(map(str, criteria['seeds']))}): thresholds fitted on the validation split to an average budget, "
+            f"test top-1 (%) with the test cost spent in brackets; differences in points with their 95% interval "
+            f"({'; '.join(kinds)})\n", *criteria_table(criteria), ""]
+
+
 def markdown(report: dict) -> str:
     """Tables for a README: per recipe, mean ± sd per variant and exit, then each comparison with its interval."""
     lines = []
@@ -73,4 +102,6 @@ def markdown(report: dict) -> str:
                 cells = [_with_interval(at[s]) if s in at else "–" for s in BUDGET_SHARES]
                 lines.append(f"| {c['a']} − {c['b']} | " + " | ".join(cells) + " |")
             lines.append("")
+        if rec.get("criteria"):
+            lines += _criteria_section(rec["criteria"])
     return "\n".join(lines)

@@ -12,6 +12,8 @@ deviation over seeds. For each pair of variants, the paired difference per exit 
 A difference is called distinguishable when its interval excludes 0 (the t-interval when there are two or more
 seeds, else the bootstrap interval), and "not distinguishable" otherwise. For runs that hold out a validation
 split, the budgeted-batch curves (evaluation.json) are interpolated at shares of the full cost and compared alike.
+The written report (`boostnet study report`) also compares the exit criteria on the budgeted curve for BoostNet
+against joint training (study/criteria_compare.py), from the exit logits the runs' evaluation caches hold.
 
 The pieces: runs.py (finding runs), stats.py, compare.py, markdown.py (report.md), plot.py (report.png); this module
 builds the report and writes its three files.
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import atomic_write_bytes, atomic_write_json
+from ..criteria import MissingOutputs
 from ..errors import ArgumentError
 from .compare import BUDGET_SHARES, budgeted_at, compare, orient
 from .markdown import markdown
@@ -36,9 +39,10 @@ from .stats import LEVEL, mean_sd
 from .variants import Variant
 
 
-def build_report(roots) -> dict:
+def build_report(roots, criteria: bool = False) -> dict:
     """The report of every recipe found under `roots` (one folder or several; JSON-ready). Variants are named by
-    their labels ("boostnet, rescaling on"); `Variant.from_label` reads one back."""
+    their labels ("boostnet, rescaling on"); `Variant.from_label` reads one back. criteria=True adds each recipe's
+    comparison of exit criteria (criteria_comparison; seconds per run, so only for the written report)."""
     roots = as_roots(roots)
     runs = load_runs(roots)
     if not runs:
@@ -72,7 +76,32 @@ def build_report(roots) -> dict:
             comparisons.append({"a": a.label, "b": b.label, **compare(by_variant[a], by_variant[b])})
         recipes.append({"recipe": _display_name(members[0].recipe_settings, [json.loads(k)[1] for k in keys]),
                         "settings": members[0].recipe_settings, "variants": variants, "comparisons": comparisons})
+        if criteria:
+            recipes[-1]["criteria"] = criteria_comparison(by_variant)
     return {"roots": [str(r) for r in roots], "level": LEVEL, "recipes": recipes}
+
+
+def criteria_comparison(by_variant: dict[Variant, dict[int, StudyRun]]) -> dict | None:
+    """Exit criteria on the budgeted curve (study/criteria_compare.py) for a recipe's BoostNet and joint runs of the
+    seeds both have: the paper's pair (BoostNet with gradient rescaling, joint without) where both ran, else the first
+    BoostNet and joint variants. None without such a pair; {"skipped": why} when the runs cannot be compared (their
+    caches lack the exit logits, or there is no validation split to fit thresholds on)."""
+    boostnet = [v for v in sorted(by_variant) if v.method == "boostnet"]
+    joint = [v for v in sorted(by_variant) if v.method == "joint"]
+    if not boostnet or not joint:
+        return None
+    a = Variant("boostnet", True) if Variant("boostnet", True) in by_variant else boostnet[0]
+    b = Variant("joint", False) if Variant("joint", False) in by_variant else joint[0]
+    seeds = sorted(set(by_variant[a]) & set(by_variant[b]))
+    if not seeds:
+        return None
+    from .criteria_compare import compare_criteria
+    try:
+        result = compare_criteria([by_variant[a][s].folder for s in seeds], [by_variant[b][s].folder for s in seeds],
+                                  by_variant[a][seeds[0]].macs)
+    except (MissingOutputs, ArgumentError) as e:
+        return {"a": a.label, "b": b.label, "skipped": str(e)}
+    return {"a": a.label, "b": b.label, "seeds": seeds, **result}
 
 
 def boostnet_against_joint(recipe: dict) -> list[dict]:
@@ -102,7 +131,7 @@ def write_report(roots, out_dir: str | os.PathLike) -> dict:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ArgumentError(f"--out {str(out)!r} is a file; give a folder for report.json, report.md and report.png.")
-    report = build_report(roots)
+    report = build_report(roots, criteria=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "report.json", _json_safe(report))
     atomic_write_bytes(out / "report.md", markdown(report).encode())
