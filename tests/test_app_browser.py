@@ -132,8 +132,10 @@ def cifar_upload():
 
 def test_upload_and_threshold_change_the_exit(page, app_url):
     SHOTS.mkdir(exist_ok=True)
-    if page.locator("h1:has-text('Inspect an image')").count() == 0:
-        _open(page, "Inspect an image")
+    if page.locator("h1:has-text('Inspect an image')").count() == 0:   # run alone: open the README's link
+        page.goto(app_url + "/inspect_image?model=cifar10-boostnet")
+        page.wait_for_selector("h1:has-text('Inspect an image')", timeout=60000)
+        _wait_idle(page)
     picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
     assert "cifar10-boostnet" in picker.evaluate(SHOWN_TEXT)   # the model the README's link chose
     img, exit_low, exit_high = cifar_upload()
@@ -166,6 +168,8 @@ def test_train_page_trains_live_and_the_models_join_the_pickers_of_both_tabs(pag
     other = new_tab(browser, app_url)          # a second tab (another session), open before the training
     other.goto(app_url + "/models")
     other.wait_for_selector("h1:has-text('Models')", timeout=60000)
+    if page.url == "about:blank":   # run alone
+        page.goto(app_url)
     _open(page, "What is BoostNet?")
     _titles_and_wide_layout(page, "the first page")
     page.screenshot(path=str(SHOTS / "about.png"), full_page=True)
