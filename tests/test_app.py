@@ -314,6 +314,7 @@ def test_models_trained_on_the_train_page_are_shown_by_every_page_and_offered_to
     what the pages do with finished runs is under test, not the training (tests/test_training.py)."""
     import json
     import shutil
+    from pathlib import Path
     import store
     from boostnet_core import training
 
@@ -339,12 +340,12 @@ def test_models_trained_on_the_train_page_are_shown_by_every_page_and_offered_to
              "views/accuracy_cost.py": lambda: at.multiselect(key="curve_models").value == [boostnet, joint],
              "views/compare_models.py": lambda: (at.selectbox(key="compare_a").value,
                                                  at.selectbox(key="compare_b").value) == (boostnet, joint),
-             "views/models.py": lambda: True}
+             "views/models.py": lambda: all(any(e.label.startswith(Path(f).name + ":") for e in at.expander)
+                                            for f in (boostnet, joint))}
     for view, shows_the_new_models in shown.items():
         at.switch_page(view).run()
         assert not at.exception and shows_the_new_models(), view
     other.switch_page("views/inspect_image.py").run()
-    from pathlib import Path
     assert {Path(boostnet).name, Path(joint).name} <= set(other.selectbox(key="_model_widget").options)  # its labels
     assert not other.exception
 
