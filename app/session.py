@@ -12,7 +12,7 @@ from enum import Enum
 import numpy as np
 import streamlit as st
 
-from store import available_checkpoints, budget_thresholds, certified, label, predictions
+from store import available_checkpoints, budget_thresholds, certified, label, load_or_error, predictions
 
 
 def _copy(widget_key: str, saved_key: str) -> None:
@@ -51,6 +51,16 @@ def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str
         current = next((p for p in options if label(p) == st.query_params["model"]), None)
     st.session_state[key] = current if current in options else options[0]
     return (where or st.sidebar).selectbox(label_text, options, format_func=label, **bind(f"_{key}_widget", None, key))
+
+
+def pick_loaded_model():
+    """The model picker, and the picked checkpoint's (path, model); stops the page after one sentence when there is
+    no checkpoint or the picked one does not load."""
+    path = pick_model()
+    loaded = load_or_error(path) if path else None
+    if loaded is None:
+        st.stop()
+    return path, loaded
 
 
 # ---------------------------------------------------------------- the one exit setting

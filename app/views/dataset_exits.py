@@ -8,14 +8,11 @@ from plotly.subplots import make_subplots
 from boostnet_core.thresholds import outcome_at, reach_per_exit
 from charts import EXIT_COLORS, LIGHT, fmt_macs, fmt_pct, plot_layout
 from images import dataset_images, strip
-from session import CRITERION_NAMES, RISKS, ExitMode, exit_setting_controls, pick_model, thresholds_for
-from store import certified, load_or_error, predictions, scored_or_error
+from session import CRITERION_NAMES, RISKS, ExitMode, exit_setting_controls, pick_loaded_model, thresholds_for
+from store import certified, predictions, scored_or_error
 
 st.title("Threshold and exits over a data set")
-path = pick_model()
-model = load_or_error(path) if path else None
-if model is None:
-    st.stop()
+path, model = pick_loaded_model()
 cache = predictions(path)
 if "test" not in cache:
     st.warning(f"{path} has no cached evaluation. Run `boostnet evaluate {path}` once; the app then reads its cache.")

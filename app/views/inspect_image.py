@@ -13,16 +13,13 @@ from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from charts import EXIT_COLORS, LIGHT, THRESHOLD_COLOR, contribution_panels, fmt_macs, plot_layout, threshold_line
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
-from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_model, remembered_uploads, set_remembered, thresholds_for
-from store import load_or_error, model, predictions, scored_or_error, weights_mtime
+from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads, set_remembered, thresholds_for
+from store import model, predictions, scored_or_error, weights_mtime
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
 st.title("Inspect an image")
-path = pick_model()
-net = load_or_error(path) if path else None
-if net is None:
-    st.stop()
+path, net = pick_loaded_model()
 
 cache = predictions(path)
 setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net.macs[-1])), budget_ok="val" in cache,

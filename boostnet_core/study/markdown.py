@@ -29,10 +29,6 @@ def _per_seed_cell(row: dict) -> str:
     return _with_interval(row, "bootstrap_low", "bootstrap_high") + (" p < 0.001" if p < 0.001 else f" p {p:.2g}")
 
 
-def _interval(d: dict) -> str:
-    return f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
-
-
 def criteria_table(result: dict) -> list[str]:
     """The exit criteria compared on the budgeted curve (study/criteria_compare.py) as table lines: test top-1 with the
     test cost spent, each criterion against max-softmax, and BoostNet against joint, with 95% intervals."""
@@ -40,11 +36,11 @@ def criteria_table(result: dict) -> list[str]:
              "| BoostNet − joint |", "|---:|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
         b, j = row["boostnet"], row["joint"]
-        vs_b = _interval(b["against_max_softmax"]) if "against_max_softmax" in b else ""
-        vs_j = _interval(j["against_max_softmax"]) if "against_max_softmax" in j else ""
+        vs_b = _with_interval(b["against_max_softmax"]) if "against_max_softmax" in b else ""
+        vs_j = _with_interval(j["against_max_softmax"]) if "against_max_softmax" in j else ""
         lines.append(f"| {100 * row['share']:.0f}% | {row['criterion']} | {b['top1']:.2f} ({100 * b['test_cost_ratio']:.0f}%) "
                      f"| {vs_b} | {j['top1']:.2f} ({100 * j['test_cost_ratio']:.0f}%) | {vs_j} "
-                     f"| {_interval(row['boostnet_minus_joint'])} |")
+                     f"| {_with_interval(row['boostnet_minus_joint'])} |")
     return lines
 
 
