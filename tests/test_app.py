@@ -60,6 +60,38 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
     at.slider(key="exit_threshold").set_value(1.0).run()
     assert not at.exception
     assert metric(at, "Exit taken") == f"{exit_high + 1} of 5"
+    scores = next(m.value for m in at.markdown if m.value.startswith("<svg") and "blend.png" in m.value)
+    assert "threshold 1.00" in scores   # the image's score chart follows the threshold
+
+
+def _svg(markup: str):
+    import xml.etree.ElementTree as ET
+    return ET.fromstring(markup.replace('xmlns="http://www.w3.org/2000/svg" ', ""))
+
+
+def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_exit_marks():
+    from charts import EXIT_COLORS, THRESHOLD_COLOR, score_bars_svg
+    names = [f"exit {k + 1}" for k in range(5)]
+    scores = np.array([0.31, 0.55, 0.93, 0.97, 0.99])
+    svg = _svg(score_bars_svg(names, scores, 2, 0.9, 1.0, "score of F_k: max-softmax", label="a <cat> & co"))
+    assert svg.get("aria-label") == "a <cat> & co"   # escaped in the markup, read back as written
+    bars = svg.findall("rect")
+    assert [b.get("fill") for b in bars] == [EXIT_COLORS[0]] * 2 + [EXIT_COLORS[1]] + [EXIT_COLORS[0]] * 2
+    assert [b.find("title").text for b in bars][2] == "exit 3: score 0.930"
+    heights = [float(b.get("height")) for b in bars]
+    assert heights == sorted(heights) and heights[-1] / heights[0] == pytest.approx(0.99 / 0.31, rel=1e-2)
+    label = next(t for t in svg.findall("text") if (t.text or "").startswith("threshold"))
+    assert label.text == "threshold 0.90" and label.get("fill") == THRESHOLD_COLOR
+    right_edge = max(float(b.get("x")) + float(b.get("width")) for b in bars)
+    assert float(label.get("x")) > right_edge     # beside the plot, never on a bar's value
+    line = next(l for l in svg.findall("line") if l.get("stroke-dasharray"))
+    tops = [float(b.get("y")) for b in bars]     # SVG's y grows downwards: 0.93 above the line, 0.55 below it
+    assert tops[2] < float(line.get("y1")) < tops[1]
+    # Per-exit thresholds: one mark over each exit but the last; a patience beyond the top is drawn at the top.
+    per_exit = _svg(score_bars_svg(names, np.array([0, 1, 2, 3, 4.0]), 4, np.array([2, 9, 9, 9, 9.0]), 4.0, "patience"))
+    marks = [l for l in per_exit.findall("line") if l.get("stroke") == THRESHOLD_COLOR]
+    assert len(marks) == 4 and [m.find("title").text for m in marks][1] == "exit 2: threshold 9.000"
+    assert float(marks[1].get("y1")) < float(marks[0].get("y1")) and marks[1].get("y1") == marks[3].get("y1")
 
 
 @pytest.mark.parametrize("payload, name, message", [
@@ -143,7 +175,7 @@ def test_models_page_loads_a_folder_and_rejects_a_non_checkpoint(digits_checkpoi
 
 def _ident(at) -> str:
     """The key suffix of the first image on the Inspect page (keys follow the image's content)."""
-    return next(c.proto.id.split("-conf_")[1] for c in at.get("plotly_chart") if "-conf_" in c.proto.id)
+    return next(c.proto.id.split("-contrib_")[1] for c in at.get("plotly_chart") if "-contrib_" in c.proto.id)
 
 
 def _figure(at, key: str) -> dict:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
-from charts import EXIT_COLORS, LIGHT, THRESHOLD_COLOR, contribution_panels, fmt_macs, plot_layout, threshold_line
+from charts import contribution_panels, fmt_macs, score_bars_svg
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
 from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads, set_remembered, thresholds_for
 from store import model, predictions, scored_or_error, weights_mtime
@@ -163,19 +163,12 @@ for position, (name, pixels) in enumerate(items):
         st.caption(f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); measured: all exits "
                    f"took {1000 * t.get('seconds', 0):.1f} ms on {t.get('engine', 'eager')} (time is not MACs)")
     with right:
-        conf = t["scores"].numpy()
         top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
-        fig = go.Figure(go.Bar(x=exit_names, y=conf, marker_color=[EXIT_COLORS[1] if i == k else EXIT_COLORS[0] for i in range(len(conf))],
-                               text=[f"{c:.2f}" for c in conf], textposition="outside", hovertemplate="%{x}: score %{y:.3f}<extra></extra>"))
-        if setting.mode is ExitMode.THRESHOLD:
-            threshold_line(fig, float(thresholds[0]), f"threshold {thresholds[0]:.2f}")
-        else:  # per-exit thresholds fitted to a budget: one mark per exit (the last exit takes every sample)
-            fig.add_scatter(x=exit_names[:-1], y=np.minimum(thresholds[:-1], top), mode="markers", name="threshold",
-                            marker=dict(symbol="line-ew-open", size=40, color=THRESHOLD_COLOR, line=dict(width=3)),
-                            hovertemplate="%{x}: threshold %{y:.3f}<extra></extra>")
-        fig.update_yaxes(range=[0, 1.12 * top])
-        st.plotly_chart(plot_layout(fig, "exit", f"score of F_k: {CRITERION_NAMES[criterion.name].split(' (')[0]}", 240, legend=False),
-                        key=f"conf_{ident}", config=LIGHT)
+        short = CRITERION_NAMES[criterion.name].split(" (")[0]
+        st.markdown(score_bars_svg(exit_names, t["scores"].numpy(), k, float(thresholds[0])
+                                   if setting.mode is ExitMode.THRESHOLD else np.asarray(thresholds), top,
+                                   f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})"),
+                    unsafe_allow_html=True)
         # A markdown table: far lighter for the browser than a data grid, redrawn on every threshold move.
         st.markdown("| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names) + "\n" + "\n".join(
             f"| {rank} | " + " | ".join(f"{t['top_k'][i][r][0]} ({t['top_k'][i][r][1]:.2f})" for i in range(len(exit_names))) + " |"
