@@ -11,7 +11,8 @@ The harness's view (from the Python call that presses the key until a check poll
 same state) is reported beside it as `harness_median_s`, and `harness_overhead_s` times a key that changes nothing.
 (A Playwright locator's wait polls at growing intervals of up to 0.5 s; timing with one added 0.1-0.15 s here.)
 Each step is repeated; the median and the worst are reported. Run it on an otherwise idle machine. Prints one JSON
-object. Targets (in the page): 0.5 s, 0.3 s and 1 s. Usage: python bench/app_browser_latency.py [--repeats 5]
+object, with `machine_loop_s`: the seconds a fixed pure-Python loop takes before and after (this VM's speed varies by
+up to 2.5x from hour to hour; figures from different days compare only at a similar loop time). Targets (in the page): 0.5 s, 0.3 s and 1 s. Usage: python bench/app_browser_latency.py [--repeats 5]
 """
 import argparse
 import io
@@ -83,6 +84,16 @@ def step_times(page, slider, drawn_text, repeats: int, count: int = 1) -> list[t
             for _ in range(repeats)]
 
 
+def machine_loop_seconds() -> float:
+    """Seconds for 10 million additions in pure Python, the best of three: a yardstick of this machine's speed now."""
+    def once():
+        t0, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        return time.perf_counter() - t0
+    return round(min(once() for _ in range(3)), 3)
+
+
 def summary(times: list[tuple[float, float]], target: float) -> dict:
     in_page = [t for t, _ in times]
     return {"median_s": round(statistics.median(in_page), 3), "worst_s": round(max(in_page), 3),
@@ -96,6 +107,7 @@ def main():
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+    loop_before = machine_loop_seconds()
     with served_app({"BOOSTNET_RUNS": str(REPO / "runs" / "bench")}) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -133,6 +145,7 @@ def main():
             result["harness_overhead_s"] = {"in_page_median_s": round(statistics.median(t for t, _ in idle), 3),
                                             "harness_median_s": round(statistics.median(h for _, h in idle), 3)}
             browser.close()
+    result["machine_loop_s"] = {"before": loop_before, "after": machine_loop_seconds()}
     print(json.dumps(result))
 
 
