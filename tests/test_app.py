@@ -418,6 +418,16 @@ def test_without_the_data_the_picker_and_galleries_use_the_shipped_sample(monkey
     at.selectbox(key=f"browse_{CIFAR}").set_value("cat").run()
     at.button(key="add_3200").click().run()                                          # a thumbnail's button adds it
     assert 3200 in at.multiselect(key=f"samples_{CIFAR}").value and not at.exception
+    from images import shipped_sample
+    other = int(shipped_sample()[0]["images"][-1]["test_index"])
+    at.number_input(key=f"number_{CIFAR}").set_value(other).run()                     # or typed by its number
+    picker = at.multiselect(key=f"samples_{CIFAR}")
+    assert picker.value[-2:] == [3200, other] and picker.options == [picker.format_func(i) for i in picker.value]
+    assert at.number_input(key=f"number_{CIFAR}").value is None                     # cleared for the next one
+    missing = next(i for i in range(10000) if i not in {e["test_index"] for e in shipped_sample()[0]["images"]})
+    at.number_input(key=f"number_{CIFAR}").set_value(missing).run()
+    assert f"Test image #{missing} is not among the 50 shipped with the app" in " ".join(i.value for i in at.info)
+    assert len(at.multiselect(key=f"samples_{CIFAR}").value) == 5 and not at.exception
     at = page("dataset_exits", model=CIFAR).run()
     assert not at.exception and any("shipped with the app" in i.value for i in at.info)
     assert any(c.value.startswith("#") for c in at.caption)                          # the gallery has images
