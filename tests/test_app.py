@@ -175,7 +175,7 @@ def test_models_page_loads_a_folder_and_rejects_a_non_checkpoint(digits_checkpoi
 
 def _ident(at) -> str:
     """The key suffix of the first image on the Inspect page (keys follow the image's content)."""
-    return next(c.proto.id.split("-contrib_")[1] for c in at.get("plotly_chart") if "-contrib_" in c.proto.id)
+    return next(t.key.split("show_attr_")[1] for t in at.toggle if (t.key or "").startswith("show_attr_"))
 
 
 def _figure(at, key: str) -> dict:
@@ -241,11 +241,35 @@ def test_inspect_joint_heads_with_zero_weight_are_explained_not_blank():
 
 def test_inspect_digit_classes_are_categories_in_score_order():
     at = page("inspect_image").run()
-    ident = _ident(at)
-    fig = _figure(at, f"contrib_{ident}")
-    assert all(fig["layout"][k]["type"] == "category" for k in fig["layout"] if k.startswith("xaxis"))
-    last = [t for t in fig["data"] if t["type"] == "scatter"][-1]   # F of the last exit, top 3 classes
-    assert list(last["y"]) == sorted(last["y"], reverse=True) and all(isinstance(c, str) for c in last["x"])
+    panels = next(m.value for m in at.markdown if m.value.startswith("<svg") and "what each head adds" in m.value)
+    last = _svg(panels).findall("g")[-1]          # F of the last exit: its top 3 classes, best first, named
+    sums = [float(p.find("title").text.rsplit("= ", 1)[1]) for p in last.findall("path")]
+    assert len(sums) == 3 and sums == sorted(sums, reverse=True)
+    labels = [t.text for t in last.findall("text")[1:]]
+    assert labels == [p.find("title").text.split(":")[0] for p in last.findall("path")] and all(l.isdigit() for l in labels)
+
+
+def test_contribution_panels_stack_each_head_to_the_exit_logit():
+    from types import SimpleNamespace
+    import torch
+    from charts import EXIT_COLORS, contribution_panels
+    net = SimpleNamespace(num_exits=2, classes=["ant", "bee", "cat", "dog"], reweight=0.5)
+    f1 = torch.tensor([[1.0, 3.0, 0.5, 2.0]])
+    heads = torch.cat([0.5 * f1, torch.tensor([[2.0, -1.0, 0.2, 0.4]])])     # w f_1 and f_2: F_2 = their sum
+    t = {"contributions": [f1, heads], "exit_logits": [f1[0], heads.sum(0)]}
+    first, second = _svg(contribution_panels(t, net, 300)).findall("g")
+    assert [x.text for x in first.findall("text")[1:]] == ["bee", "dog", "ant"]
+    assert [x.text for x in second.findall("text")[1:]] == ["ant", "dog", "bee"]   # F_2 = 2.5, 1.4, 0.5 (cat 0.45)
+    rects = second.findall("rect")
+    assert [r.get("fill") for r in rects] == [EXIT_COLORS[0], EXIT_COLORS[1]] * 3
+    assert "ant: head 1 (x0.5) adds 0.50" == rects[0].find("title").text
+    top, bottom = (lambda r: float(r.get("y"))), (lambda r: float(r.get("y")) + float(r.get("height")))
+    assert bottom(rects[1]) == pytest.approx(top(rects[0]), abs=0.11)     # ant: f_2 (+2.0) stacked on w f_1 (+0.5)
+    tip = float(second.findall("path")[0].get("d").split()[1])            # the diamond's centre is 6 px below its tip
+    assert tip + 6 == pytest.approx(top(rects[1]), abs=0.11)              # at F_2, the top of the stack
+    bee_w1, bee_f2 = rects[4], rects[5]                                  # +1.5 up from 0, -1.0 down from 0
+    assert top(bee_f2) == pytest.approx(bottom(bee_w1), abs=0.11)
+    assert float(bee_f2.get("height")) == pytest.approx(float(bee_w1.get("height")) / 1.5, abs=0.11)
 
 
 def test_cached_results_see_a_re_evaluated_checkpoint(tmp_path):

@@ -99,7 +99,7 @@ def same_images_section():
         y_range = contribution_range(traces)   # both models on one scale
         for path, t, m in zip(paths, traces, models):
             right.markdown(f"**{label(path)}**: what each head adds at every exit (w = {m.reweight:g})")
-            right.plotly_chart(contribution_panels(t, m, 240, y_range), key=f"cmp_stack_{position}_{path}")
+            right.markdown(contribution_panels(t, m, 240, y_range), unsafe_allow_html=True)
 
 
 if data_group(path_a) != data_group(path_b):

@@ -48,7 +48,7 @@ def image_trace(model_path: str, image_key: str, _pixels: np.ndarray) -> dict:
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def contribution_figure(model_path: str, image_key: str, _t: dict) -> go.Figure:
+def contribution_figure(model_path: str, image_key: str, _t: dict) -> str:
     return contribution_panels(_t, model(model_path))
 
 
@@ -201,7 +201,7 @@ for position, (name, pixels) in enumerate(items):
 
     st.markdown("**What each head adds at every exit** (w = "
                 f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})")
-    st.plotly_chart(contribution_figure(path, image_key, t), key=f"contrib_{ident}")
+    st.markdown(contribution_figure(path, image_key, t), unsafe_allow_html=True)
 
     if not st.toggle("Where the model looked (attribution)", value=position == 0, key=f"show_attr_{ident}"):
         continue
