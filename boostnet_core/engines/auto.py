@@ -5,7 +5,7 @@ images) and a mode: "whole" (every exit for every sample, one fused graph where 
 evaluation, traces), "early" (max-softmax early exit, one graph where the engine has one) or "walk" (block by block,
 as the other criteria and the stream run). The first call of a use prepares the candidates
 (once per set of weights, shared with explicit requests) and times each on random inputs of that size (best of a
-few runs); the pick is kept for the model's weights, logged, and readable in `picked`.
+interleaved rounds); the pick is kept for the model's weights, logged, and readable in `picked`.
 """
 from __future__ import annotations
 
@@ -30,14 +30,19 @@ def use_of(batch: int) -> tuple[str, int]:
     raise AssertionError
 
 
-def _seconds(fn, budget: float = 0.2, runs: int = 5) -> float:
-    fn()   # warm-up (first-call allocations, lazy compilation)
-    best, start = float("inf"), time.perf_counter()
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-        if time.perf_counter() - start > budget:
+def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5) -> dict:
+    """Seconds per call of each function in `runs` (name -> fn): the best of interleaved rounds (one call of each per
+    round), so that a moment of noise on a shared machine slows every candidate alike instead of deciding the pick.
+    At least two rounds; more while under `budget` seconds."""
+    for fn in runs.values():
+        fn()   # warm-up (first-call allocations, lazy compilation)
+    best, start = dict.fromkeys(runs, float("inf")), time.perf_counter()
+    for done in range(rounds):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+        if done >= 1 and time.perf_counter() - start > budget:
             break
     return best
 
@@ -92,11 +97,8 @@ class AutoEngine(InferenceEngine):
             best = engines[0]
         else:
             x = torch.randn(batch, *self._model_ref.input_shape, generator=torch.Generator().manual_seed(0))
-            times = {}
             with torch.inference_mode():
-                for e in engines:
-                    run = _runner(e, x, mode)
-                    times[e.name] = _seconds(run)
+                times = _seconds({e.name: _runner(e, x, mode) for e in engines})
             self.timings[key] = times
             best = min(engines, key=lambda e: times[e.name])
         self.picked[key] = best.name
