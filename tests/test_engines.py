@@ -82,6 +82,27 @@ def test_early_exit_in_one_graph_takes_the_eager_exits(digits_model, digits_x, n
         assert torch.allclose(fused.exit_confidences.nan_to_num(-1), eager.exit_confidences.nan_to_num(-1), atol=1e-5)
 
 
+def test_openvino_runs_a_large_batch_in_parts_with_the_same_results(digits_model, digits_x):
+    """With two threads a batch of 16 or more runs as two parts on two streams; the joined outputs (and the sample
+    indices of the early-exit graph, shifted by each part's start) equal the eager model's."""
+    pytest.importorskip("openvino")
+    from boostnet_core.engines.onnx_engines import OpenVinoEngine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine = OpenVinoEngine(digits_model)
+    finally:
+        torch.set_num_threads(threads)
+    x = digits_x[:37]   # parts of 19 and 18
+    for a, b in zip(engine.head_logits(x), _eager(digits_model, x)):
+        assert (a - b).abs().max() <= 1e-4
+    t = [0.9, 0.95, 0.99, 0.0]
+    eager = digits_model.predict_early(x, t, fast=False)
+    assert 0 < int((eager.exit_index == 0).sum()) < len(x)   # exits differ across the parts
+    fused = digits_model.predict_early(x, t, engine=engine)
+    assert torch.equal(fused.exit_index, eager.exit_index) and (fused.logits - eager.logits).abs().max() <= 1e-4
+
+
 def test_a_missing_engine_gives_way_to_the_next_with_one_warning(digits_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)   # import openvino now fails, as when it is not installed
     monkeypatch.setattr(registry, "_warned", set())

@@ -34,13 +34,21 @@ class OnnxEngine(InferenceEngine):
             raise EngineUnavailable("it runs on the CPU only")
         pieces = pieces if pieces is not None else export_pieces(model)
         self.pieces = [self.compile(p) for p in pieces]
-        self.whole = self.compile(join_pieces(pieces).SerializeToString())
+        self.whole = self.compile_whole(join_pieces(pieces).SerializeToString())
         self._onnx_pieces, self._reweight, self._classes = pieces, model.reweight, model.num_classes
         self._early = None   # the early-exit graph, compiled at its first use
         self._pending = threading.local()   # the logits of the piece that produced a state, until run_head reads them
 
     def compile(self, onnx_bytes: bytes):
         raise NotImplementedError
+
+    def compile_whole(self, onnx_bytes: bytes):
+        """The whole-network graph (every exit for every sample): by default compiled like the pieces."""
+        return self.compile(onnx_bytes)
+
+    def compile_early(self, onnx_bytes: bytes):
+        """The one-graph early exit (x, thresholds) -> (sample ids, F, confidence) per exit: by default like the pieces."""
+        return self.compile(onnx_bytes)
 
     def run_block(self, i: int, state):
         outputs = self.pieces[i](_arrays(state))
@@ -65,7 +73,7 @@ class OnnxEngine(InferenceEngine):
         """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
         computed) of max-softmax early exit in one graph."""
         if self._early is None:
-            self._early = self.compile(early_exit_graph(self._onnx_pieces, self._reweight, self._classes).SerializeToString())
+            self._early = self.compile_early(early_exit_graph(self._onnx_pieces, self._reweight, self._classes).SerializeToString())
         return self._run_early_exit
 
     def _run_early_exit(self, x: torch.Tensor, thresholds: list[float]):
@@ -119,4 +127,41 @@ class OpenVinoEngine(OnnxEngine):
             with lock:   # one infer request per graph: calls from several threads take turns
                 result = request.infer(arrays)
                 return [np.array(result[o]) for o in outputs]
+        return run
+
+    def compile_whole(self, onnx_bytes: bytes):
+        return self._in_parts(onnx_bytes, ids_every=None)
+
+    def compile_early(self, onnx_bytes: bytes):
+        return self._in_parts(onnx_bytes, ids_every=3)   # outputs (ids, F, confidence) per exit; ids index the batch
+
+    def _in_parts(self, onnx_bytes: bytes, ids_every: int | None):
+        """A batch of 16 or more images runs as one part per core, each on its own stream of one thread, at the same
+        time (OpenVINO's throughput mode): one request with every core synchronises them at every layer, and on a
+        shared 2-core machine that made its batch-64 speed swing by 1.5x (median 1,140 against 1,790 images/s in
+        parts). Smaller batches, and every batch with one thread, keep the one-request form. The parts' outputs are
+        joined in order; where every `ids_every`-th output holds sample indices, they are shifted by the part's start."""
+        latency = self.compile(onnx_bytes)
+        streams = torch.get_num_threads()
+        if streams < 2:
+            return latency
+        import openvino as ov
+        config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
+                  "INFERENCE_NUM_THREADS": streams, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "THROUGHPUT"}
+        compiled = self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+        queue, lock, outputs, parts = ov.AsyncInferQueue(compiled, streams), threading.Lock(), compiled.outputs, {}
+        queue.set_callback(lambda request, j: parts.__setitem__(j, [np.array(request.get_tensor(o).data) for o in outputs]))
+
+        def run(arrays):
+            if len(arrays[0]) < 16:
+                return latency(arrays)
+            chunks = np.array_split(arrays[0], streams)
+            starts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+            with lock:
+                parts.clear()
+                for j, chunk in enumerate(chunks):
+                    queue.start_async([chunk] + list(arrays[1:]), j)
+                queue.wait_all()
+                return [np.concatenate([parts[j][k] + (starts[j] if ids_every and k % ids_every == 0 else 0)
+                                        for j in range(streams)]) for k in range(len(outputs))]
         return run
