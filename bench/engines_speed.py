@@ -1,5 +1,6 @@
 """Benchmark: the default inference path (engines/, "auto") against the authors' eager model, and early exit against
-the fastest full-network run on the same engine. Same weights, interleaved rounds in one process; prints one JSON.
+the fastest full-network run on the same engine. Same weights, interleaved rounds in one process (the two paths of
+each comparison take turns in every round; ratios of the best rounds, and of the medians beside them); one JSON.
 
 Full network: images/s at batch 1 and 64, eager (fast=False) vs the default engine's whole-network head_logits, and
 the largest logit difference. Early exit: thresholds fitted on the cached validation split to MACs shares about
@@ -8,6 +9,7 @@ Usage: python bench/engines_speed.py [--checkpoint checkpoints/cifar10-boostnet]
 """
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -20,14 +22,18 @@ from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
 
 
-def best(fn, rounds: int) -> float:
-    fn()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
+def interleaved(fns: dict, rounds: int) -> dict:
+    """Seconds of each function per round, the functions taking turns within every round (after one warm-up call
+    each), so that the machine's drift and bursts of noise fall on all of them alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
 
 
 def main():
@@ -36,7 +42,7 @@ def main():
     parser.add_argument("--data-root", default="../shared/data/cifar10-jpg")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint).eval()
@@ -58,11 +64,14 @@ def main():
         full = {}
         for b, cs in chunks.items():
             n = sum(len(c) for c in cs)
-            eager = best(lambda: [list(iter_exits(model.backbone, c)) for c in cs], args.rounds)
-            fast = best(lambda: [engine.head_logits(c) for c in cs], args.rounds)
-            full[b] = fast
-            out[f"full_batch{b}"] = {"eager_images_per_s": round(n / eager), "engine_images_per_s": round(n / fast),
-                                     "speedup": round(eager / fast, 2), "engine": engine.describe()}
+            t = interleaved({"eager": lambda: [list(iter_exits(model.backbone, c)) for c in cs],
+                             "engine": lambda: [engine.head_logits(c) for c in cs]}, args.rounds)
+            full[b] = t["engine"]
+            out[f"full_batch{b}"] = {"eager_images_per_s": round(n / min(t["eager"])),
+                                     "engine_images_per_s": round(n / min(t["engine"])),
+                                     "speedup": round(min(t["eager"]) / min(t["engine"]), 2),
+                                     "speedup_of_medians": round(statistics.median(t["eager"]) / statistics.median(t["engine"]), 2),
+                                     "engine": engine.describe()}
         val = load_cache(args.checkpoint)["val"]
         top = model.macs[-1]
         rows = []
@@ -72,9 +81,12 @@ def main():
             for b, cs in chunks.items():
                 exits = torch.cat([model.predict_early(c, t).exit_index for c in cs])
                 macs_ratio = float(sum(model.macs[k] for k in exits.tolist()) / (len(exits) * top))
-                wall = best(lambda: [model.predict_early(c, t) for c in cs], args.rounds)
-                row[f"batch{b}"] = {"macs_ratio": round(macs_ratio, 3), "time_ratio": round(wall / full[b], 3),
-                                    "time_over_macs": round(wall / full[b] / macs_ratio, 2),
+                times = interleaved({"full": lambda: [engine.head_logits(c) for c in cs],
+                                     "early": lambda: [model.predict_early(c, t) for c in cs]}, args.rounds)
+                ratio = min(times["early"]) / min(times["full"])
+                row[f"batch{b}"] = {"macs_ratio": round(macs_ratio, 3), "time_ratio": round(ratio, 3),
+                                    "time_over_macs": round(ratio / macs_ratio, 2),
+                                    "time_ratio_of_medians": round(statistics.median(times["early"]) / statistics.median(times["full"]), 3),
                                     "engine": model.predict_early(cs[0], t).engine}
             rows.append(row)
         out["early_exit"] = rows
