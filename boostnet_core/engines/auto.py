@@ -4,8 +4,8 @@ A use is a batch size class (one image: 1-4, a batch: 5-128, a whole split: more
 images) and a mode: "whole" (every exit for every sample, one fused graph where the engine has one: anytime
 evaluation, traces), "early" (max-softmax early exit, one graph where the engine has one) or "walk" (block by block,
 as the other criteria and the stream run). The first call of a use prepares the candidates
-(once per set of weights, shared with explicit requests) and times each on random inputs of that size (best of a
-interleaved rounds); the pick is kept for the model's weights, logged, and readable in `picked`.
+(once per set of weights, shared with explicit requests) and times each on random inputs of that size (the best of
+interleaved rounds; early exit with a mix of early and late exits); the pick is kept for the model's weights, logged, and readable in `picked`.
 """
 from __future__ import annotations
 
@@ -47,16 +47,33 @@ def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5) -> dict:
     return best
 
 
-def _runner(engine: InferenceEngine, x: torch.Tensor, mode: str):
-    """What a use runs, for timing: the whole network, the block walk, or early exit (one graph where the engine has
-    it) with thresholds nobody reaches, i.e. its full cost."""
+def _runner(model, engine: InferenceEngine, x: torch.Tensor, mode: str, thresholds: list[list[float]] | None = None):
+    """What a use runs, for timing: the whole network, the block walk, or max-softmax early exit as predict_early runs
+    it on that engine (one graph where the engine has it) at each of `thresholds`: a mix of early and late exits,
+    since an engine's early-exit graph can be fast when everyone runs to the end and slow when samples leave
+    (OpenVINO's, whose shapes then change inside the graph)."""
     if mode == "whole":
         return lambda: engine.head_logits(x)
-    fused = getattr(engine, "fused_early_exit", None) if mode == "early" else None
-    if fused is not None:
-        run = fused(len(x))
-        return lambda: run(x, [2.0] * engine.num_exits)
+    if mode == "early":
+        from ..early_exit import predict_early
+        return lambda: [predict_early(model, x, t, engine=engine) for t in thresholds]
     return lambda: list(iter_exits(engine, x))
+
+
+def _mixed_exit_thresholds(model, engine: InferenceEngine, x: torch.Tensor) -> list[list[float]]:
+    """Max-softmax thresholds for timing early exit: per exit, the median confidence of the samples that reach it
+    (about half leave at each exit); one image instead runs twice, leaving at the first exit and at the last."""
+    from ..criteria import softmax_top
+    if len(x) == 1:
+        return [[0.0] * model.num_exits, [1.0] * model.num_exits]
+    previous, thresholds, running = None, [], torch.ones(len(x), dtype=torch.bool)
+    for head in engine.head_logits(x)[:-1]:
+        previous = model.exit_step(head, previous)
+        confidence = softmax_top(previous)[0]
+        t = float(confidence[running].median()) if running.any() else 1.0
+        thresholds.append(t)
+        running &= confidence < t
+    return [thresholds + [1.0]]
 
 
 class AutoEngine(InferenceEngine):
@@ -98,7 +115,8 @@ class AutoEngine(InferenceEngine):
         else:
             x = torch.randn(batch, *self._model_ref.input_shape, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
-                times = _seconds({e.name: _runner(e, x, mode) for e in engines})
+                thresholds = _mixed_exit_thresholds(self._model_ref, engines[0], x) if mode == "early" else None
+                times = _seconds({e.name: _runner(self._model_ref, e, x, mode, thresholds) for e in engines})
             self.timings[key] = times
             best = min(engines, key=lambda e: times[e.name])
         self.picked[key] = best.name
