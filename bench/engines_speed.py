@@ -41,9 +41,8 @@ def per_block(model, x, rounds: int) -> dict:
     of its first piece alone (block 1 + head 1), and of the one-graph early exit when the image leaves at the first
     exit and when it runs to the end (interleaved; best of `rounds` x 100 calls)."""
     from boostnet_core.engines import prepare_inference
-    from boostnet_core.engines.onnx_engines import _arrays
     engine = prepare_inference(model, "onnxruntime")
-    early, arrays, n = engine.fused_early_exit(1), _arrays(x), model.num_exits
+    early, arrays, n = engine.fused_early_exit(1), [x.numpy()], model.num_exits
     calls = {"whole_ms": lambda: engine.whole(arrays), "first_piece_ms": lambda: engine.pieces[0](arrays),
              "early_graph_leaves_at_exit_1_ms": lambda: early(x, [0.0] * n),
              "early_graph_runs_to_the_end_ms": lambda: early(x, [2.0] * n)}

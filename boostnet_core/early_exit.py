@@ -17,7 +17,7 @@ import torch
 
 from .criteria import Criterion, get_criterion, softmax_top
 from .engines import engine_for, engine_name
-from .models.stepwise import eval_mode, iter_exits
+from .models.stepwise import concat_samples, eval_mode, iter_exits, select_samples
 from .thresholds import check_thresholds
 
 
@@ -32,29 +32,6 @@ class EarlyExit:
     exit_scores: torch.Tensor | None = None  # [N_exits, B]: the criterion's score at every exit computed (nan beyond)
     criterion: str = "max_softmax"
     engine: str = "eager"           # what ran the blocks (engines/: e.g. "auto:onnxruntime"; "eager" for fast=False)
-
-
-def select_samples(state, keep: torch.Tensor):
-    """The backbone state restricted to the samples in `keep` (batch dimension first everywhere)."""
-    if isinstance(state, torch.Tensor):
-        return state[keep]
-    if isinstance(state, (list, tuple)):
-        return type(state)(select_samples(s, keep) for s in state)
-    if isinstance(state, dict):
-        return {k: select_samples(v, keep) for k, v in state.items()}
-    return state  # counters (RANet's flow and block) are the same for every sample
-
-
-def concat_samples(states: list):
-    """Join backbone states of several groups of samples along the batch dimension."""
-    first = states[0]
-    if isinstance(first, torch.Tensor):
-        return torch.cat(states)
-    if isinstance(first, (list, tuple)):
-        return type(first)(concat_samples([s[i] for s in states]) for i in range(len(first)))
-    if isinstance(first, dict):
-        return {k: concat_samples([s[k] for s in states]) for k in first}
-    return first
 
 
 def _decide(model, step, carried: dict | None, thresholds: list[float], criterion: Criterion):

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from ..models.stepwise import iter_exits
+from ..models.stepwise import iter_exits, select_samples
 from .base import InferenceEngine
 
 log = logging.getLogger("boostnet_core.engines")
@@ -47,17 +47,31 @@ def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5) -> dict:
     return best
 
 
-def _runner(model, engine: InferenceEngine, x: torch.Tensor, mode: str, thresholds: list[list[float]] | None = None):
-    """What a use runs, for timing: the whole network, the block walk, or max-softmax early exit as predict_early runs
-    it on that engine (one graph where the engine has it) at each of `thresholds`: a mix of early and late exits,
-    since an engine's early-exit graph can be fast when everyone runs to the end and slow when samples leave
-    (OpenVINO's, whose shapes then change inside the graph)."""
+def _runner(engine: InferenceEngine, x: torch.Tensor, mode: str, thresholds: list[list[float]] | None = None):
+    """What a use runs, for timing: the whole network, the block walk, or early exit with a mix of early and late
+    exits (an engine's early-exit graph can be fast when everyone runs to the end and slow when samples leave:
+    OpenVINO's, whose shapes then change inside the graph). Early exit runs the engine's one graph at each of
+    `thresholds`; an engine without one walks its blocks, half of the samples leaving at each exit (one image: once
+    leaving at the first exit, once running to the end)."""
     if mode == "whole":
         return lambda: engine.head_logits(x)
+    fused = getattr(engine, "fused_early_exit", None) if mode == "early" else None
+    if fused is not None:
+        run = fused(len(x))
+        return lambda: [run(x, t) for t in thresholds]
     if mode == "early":
-        from ..early_exit import predict_early
-        return lambda: [predict_early(model, x, t, engine=engine) for t in thresholds]
-    return lambda: list(iter_exits(engine, x))
+        return lambda: _walk(engine, x, leave_half=True) if len(x) > 1 else (_walk(engine, x, stop_after=1), _walk(engine, x))
+    return lambda: _walk(engine, x)
+
+
+def _walk(engine: InferenceEngine, x: torch.Tensor, leave_half: bool = False, stop_after: int | None = None) -> None:
+    for step in iter_exits(engine, x):
+        if stop_after is not None and step.index + 1 >= stop_after:
+            return
+        if leave_half and len(x) > 1:
+            keep = torch.arange(len(x)) < (len(x) + 1) // 2
+            x = x[keep]
+            step.state = select_samples(step.state, keep)
 
 
 def _mixed_exit_thresholds(model, engine: InferenceEngine, x: torch.Tensor) -> list[list[float]]:
@@ -116,7 +130,7 @@ class AutoEngine(InferenceEngine):
             x = torch.randn(batch, *self._model_ref.input_shape, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
                 thresholds = _mixed_exit_thresholds(self._model_ref, engines[0], x) if mode == "early" else None
-                times = _seconds({e.name: _runner(self._model_ref, e, x, mode, thresholds) for e in engines})
+                times = _seconds({e.name: _runner(e, x, mode, thresholds) for e in engines})
             self.timings[key] = times
             best = min(engines, key=lambda e: times[e.name])
         self.picked[key] = best.name
