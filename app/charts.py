@@ -54,8 +54,14 @@ def threshold_line(fig, threshold: float, text: str | None = None, **where) -> N
     fig.update_layout(margin=dict(r=115))
 
 
+def svg_block(svg: str) -> str:
+    """An SVG chart for st.markdown(..., unsafe_allow_html=True): inside a <div>, Markdown takes the line as an HTML
+    block and leaves its text alone (class and file names with *, _ or $ are not read as Markdown or maths)."""
+    return f"<div>{svg}</div>"
+
+
 def _nice_ticks(top: float) -> np.ndarray:
-    """Round tick values from 0 to `top` (steps of 1, 2 or 5 times a power of ten, four to eight ticks)."""
+    """Round tick values from 0 to `top` (steps of 1, 2 or 5 times a power of ten; three to six ticks)."""
     raw = top / 5
     power = 10 ** np.floor(np.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
@@ -117,10 +123,13 @@ def contribution_panels(t: dict, net, height: int = 300, y_range: tuple[float, f
     n, names = net.num_exits, [net.classes[c] for c in range(len(net.classes))]
     tops = [np.argsort(-t["exit_logits"][k].numpy())[:3] for k in range(n)]
     low, high = y_range if y_range is not None else contribution_range([t])
+    if not (np.isfinite(low) and np.isfinite(high)):   # an overflowed logit: draw what is finite, clipped at the edges
+        finite = [float(v) for v in (low, high) if np.isfinite(v)]
+        low, high = min(finite + [-1.0]), max(finite + [1.0])
     w, left, right, top_pad, bottom, gap = 960, 62, 10, 46, 44, 12
     panel_w = (w - left - right - gap * (n - 1)) / n
     plot_h = height - top_pad - bottom
-    y = lambda v: top_pad + plot_h * (high - v) / (high - low)   # noqa: E731
+    y = lambda v: top_pad + plot_h * (high - min(max(v, low), high)) / (high - low)   # noqa: E731
     parts = [f'<svg viewBox="0 0 {w} {height}" width="100%" role="img" font-family="sans-serif" font-size="11" '
              f'fill="currentColor" aria-label="what each head adds to the top classes at every exit">']
     for i in range(n):   # the legend, above the panels
@@ -158,8 +167,8 @@ def contribution_panels(t: dict, net, height: int = 300, y_range: tuple[float, f
         parts.append('</g>')
     parts.append(f'<text transform="translate(12 {top_pad + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
                  'logit contribution w^(n-i) f_i</text>'
-                 f'<text x="{left + (w - left - right) / 2:.1f}" y="{height - 8}" text-anchor="middle">the top 3 classes of '
-                 'each exit, in score order</text></svg>')
+                 f'<text x="{left + (w - left - right) / 2:.1f}" y="{height - 8}" text-anchor="middle">the top '
+                 f'{min(3, len(names))} classes of each exit, in score order</text></svg>')
     return "".join(parts)
 
 
@@ -173,5 +182,6 @@ def contribution_range(traces: list[dict]) -> tuple[float, float]:
             lows.append(float(np.minimum(c, 0).sum(0).min()))
             highs.append(float(np.maximum(c, 0).sum(0).max()))
             highs.append(float(t["exit_logits"][k].numpy()[top].max()))
+    lows, highs = [v for v in lows if np.isfinite(v)], [v for v in highs if np.isfinite(v)]   # an overflowed logit
     span = max(highs) - min(lows) or 1.0
     return min(lows) - 0.05 * span, max(highs) + 0.05 * span

@@ -77,12 +77,10 @@ def main():
         eager_logits = [s.head_logits for s in iter_exits(model.backbone, x_all[:64])]
         out["max_abs_logit_difference"] = max(float((a - b).abs().max()) for a, b in zip(engine.head_logits(x_all[:64]), eager_logits))
         chunks = {1: [x_all[i:i + 1] for i in range(32)], 64: [x_all[i:i + 64] for i in range(0, len(x_all), 64)]}
-        full = {}
         for b, cs in chunks.items():
             n = sum(len(c) for c in cs)
             t = interleaved({"eager": lambda: [list(iter_exits(model.backbone, c)) for c in cs],
                              "engine": lambda: [engine.head_logits(c) for c in cs]}, args.rounds)
-            full[b] = t["engine"]
             out[f"full_batch{b}"] = {"eager_images_per_s": round(n / min(t["eager"])),
                                      "engine_images_per_s": round(n / min(t["engine"])),
                                      "speedup": round(min(t["eager"]) / min(t["engine"]), 2),

@@ -60,13 +60,13 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
     at.slider(key="exit_threshold").set_value(1.0).run()
     assert not at.exception
     assert metric(at, "Exit taken") == f"{exit_high + 1} of 5"
-    scores = next(m.value for m in at.markdown if m.value.startswith("<svg") and "blend.png" in m.value)
+    scores = next(m.value for m in at.markdown if m.value.startswith("<div><svg") and "blend.png" in m.value)
     assert "threshold 1.00" in scores   # the image's score chart follows the threshold
 
 
 def _svg(markup: str):
     import xml.etree.ElementTree as ET
-    return ET.fromstring(markup.replace('xmlns="http://www.w3.org/2000/svg" ', ""))
+    return ET.fromstring(markup.removeprefix("<div>").removesuffix("</div>"))
 
 
 def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_exit_marks():
@@ -241,7 +241,7 @@ def test_inspect_joint_heads_with_zero_weight_are_explained_not_blank():
 
 def test_inspect_digit_classes_are_categories_in_score_order():
     at = page("inspect_image").run()
-    panels = next(m.value for m in at.markdown if m.value.startswith("<svg") and "what each head adds" in m.value)
+    panels = next(m.value for m in at.markdown if m.value.startswith("<div><svg") and "what each head adds" in m.value)
     last = _svg(panels).findall("g")[-1]          # F of the last exit: its top 3 classes, best first, named
     sums = [float(p.find("title").text.rsplit("= ", 1)[1]) for p in last.findall("path")]
     assert len(sums) == 3 and sums == sorted(sums, reverse=True)
@@ -270,6 +270,9 @@ def test_contribution_panels_stack_each_head_to_the_exit_logit():
     bee_w1, bee_f2 = rects[4], rects[5]                                  # +1.5 up from 0, -1.0 down from 0
     assert top(bee_f2) == pytest.approx(bottom(bee_w1), abs=0.11)
     assert float(bee_f2.get("height")) == pytest.approx(float(bee_w1.get("height")) / 1.5, abs=0.11)
+    # An overflowed logit draws the rest on a finite scale instead of failing.
+    t["exit_logits"][1][0], t["contributions"][1][1, 0] = float("inf"), float("inf")
+    assert len(_svg(contribution_panels(t, net, 300)).findall("g")) == 2
 
 
 def test_cached_results_see_a_re_evaluated_checkpoint(tmp_path):
@@ -452,6 +455,8 @@ def test_without_the_data_the_picker_and_galleries_use_the_shipped_sample(monkey
     at.number_input(key=f"number_{CIFAR}").set_value(missing).run()
     assert f"Test image #{missing} is not among the 50 shipped with the app" in " ".join(i.value for i in at.info)
     assert len(at.multiselect(key=f"samples_{CIFAR}").value) == 5 and not at.exception
+    at.number_input(key=f"number_{CIFAR}").set_value(other).run()
+    assert f"Test image #{other} is already shown." in " ".join(i.value for i in at.info)
     at = page("dataset_exits", model=CIFAR).run()
     assert not at.exception and any("shipped with the app" in i.value for i in at.info)
     assert any(c.value.startswith("#") for c in at.caption)                          # the gallery has images

@@ -10,7 +10,7 @@ from boostnet_core.data import DataError
 from boostnet_core.criteria import get_criterion
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
-from charts import contribution_panels, contribution_range, fmt_macs, fmt_pct, model_color, plot_layout, threshold_line
+from charts import contribution_panels, contribution_range, fmt_macs, fmt_pct, model_color, plot_layout, svg_block, threshold_line
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
 from session import ExitMode, bind, exit_setting_controls, remembered_uploads, set_remembered, thresholds_for
 from store import (available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions,
@@ -99,7 +99,7 @@ def same_images_section():
         y_range = contribution_range(traces)   # both models on one scale
         for path, t, m in zip(paths, traces, models):
             right.markdown(f"**{label(path)}**: what each head adds at every exit (w = {m.reweight:g})")
-            right.markdown(contribution_panels(t, m, 240, y_range), unsafe_allow_html=True)
+            right.markdown(svg_block(contribution_panels(t, m, 240, y_range)), unsafe_allow_html=True)
 
 
 if data_group(path_a) != data_group(path_b):

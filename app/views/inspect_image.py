@@ -11,7 +11,7 @@ from PIL import Image
 
 from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
-from charts import contribution_panels, fmt_macs, score_bars_svg
+from charts import contribution_panels, fmt_macs, score_bars_svg, svg_block
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
 from session import CRITERION_NAMES, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads, set_remembered, thresholds_for
 from store import model, predictions, scored_or_error, weights_mtime
@@ -120,6 +120,9 @@ def add_by_number(key: str, number_key: str, images) -> None:
         st.session_state["pick_note"] = (f"Test image #{int(number)} is not among the {len(images.indices)} shipped "
                                          "with the app; pick one from the thumbnails below.")
         return
+    if int(number) in st.session_state.get(key, []):
+        st.session_state["pick_note"] = f"Test image #{int(number)} is already shown."
+        return
     add_pick(key, int(number))
 
 
@@ -139,9 +142,10 @@ if images is not None:
         picks = st.multiselect("Test images shown (number in the test split, true class; remove one with its ×)",
                                list(st.session_state[pick_key]), format_func=describe, max_selections=8, **kept)
         number_key = f"number_{path}"
-        st.number_input(f"Add a test image by its number (0 to {int(images.indices[-1])}"
+        last = len(test_labels) - 1 if test_labels is not None else int(images.indices[-1])
+        st.number_input(f"Add a test image by its number (0 to {last}"
                         f"{f'; {len(images.indices)} are here' if images.is_sample else ''})", min_value=0,
-                        max_value=int(images.indices[-1]), value=None, step=1, key=number_key,
+                        max_value=last, value=None, step=1, key=number_key,
                         on_change=add_by_number, args=(pick_key, number_key, images), placeholder="e.g. 3200")
         if st.session_state.get("pick_note"):
             st.info(st.session_state.pop("pick_note"))
@@ -190,9 +194,9 @@ for position, (name, pixels) in enumerate(items):
     with right:
         top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
         short = CRITERION_NAMES[criterion.name].split(" (")[0]
-        st.markdown(score_bars_svg(exit_names, t["scores"].numpy(), k, float(thresholds[0])
-                                   if setting.mode is ExitMode.THRESHOLD else np.asarray(thresholds), top,
-                                   f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})"),
+        st.markdown(svg_block(score_bars_svg(exit_names, t["scores"].numpy(), k, float(thresholds[0])
+                                             if setting.mode is ExitMode.THRESHOLD else np.asarray(thresholds), top,
+                                             f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})")),
                     unsafe_allow_html=True)
         # A markdown table: far lighter for the browser than a data grid, redrawn on every threshold move.
         st.markdown("| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names) + "\n" + "\n".join(
@@ -201,7 +205,7 @@ for position, (name, pixels) in enumerate(items):
 
     st.markdown("**What each head adds at every exit** (w = "
                 f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})")
-    st.markdown(contribution_figure(path, image_key, t), unsafe_allow_html=True)
+    st.markdown(svg_block(contribution_figure(path, image_key, t)), unsafe_allow_html=True)
 
     if not st.toggle("Where the model looked (attribution)", value=position == 0, key=f"show_attr_{ident}"):
         continue

@@ -29,6 +29,7 @@ class InferenceEngine:
 
     name = "engine"
     grad_rescale = False
+    parts_from: int | None = None   # the batch size from which the whole network runs another way (OpenVINO's parts)
 
     def __init__(self, backbone, precision: str = "fp32"):
         self.backbone = backbone     # the eager backbone (read-only here)
@@ -75,13 +76,16 @@ def check_agreement(engine: InferenceEngine, model, tolerance: float | None = AG
     x = torch.randn(2, *model.input_shape, generator=g).to(device)
     with torch.inference_mode(), eval_mode(model):
         reference = [s.head_logits for s in iter_exits(model.backbone, x)]
-        outputs = [[s.head_logits for s in iter_exits(engine, x)]]
+        pairs = [([s.head_logits for s in iter_exits(engine, x)], reference)]   # (engine's logits, eager logits)
         if type(engine).head_logits is not InferenceEngine.head_logits:   # a fused whole-network graph too
-            outputs.append(engine.head_logits(x))
-    worst = max(float((a.float() - r).abs().max()) for got in outputs for a, r in zip(got, reference))
+            pairs.append((engine.head_logits(x), reference))
+        if getattr(engine, "parts_from", None):   # a large batch runs another way (OpenVINO's parts): compare it too
+            big = torch.randn(engine.parts_from, *model.input_shape, generator=g).to(device)
+            pairs.append((engine.head_logits(big), [s.head_logits for s in iter_exits(model.backbone, big)]))
+    worst = max(float((a.float() - r).abs().max()) for got, ref in pairs for a, r in zip(got, ref))
     engine.agreement = worst
     if tolerance is not None:
-        allowed = tolerance + 1e-6 * max(float(r.abs().max()) for r in reference)
+        allowed = tolerance + 1e-6 * max(float(r.abs().max()) for _, ref in pairs for r in ref)
         if not worst <= allowed:
             raise EngineUnavailable(f"its logits differ from the eager model's by {worst:.2g} (more than {allowed:.2g})")
     return worst

@@ -19,6 +19,8 @@ import torch
 from .base import EngineUnavailable, InferenceEngine
 from .onnx_graphs import early_exit_graph, export_pieces, join_pieces
 
+PARTS_FROM = 16   # OpenVINO: the smallest batch run in parts (of at least 8 images) on several streams
+
 
 def _arrays(state) -> list[np.ndarray]:
     tensors = [state] if isinstance(state, torch.Tensor) else list(state)
@@ -136,32 +138,47 @@ class OpenVinoEngine(OnnxEngine):
         return self._in_parts(onnx_bytes, ids_every=3)   # outputs (ids, F, confidence) per exit; ids index the batch
 
     def _in_parts(self, onnx_bytes: bytes, ids_every: int | None):
-        """A batch of 16 or more images runs as one part per core, each on its own stream of one thread, at the same
-        time (OpenVINO's throughput mode): one request with every core synchronises them at every layer, and on a
-        shared 2-core machine that made its batch-64 speed swing by 1.5x (median 1,140 against 1,790 images/s in
-        parts). Smaller batches, and every batch with one thread, keep the one-request form. The parts' outputs are
-        joined in order; where every `ids_every`-th output holds sample indices, they are shifted by the part's start."""
+        """A batch of 16 or more images runs in parts of at least 8, one per torch thread (two here), each on its own
+        stream of one thread, at the same time (OpenVINO's throughput mode): one request with every thread
+        synchronises them at every layer, and on a shared 2-core machine that made its batch-64 speed swing by 1.5x
+        (median 1,140 against 1,790 images/s in parts). Smaller batches, and every batch with one thread, keep the
+        one-request form. The parts' outputs are joined in order; where every `ids_every`-th output holds sample
+        indices, they are shifted by the part's start. A failed part leaves no request behind in a broken state: the
+        requests are made anew and the error goes to the caller."""
         latency = self.compile(onnx_bytes)
         streams = torch.get_num_threads()
         if streams < 2:
             return latency
-        import openvino as ov
+        self.parts_from = PARTS_FROM   # check_agreement compares this path too
         config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
                   "INFERENCE_NUM_THREADS": streams, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "THROUGHPUT"}
         compiled = self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
-        queue, lock, outputs, parts = ov.AsyncInferQueue(compiled, streams), threading.Lock(), compiled.outputs, {}
-        queue.set_callback(lambda request, j: parts.__setitem__(j, [np.array(request.get_tensor(o).data) for o in outputs]))
+        outputs, lock = compiled.outputs, threading.Lock()
+        requests = [compiled.create_infer_request() for _ in range(streams)]
 
         def run(arrays):
-            if len(arrays[0]) < 16:
+            n_parts = min(streams, len(arrays[0]) // (PARTS_FROM // 2))
+            if n_parts < 2:
                 return latency(arrays)
-            chunks = np.array_split(arrays[0], streams)
+            chunks = np.array_split(arrays[0], n_parts)
             starts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
             with lock:
-                parts.clear()
-                for j, chunk in enumerate(chunks):
-                    queue.start_async([chunk] + list(arrays[1:]), j)
-                queue.wait_all()
-                return [np.concatenate([parts[j][k] + (starts[j] if ids_every and k % ids_every == 0 else 0)
-                                        for j in range(streams)]) for k in range(len(outputs))]
+                started, errors = [], []
+                try:
+                    for request, chunk in zip(requests, chunks):
+                        request.start_async([chunk] + list(arrays[1:]))
+                        started.append(request)
+                except Exception as e:   # noqa: BLE001 - the parts already started are waited for first
+                    errors.append(e)
+                for request in started:
+                    try:
+                        request.wait()
+                    except Exception as e:   # noqa: BLE001
+                        errors.append(e)
+                if errors:
+                    requests[:] = [compiled.create_infer_request() for _ in range(streams)]
+                    raise errors[0]
+                parts = [[np.array(request.get_tensor(o).data) for o in outputs] for request in started]
+            return [np.concatenate([parts[j][k] + (starts[j] if ids_every and k % ids_every == 0 else 0)
+                                    for j in range(n_parts)]) for k in range(len(outputs))]
         return run
