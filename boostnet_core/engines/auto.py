@@ -5,7 +5,8 @@ images) and a mode: "whole" (every exit for every sample, one fused graph where 
 evaluation, traces), "early" (max-softmax early exit, one graph where the engine has one) or "walk" (block by block,
 as the other criteria and the stream run). The first call of a use prepares the candidates
 (once per set of weights, shared with explicit requests) and times each on random inputs of that size (the best of
-interleaved rounds; early exit with a mix of early and late exits); the pick is kept for the model's weights, logged, and readable in `picked`.
+interleaved rounds; early exit with a mix of early and late exits); the pick is kept for the model's weights, logged,
+and readable in `picked`.
 """
 from __future__ import annotations
 

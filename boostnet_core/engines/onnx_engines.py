@@ -118,10 +118,14 @@ class OpenVinoEngine(OnnxEngine):
         self._core = ov.Core()
         super().__init__(model, precision, pieces)
 
-    def compile(self, onnx_bytes: bytes):
+    def _compiled(self, onnx_bytes: bytes, **hints):
+        """The graph compiled for the CPU at this engine's precision, on all of torch's threads, with OpenVINO `hints`."""
         config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
-        compiled = self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), **hints}
+        return self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+
+    def compile(self, onnx_bytes: bytes):
+        compiled = self._compiled(onnx_bytes, PERFORMANCE_HINT="LATENCY")
         request, lock = compiled.create_infer_request(), threading.Lock()
         outputs = compiled.outputs
 
@@ -150,9 +154,7 @@ class OpenVinoEngine(OnnxEngine):
         if streams < 2:
             return latency
         self.parts_from = PARTS_FROM   # check_agreement compares this path too
-        config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
-                  "INFERENCE_NUM_THREADS": streams, "NUM_STREAMS": streams, "PERFORMANCE_HINT": "THROUGHPUT"}
-        compiled = self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+        compiled = self._compiled(onnx_bytes, PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
         outputs, lock = compiled.outputs, threading.Lock()
         requests = [compiled.create_infer_request() for _ in range(streams)]
 
