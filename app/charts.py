@@ -2,6 +2,8 @@
 panels that Inspect and Compare share."""
 from __future__ import annotations
 
+import base64
+import io
 from html import escape
 
 import numpy as np
@@ -58,6 +60,70 @@ def svg_block(svg: str) -> str:
     """An SVG chart for st.markdown(..., unsafe_allow_html=True): inside a <div>, Markdown takes the line as an HTML
     block and leaves its text alone (class and file names with *, _ or $ are not read as Markdown or maths)."""
     return f"<div>{svg}</div>"
+
+
+def stat_block(stats: list[tuple[str, str, str]], helps: dict[str, str] | None = None) -> str:
+    """Figures as one HTML block for st.markdown(..., unsafe_allow_html=True), each drawn like st.metric (a label,
+    a large value, a note under it; `helps` gives a label a hover text). One element instead of a metric and a
+    caption per figure: the Inspect page shows these for up to 16 images and redraws every element of the page at
+    each upload, so fewer elements is a faster page (bench/app_browser_latency.py)."""
+    helps = helps or {}
+    parts = ['<div class="stat-block">']
+    for label, value, note in stats:
+        hover = f' title="{escape(helps[label])}"' if label in helps else ""
+        parts.append(f'<div class="stat"><div class="stat-label" style="font-size:0.875rem;opacity:0.75"{hover}>'
+                     f'{escape(label)}</div><div class="stat-value" style="font-size:1.75rem;line-height:1.3">'
+                     f'{escape(value)}</div>' + (f'<div class="stat-note" style="font-size:0.8rem;opacity:0.6;'
+                                                  f'margin-bottom:0.4rem">{escape(note)}</div>' if note else "")
+                     + '</div>')
+    return "".join(parts) + "</div>"
+
+
+def _png_uri(rgb: np.ndarray) -> str:
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def inferno(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> RGB floats in [0, 255] on plotly's Inferno scale (its stops evenly spaced, linear between)."""
+    from plotly.colors import hex_to_rgb, sequential
+    stops = np.array([hex_to_rgb(c) for c in sequential.Inferno], dtype=np.float64)
+    position = np.clip(values, 0, 1) * (len(stops) - 1)
+    low = np.minimum(position.astype(int), len(stops) - 2)
+    frac = (position - low)[..., None]
+    return stops[low] * (1 - frac) + stops[low + 1] * frac
+
+
+ATTRIBUTION_OPACITY = 0.55
+
+
+def attribution_svg(view: np.ndarray, heat: np.ndarray, title: str, size: int = 256) -> str:
+    """An attribution map over the picture as the model sees it (RGB uint8 [H, W, 3]), in plain SVG: the map on the
+    Inferno scale at 55% opacity over the picture, drawn pixel for pixel at `size` px, with its colour scale
+    (1 = the map's 99th percentile, so one hot pixel does not wash out the rest) and a title. An image, not a plotly
+    heatmap: plotly rebuilt the chart at every rerun of the page (an upload, a threshold step)."""
+    scale = float(np.percentile(heat, 99)) or 1.0
+    shown = np.clip(heat / scale, 0, 1)
+    blend = ATTRIBUTION_OPACITY * inferno(shown) + (1 - ATTRIBUTION_OPACITY) * view.astype(np.float64)
+    picture = _png_uri(np.clip(np.rint(blend), 0, 255).astype(np.uint8))
+    bar = _png_uri(np.clip(np.rint(inferno(np.linspace(1, 0, 128))), 0, 255).astype(np.uint8)[:, None, :])
+    h = round(size * view.shape[0] / view.shape[1])
+    top, bar_x = 30, size + 16
+    parts = [f'<svg viewBox="0 0 {size + 100} {h + top + 4}" width="100%" style="max-width:{size + 100}px" '
+             f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11" fill="currentColor">'
+             f'<text x="0" y="14" font-size="12">{escape(title)}</text>'
+             f'<image href="{picture}" x="0" y="{top}" width="{size}" height="{h}" preserveAspectRatio="none" '
+             'style="image-rendering:pixelated"/>'
+             f'<image href="{bar}" x="{bar_x}" y="{top}" width="14" height="{h}" preserveAspectRatio="none"/>'
+             f'<text transform="translate({bar_x + 76} {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+             'attribution</text>']
+    for value, label in ((1.0, "≥ p99"), (0.5, "0.5"), (0.0, "0")):
+        y = top + h * (1 - value)
+        parts.append(f'<line x1="{bar_x + 14}" x2="{bar_x + 18}" y1="{y:.1f}" y2="{y:.1f}" stroke="currentColor"/>'
+                     f'<text x="{bar_x + 21}" y="{max(y + 4, top + 8):.1f}">{label}</text>')
+    return "".join(parts) + "</svg>"
 
 
 def _nice_ticks(top: float) -> np.ndarray:

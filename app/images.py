@@ -145,6 +145,16 @@ def thumbnail(pixels: np.ndarray, box: int = 160) -> np.ndarray:
     return np.asarray(canvas)
 
 
+@st.cache_resource(show_spinner=False, max_entries=512)
+def thumbnail_png(key: str, _pixels: np.ndarray, box: int = 160) -> bytes:
+    """thumbnail() as PNG bytes, made once per picture (`key` names its content): st.image(..., output_format="PNG")
+    sends them as they are, where an array (or other bytes) is encoded anew at every rerun of the page."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(thumbnail(_pixels, box)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def strip(images: list[np.ndarray], box: int = 72, gap: int = 8) -> np.ndarray:
     """Thumbnails side by side in one RGB image (in the order given)."""
     tiles = [thumbnail(im, box) for im in images]

@@ -12,7 +12,8 @@ same state) is reported beside it as `harness_median_s`, and `harness_overhead_s
 (A Playwright locator's wait polls at growing intervals of up to 0.5 s; timing with one added 0.1-0.15 s here.)
 Each step is repeated; the median and the worst are reported. Run it on an otherwise idle machine. Prints one JSON
 object, with `machine_loop_s`: the seconds a fixed pure-Python loop takes before and after (this VM's speed varies by
-up to 2.5x from hour to hour; figures from different days compare only at a similar loop time). Targets (in the page): 0.5 s, 0.3 s and 1 s. Usage: python bench/app_browser_latency.py [--repeats 5]
+up to 2.5x from hour to hour; figures from different days compare only at a similar loop time). Targets (in the
+page): 0.4 s, 0.25 s (issue 17: faster than when it was filed) and 0.3 s. Usage: python bench/app_browser_latency.py [--repeats 5]
 """
 import argparse
 import io
@@ -121,7 +122,7 @@ def main():
             slider.press("Home")
             settle(page)
             result["inspect_threshold_step"] = summary(
-                step_times(page, slider, lambda v: f"threshold {v:.2f}", args.repeats, count=3), 0.5)  # one chart per image
+                step_times(page, slider, lambda v: f"threshold {v:.2f}", args.repeats, count=3), 0.4)  # one chart per image
 
             buf = io.BytesIO()
             Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, "PNG")
@@ -130,7 +131,7 @@ def main():
                 file = {"name": f"upload{i}.png", "mimeType": "image/png", "buffer": buf.getvalue()}
                 uploads.append(timed_step(page, lambda: page.locator('input[type="file"]').first.set_input_files(files=[file]),
                                           f"upload{i}.png (64x48)"))
-            result["upload_until_exit_shown"] = summary(uploads, 1.0)
+            result["upload_until_exit_shown"] = summary(uploads, 0.25)
 
             page.goto(url + "/dataset_exits?model=cifar10-boostnet")
             page.wait_for_selector("h1:has-text('Threshold and exits')", timeout=120000)

@@ -114,8 +114,8 @@ def _open(page, title: str) -> None:
 
 
 def _exit_shown(page) -> str:
-    metric = page.locator('[data-testid="stMetric"]', has_text="Exit taken").first
-    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+    figure = page.locator(".stat", has_text="Exit taken").first
+    return figure.locator(".stat-value").inner_text()
 
 
 def cifar_upload():
