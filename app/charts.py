@@ -71,12 +71,25 @@ def stat_block(stats: list[tuple[str, str, str]], helps: dict[str, str] | None =
     parts = ['<div class="stat-block">']
     for label, value, note in stats:
         hover = f' title="{escape(helps[label])}"' if label in helps else ""
+        mark = (' <span style="display:inline-block;width:1.1em;height:1.1em;line-height:1.1em;text-align:center;'
+                'border:1px solid;border-radius:50%;font-size:0.7rem">?</span>') if label in helps else ""   # hover me
         parts.append(f'<div class="stat"><div class="stat-label" style="font-size:0.875rem;opacity:0.75"{hover}>'
-                     f'{escape(label)}</div><div class="stat-value" style="font-size:1.75rem;line-height:1.3">'
+                     f'{escape(label)}{mark}</div><div class="stat-value" style="font-size:1.75rem;line-height:1.3">'
                      f'{escape(value)}</div>' + (f'<div class="stat-note" style="font-size:0.8rem;opacity:0.6;'
                                                   f'margin-bottom:0.4rem">{escape(note)}</div>' if note else "")
                      + '</div>')
     return "".join(parts) + "</div>"
+
+
+def top_classes_table(exit_names: list[str], top_k: list[list[tuple[str, float]]], ranks: int = 3) -> str:
+    """The top classes of every exit and their probabilities as an HTML table of equal columns (the same on every
+    image) that scrolls sideways in a narrow column instead of pushing the page wider."""
+    rows = ["<tr><th>rank</th>" + "".join(f"<th>{escape(n)}</th>" for n in exit_names) + "</tr>"]
+    for r, rank in enumerate(["1st", "2nd", "3rd", "4th", "5th"][:min(ranks, len(top_k[0]))]):
+        rows.append(f"<tr><td>{rank}</td>" + "".join(f"<td>{escape(top_k[i][r][0])} ({top_k[i][r][1]:.2f})</td>"
+                                                     for i in range(len(exit_names))) + "</tr>")
+    return ('<div style="overflow-x:auto"><table style="width:100%;table-layout:fixed;font-size:0.875rem;'
+            f'min-width:{5 * (len(exit_names) + 1)}rem">' + "".join(rows) + "</table></div>")
 
 
 def _png_uri(rgb: np.ndarray) -> str:
@@ -111,13 +124,13 @@ def attribution_svg(view: np.ndarray, heat: np.ndarray, title: str, size: int = 
     bar = _png_uri(np.clip(np.rint(inferno(np.linspace(1, 0, 128))), 0, 255).astype(np.uint8)[:, None, :])
     h = round(size * view.shape[0] / view.shape[1])
     top, bar_x = 30, size + 16
-    parts = [f'<svg viewBox="0 0 {size + 100} {h + top + 4}" width="100%" style="max-width:{size + 100}px" '
+    parts = [f'<svg viewBox="0 0 {size + 100} {h + top + 12}" width="100%" style="max-width:{size + 100}px" '
              f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="11" fill="currentColor">'
              f'<text x="0" y="14" font-size="12">{escape(title)}</text>'
              f'<image href="{picture}" x="0" y="{top}" width="{size}" height="{h}" preserveAspectRatio="none" '
              'style="image-rendering:pixelated"/>'
              f'<image href="{bar}" x="{bar_x}" y="{top}" width="14" height="{h}" preserveAspectRatio="none"/>'
-             f'<text transform="translate({bar_x + 76} {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+             f'<text transform="translate({bar_x + 62} {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
              'attribution</text>']
     for value, label in ((1.0, "≥ p99"), (0.5, "0.5"), (0.0, "0")):
         y = top + h * (1 - value)
@@ -151,12 +164,21 @@ def score_bars_svg(names: list[str], scores: np.ndarray, taken: int, thresholds:
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                      'stroke="rgba(128,128,128,0.25)"/>'
                      f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>')
+    # Where each exit's threshold line is drawn (none over the last exit when thresholds are per exit).
+    line_y = ([y(min(float(thresholds), top))] * len(names) if np.ndim(thresholds) == 0 else
+              [y(min(float(t), top)) for t in np.asarray(thresholds)[:len(names) - 1]])
+    line_y += [None] * (len(names) - len(line_y))
     for i, (name, score) in enumerate(zip(names, scores)):
         x0 = left + band * (i + 0.15)
         color = EXIT_COLORS[1] if i == taken else EXIT_COLORS[0]
+        # The score above its bar, unless the threshold line would strike it through: then inside the bar's top
+        # (in white), or above the line for a bar too short to hold it.
+        label_y, label_fill = y(score) - 4, ""
+        if line_y[i] is not None and y(score) - 16 <= line_y[i] <= y(score) + 1:
+            label_y, label_fill = (y(score) + 14, ' fill="white"') if y(0) - y(score) >= 18 else (line_y[i] - 4, "")
         parts.append(f'<rect x="{x0:.1f}" y="{y(score):.1f}" width="{0.7 * band:.1f}" height="{y(0) - y(score):.1f}" '
                      f'fill="{color}"><title>{escape(name)}: score {score:.3f}</title></rect>'
-                     f'<text x="{x0 + 0.35 * band:.1f}" y="{y(score) - 4:.1f}" text-anchor="middle">{score:.2f}</text>'
+                     f'<text x="{x0 + 0.35 * band:.1f}" y="{label_y:.1f}" text-anchor="middle"{label_fill}>{score:.2f}</text>'
                      f'<text x="{x0 + 0.35 * band:.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{escape(name)}</text>')
     dash = f'stroke="{THRESHOLD_COLOR}" stroke-width="2" stroke-dasharray="6 4"'
     if np.ndim(thresholds) == 0:

@@ -194,7 +194,7 @@ def decode_uploads(files: list[tuple[str, bytes]], input_size: int) -> tuple[lis
     """Uploaded (name, bytes) -> (decoded (shown name, pixels), error sentences, notes).
 
     Two files of the same name are shown as "name (1)", "name (2)" with a note; an image smaller than the model's
-    input is accepted with a note saying it was upscaled from its size."""
+    input is accepted with a note saying it was resized from its size."""
     counts: dict[str, int] = {}
     for name, _ in files:
         counts[name] = counts.get(name, 0) + 1
@@ -212,8 +212,8 @@ def decode_uploads(files: list[tuple[str, bytes]], input_size: int) -> tuple[lis
             continue
         h, w = pixels.shape[:2]
         if h < input_size or w < input_size:
-            notes.append(f"{shown} is {w}x{h} pixels; it was upscaled from {w}x{h} to the model's "
-                         f"{input_size}x{input_size} input, so the model sees little detail.")
+            notes.append(f"{shown} is {w}x{h} pixels, smaller than the model's {input_size}x{input_size} input; it "
+                         f"was resized to {input_size}x{input_size}, so the model sees little detail.")
         items.append((shown, pixels))
     notes[:0] = [f"{n} files are named {name}; they are shown as {name} (1) to ({n})." for name, n in counts.items() if n > 1]
     return items, errors, notes

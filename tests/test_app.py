@@ -35,7 +35,8 @@ def stat(at, label: str) -> str:
     import html
     import re
     for m in at.markdown:
-        found = re.search(rf'class="stat-label"[^>]*>{re.escape(label)}</div><div class="stat-value"[^>]*>([^<]*)<', m.value)
+        found = re.search(rf'class="stat-label"[^>]*>{re.escape(label)}(?: <span[^<]*</span>)?</div>'
+                          r'<div class="stat-value"[^>]*>([^<]*)<', m.value)
         if found:
             return html.unescape(found.group(1))
     raise AssertionError(f"no figure {label!r} on the page")
@@ -64,6 +65,7 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
     at = page("inspect_image")
     at.session_state["exit_setting"] = ExitSetting(threshold=0.0)
     at.run()
+    assert at.expander[0].proto.expanded   # a first visit without uploads: the test-image picker is open
     at.file_uploader[0].set_value(("blend.png", png_bytes(np.asarray(img)), "image/png"))
     at.run()
     assert not at.exception and not at.error
@@ -71,6 +73,7 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
     at.slider(key="exit_threshold").set_value(1.0).run()
     assert not at.exception
     assert stat(at, "Exit taken") == f"{exit_high + 1} of 5"
+    assert at.expander[0].proto.expanded   # and stays open: an upload does not shut it at the next rerun
     scores = next(m.value for m in at.markdown if m.value.startswith("<div><svg") and "blend.png" in m.value)
     assert "threshold 1.00" in scores   # the image's score chart follows the threshold
 
@@ -98,6 +101,11 @@ def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_ex
     line = next(l for l in svg.findall("line") if l.get("stroke-dasharray"))
     tops = [float(b.get("y")) for b in bars]     # SVG's y grows downwards: 0.93 above the line, 0.55 below it
     assert tops[2] < float(line.get("y1")) < tops[1]
+    values = {t.text: t for t in svg.findall("text")}
+    assert values["0.93"].get("fill") is None and float(values["0.93"].get("y")) < tops[2]    # above its bar
+    near = _svg(score_bars_svg(names, np.array([0.3, 0.88, 0.5, 0.6, 0.7]), 1, 0.9, 1.0, "score"))
+    struck = next(t for t in near.findall("text") if t.text == "0.88")   # the line would cross it: inside the bar
+    assert struck.get("fill") == "white" and float(struck.get("y")) > float(near.findall("rect")[1].get("y"))
     # Per-exit thresholds: one mark over each exit but the last; a patience beyond the top is drawn at the top.
     per_exit = _svg(score_bars_svg(names, np.array([0, 1, 2, 3, 4.0]), 4, np.array([2, 9, 9, 9, 9.0]), 4.0, "patience"))
     marks = [l for l in per_exit.findall("line") if l.get("stroke") == THRESHOLD_COLOR]
@@ -223,7 +231,7 @@ def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_
     assert "same.png (1) (300x1)" in captions and "same.png (2) (1x300)" in captions
     infos = [i.value for i in at.info]
     assert "2 files are named same.png; they are shown as same.png (1) to (2)." in infos
-    assert any(i.startswith("same.png (1) is 300x1 pixels; it was upscaled from 300x1 to the model's 28x28") for i in infos)
+    assert "same.png (1) is 300x1 pixels, smaller than the model's 28x28 input; it was resized to 28x28, so the model sees little detail." in infos
     (error,) = at.error
     assert "notes.png is not a readable image" in error.value and "BytesIO" not in error.value
     assert all(img.proto.imgs[0].url for img in at.get("image"))  # every thumbnail drew
@@ -264,6 +272,15 @@ def test_inspect_digit_classes_are_categories_in_score_order():
     assert labels == [p.find("title").text.split(":")[0] for p in last.findall("path")] and all(l.isdigit() for l in labels)
 
 
+def test_top_classes_table_escapes_names_and_keeps_one_column_per_exit():
+    import xml.etree.ElementTree as ET
+    from charts import top_classes_table
+    table = ET.fromstring(top_classes_table(["exit 1", "exit 2"], [[("<cat>", 0.7), ("dog", 0.2)],
+                                                                    [("dog", 0.6), ("<cat>", 0.3)]]))
+    rows = [[c.text for c in r] for r in table.iter("tr")]
+    assert rows == [["rank", "exit 1", "exit 2"], ["1st", "<cat> (0.70)", "dog (0.60)"], ["2nd", "dog (0.20)", "<cat> (0.30)"]]
+
+
 def test_stat_block_draws_each_figure_escaped_with_its_help():
     import xml.etree.ElementTree as ET
     from charts import stat_block
@@ -271,7 +288,7 @@ def test_stat_block_draws_each_figure_escaped_with_its_help():
                             helps={"Exit taken": 'first "exit" is 1'}))
     labels = [d for d in block.iter("div") if d.get("class") == "stat-label"]
     values = [d.text for d in block.iter("div") if d.get("class") == "stat-value"]
-    assert [d.text for d in labels] == ["Exit taken", "Prediction"] and values == ["2 of 5", "<cat> & co"]
+    assert [d.text.strip() for d in labels] == ["Exit taken", "Prediction"] and values == ["2 of 5", "<cat> & co"]
     assert labels[0].get("title") == 'first "exit" is 1' and labels[1].get("title") is None
     assert [d.text for d in block.iter("div") if d.get("class") == "stat-note"] == ["score 0.9"]   # no empty note
 
@@ -503,6 +520,8 @@ def test_without_the_data_the_picker_and_galleries_use_the_shipped_sample(monkey
     assert len(at.multiselect(key=f"samples_{CIFAR}").value) == 5 and not at.exception
     at.number_input(key=f"number_{CIFAR}").set_value(other).run()
     assert f"Test image #{other} is already shown." in " ".join(i.value for i in at.info)
+    at.number_input(key=f"number_{CIFAR}").set_value(20000).run()
+    assert "There is no test image #20000: the numbers run from 0 to 9999." in " ".join(i.value for i in at.info)
     at = page("dataset_exits", model=CIFAR).run()
     assert not at.exception and any("shipped with the app" in i.value for i in at.info)
     assert any(c.value.startswith("#") for c in at.caption)                          # the gallery has images
@@ -552,7 +571,7 @@ def test_upload_limit_tiny_images_and_truncated_files_each_say_one_sentence():
     errors = [e.value for e in at.error]
     assert "huge.png is 21.0 MB, over the app's 20 MB limit per image; it was not read." in errors
     assert "cut.jpg is truncated: the file ends before the image does." in errors     # no nested brackets
-    assert any(i.value.startswith("pixel.png is 1x1 pixels; it was upscaled from 1x1") for i in at.info)
+    assert any(i.value.startswith("pixel.png is 1x1 pixels, smaller than the model's") for i in at.info)
     assert stat(at, "Exit taken").endswith("of 5")                                 # the 1x1 image is shown
 
 

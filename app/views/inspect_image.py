@@ -10,7 +10,8 @@ from PIL import Image
 
 from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
-from charts import attribution_svg, contribution_panels, fmt_macs, score_bars_svg, stat_block, svg_block
+from charts import (attribution_svg, contribution_panels, fmt_macs, score_bars_svg, stat_block, svg_block,
+                    top_classes_table)
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail_png
 from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads,
                      set_remembered, thresholds_for)
@@ -99,11 +100,15 @@ def add_from_thumbnails(key: str, pills_key: str) -> None:
         add_pick(key, int(index))
 
 
-def add_by_number(key: str, number_key: str, images) -> None:
-    """The number input's callback: add that test image if it is here, else say why not; then clear the input."""
+def add_by_number(key: str, number_key: str, images, last: int) -> None:
+    """The number input's callback: add that test image if it is here, else say why not; then clear the input.
+    (The range is checked here, not by the input's bounds, which would only mark the box red without a word.)"""
     number = st.session_state.get(number_key)
     st.session_state[number_key] = None
     if number is None:
+        return
+    if not 0 <= number <= last:
+        st.session_state["pick_note"] = f"There is no test image #{int(number)}: the numbers run from 0 to {last}."
         return
     if not images.has(np.array([int(number)]))[0]:
         st.session_state["pick_note"] = (f"Test image #{int(number)} is not among the {len(images.indices)} shipped "
@@ -130,8 +135,8 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
         k = t["exit_index"]
         left, right = st.columns([1, 3])
         with left:
-            st.image(thumbnail_png(image_key, pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", width=160,
-                     output_format="PNG")
+            st.image(thumbnail_png(image_key, pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})",
+                     width="content", output_format="PNG")   # 160 px, or the column's width when narrower
             # The figures as one HTML block rather than three st.metric and two captions: see charts.stat_block.
             st.markdown(stat_block([
                 ("Exit taken", f"{k + 1} of {net.num_exits}",
@@ -147,13 +152,9 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
             scores = score_bars_svg(exit_names, t["scores"].numpy(), k, float(thresholds[0])
                                     if setting.mode is ExitMode.THRESHOLD else np.asarray(thresholds), top,
                                     f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})")
-            # The chart and a markdown table of the top classes in one element (far lighter for the browser than a
-            # data grid, redrawn on every threshold move).
-            st.markdown(svg_block(scores) + "\n\n| rank | " + " | ".join(exit_names) + " |\n|---|" + "---|" * len(exit_names)
-                        + "\n" + "\n".join(f"| {rank} | " + " | ".join(f"{t['top_k'][i][r][0]} ({t['top_k'][i][r][1]:.2f})"
-                                                                      for i in range(len(exit_names))) + " |"
-                                           for r, rank in enumerate(["1st", "2nd", "3rd"][:len(t["top_k"][0])])),
-                        unsafe_allow_html=True)
+            # The chart and the table of the top classes in one element (far lighter for the browser than a data
+            # grid, redrawn on every threshold move).
+            st.markdown(svg_block(scores) + top_classes_table(exit_names, t["top_k"]), unsafe_allow_html=True)
 
         st.markdown("**What each head adds at every exit** (w = "
                     f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})\n\n"
@@ -203,7 +204,10 @@ images, why_not = dataset_images(path)
 if images is not None:
     test_labels = cache["test"].labels.numpy() if "test" in cache else None
     where = f"from {images.note}" if images.is_sample else "from the model's test split"
-    with st.expander(f"Or pick test images {where}", expanded=not have_uploads):
+    # Open on a first visit without uploads, then the same for the whole session: an `expanded` that changed with
+    # the uploads shut the picker at the next rerun after an upload (the uploads rerun on their own, as a fragment).
+    picker_open = st.session_state.setdefault("picker_open", not have_uploads)
+    with st.expander(f"Or pick test images {where}", expanded=picker_open):
         pick_key = f"samples_{path}"
         describe = (lambda i: f"#{i} {classes[test_labels[i]]}") if test_labels is not None else (lambda i: f"#{i}")
         if f"saved_{pick_key}" in st.session_state:   # kept from a visit when the whole split was here
@@ -217,9 +221,9 @@ if images is not None:
         number_key = f"number_{path}"
         last = len(test_labels) - 1 if test_labels is not None else int(images.indices[-1])
         st.number_input(f"Add a test image by its number (0 to {last}"
-                        f"{f'; {len(images.indices)} are here' if images.is_sample else ''})", min_value=0,
-                        max_value=last, value=None, step=1, key=number_key,
-                        on_change=add_by_number, args=(pick_key, number_key, images), placeholder="e.g. 3200")
+                        f"{f'; {len(images.indices)} are here' if images.is_sample else ''})", value=None, step=1,
+                        key=number_key, on_change=add_by_number, args=(pick_key, number_key, images, last),
+                        placeholder="e.g. 3200")
         if st.session_state.get("pick_note"):
             st.info(st.session_state.pop("pick_note"))
         if test_labels is not None:  # browse one class as thumbnails; a click adds the image to the picks
