@@ -25,21 +25,77 @@ def _eager(model, x):
 
 
 @pytest.mark.slow
-def test_predict_early_in_a_loop_keeps_one_measured_engine(digits_model, digits_x, monkeypatch):
+def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_reads_it_from_disk(
+        digits_model, digits_x, tmp_path, monkeypatch):
+    from boostnet_core.engines import auto, disk_cache, onnx_graphs
     monkeypatch.delenv("BOOSTNET_ENGINE", raising=False)   # the default engine, "auto"
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
     model = copy.deepcopy(digits_model)   # a model nothing has prepared yet
-    results = [model.predict_early(x, 0.9) for x in digits_x.split(64)]
-    auto = engine_for(model)
-    assert auto is prepare_inference(model) and auto.name == "auto"
-    picked = auto.picked[("batch", "early")]
+    results = [model.predict_early(x, 0.9) for x in digits_x.split(64)]   # exports, prepares and measures
+    auto_engine = engine_for(model)
+    assert auto_engine is prepare_inference(model) and auto_engine.name == "auto"
+    picked = auto_engine.picked[("batch", "early")]
     assert picked in ("openvino", "onnxruntime", "torch-fold")
-    if picked == "torch-fold":   # no one-graph early exit: the blocks are walked, on the engine measured for that
-        picked = auto.picked[("batch", "walk")]
-    assert [r.engine for r in results] == [f"auto:{picked}"] * 2   # the same engine from the first call on
-    assert set(auto.timings[("batch", "early")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
+    ran = picked if picked != "torch-fold" else auto_engine.picked[("batch", "walk")]   # torch-fold: blocks walked
+    assert [r.engine for r in results] == [f"auto:{ran}"] * 2   # the same engine from the first call on
+    assert set(auto_engine.timings[("batch", "early")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
     eager = model.predict_early(digits_x[:64], 0.9, fast=False)
     assert eager.engine == "eager" and torch.equal(eager.exit_index, results[0].exit_index)
     assert (eager.logits - results[0].logits).abs().max() <= 1e-4
+
+    # On disk for the next process: the graphs and the pick.
+    folder = tmp_path / "engines" / disk_cache.weights_key(model)
+    assert {f"piece{i}.onnx" for i in range(model.num_exits)} | {"whole.onnx"} <= {p.name for p in folder.iterdir()}
+    (picks,) = folder.glob("auto-fp32-*.json")
+    assert json.loads(picks.read_text())["batch/early"]["engine"] == picked
+
+    def never(*args, **kwargs):
+        raise AssertionError("made again")
+    monkeypatch.setattr(onnx_graphs, "export_pieces", never)           # a later process: no export ...
+    monkeypatch.setattr(auto, "_seconds", never)                       # ... no measuring ...
+    built = []
+    real_build = registry._build
+    monkeypatch.setattr(registry, "_build", lambda m, name, precision: built.append(name) or real_build(m, name, precision))
+    later = copy.deepcopy(digits_model)
+    got = later.predict_early(digits_x[:64], 0.9)
+    assert built[0] == picked and got.engine == f"auto:{ran}"          # ... the engine picked is prepared first
+    assert built == [picked] or picked == "torch-fold"                 # (and alone, unless the walk's pick is another)
+    assert torch.equal(got.exit_index, results[0].exit_index) and (got.logits - results[0].logits).abs().max() <= 1e-6
+    for name in ("onnxruntime", "openvino"):                           # both ONNX engines run the graphs kept on disk
+        for a, b in zip(prepare_inference(later, name).head_logits(digits_x), _eager(later, digits_x)):
+            assert (a - b).abs().max() <= 1e-4
+    changed = copy.deepcopy(digits_model)
+    with torch.no_grad():
+        next(changed.parameters())[0].add_(1.0)
+    assert disk_cache.weights_key(changed) != disk_cache.weights_key(later)   # other weights: another entry
+
+
+def test_graphs_on_disk_that_a_runtime_cannot_read_are_made_anew(digits_model, digits_x, tmp_path, monkeypatch):
+    from boostnet_core.engines import disk_cache
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
+    model = copy.deepcopy(digits_model)
+    folder = tmp_path / "engines" / disk_cache.weights_key(model)
+    folder.mkdir(parents=True)
+    for i in range(model.num_exits):
+        (folder / f"piece{i}.onnx").write_bytes(b"not a graph")      # damaged outside the app
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                   # no fallback warning: it just works
+        engine = prepare_inference(model, "onnxruntime")
+    assert engine.name == "onnxruntime"
+    for a, b in zip(engine.head_logits(digits_x), _eager(model, digits_x)):
+        assert (a - b).abs().max() <= 1e-4
+    assert (folder / "piece0.onnx").read_bytes() != b"not a graph"     # and the copy on disk is repaired
+
+
+def test_the_engine_cache_can_be_turned_off(digits_model, tmp_path, monkeypatch):
+    from boostnet_core.engines import disk_cache
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "off")
+    model = copy.deepcopy(digits_model)
+    prepare_inference(model, "onnxruntime")
+    assert disk_cache.EngineCache(model).folder is None and not (tmp_path / "engines").exists()
 
 
 def test_auto_times_the_candidates_in_interleaved_rounds(monkeypatch):

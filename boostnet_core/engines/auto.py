@@ -6,13 +6,15 @@ evaluation, traces), "early" (max-softmax early exit, one graph where the engine
 as the other criteria and the stream run). The first call of a use prepares the candidates
 (once per set of weights, shared with explicit requests) and times each on random inputs of that size (the best of
 interleaved rounds; early exit with a mix of early and late exits); the pick is kept for the model's weights, logged,
-and readable in `picked`.
+and readable in `picked`, and kept on disk (disk_cache.py): a later process on the same machine and weights prepares
+the engine picked for a use alone, without preparing and timing the others.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import weakref
 
 import torch
 
@@ -96,10 +98,11 @@ class AutoEngine(InferenceEngine):
 
     name = "auto"
 
-    def __init__(self, model, precision: str, try_prepare):
+    def __init__(self, model, precision: str, try_prepare, disk=None):
         super().__init__(model.backbone, precision)
-        self._model_ref = model
+        self._model_ref = weakref.ref(model)   # the registry keeps models weakly: a strong reference here kept them all
         self._try_prepare = try_prepare   # registry.try_prepare: one engine, cached per weights, or None
+        self._disk = disk                 # disk_cache.EngineCache: picks measured by an earlier process, or None
         self._engines: list[InferenceEngine] | None = None
         self.picked: dict[tuple[str, str], str] = {}   # (use, mode) -> engine name
         self.timings: dict[tuple[str, str], dict[str, float]] = {}   # seconds per call, per candidate
@@ -107,10 +110,14 @@ class AutoEngine(InferenceEngine):
         self._lock = threading.Lock()
         self._local = threading.local()
 
+    @property
+    def _model(self):
+        return self._model_ref()
+
     def candidates(self) -> list[InferenceEngine]:
         if self._engines is None:
-            found = [self._try_prepare(self._model_ref, n, self.precision) for n in CANDIDATES]
-            self._engines = [e for e in found if e is not None] or [self._try_prepare(self._model_ref, "torch", self.precision)]
+            found = [self._try_prepare(self._model, n, self.precision) for n in CANDIDATES]
+            self._engines = [e for e in found if e is not None] or [self._try_prepare(self._model, "torch", self.precision)]
         return self._engines
 
     def pick(self, batch: int, mode: str) -> InferenceEngine:
@@ -124,19 +131,40 @@ class AutoEngine(InferenceEngine):
         return engine
 
     def _measure(self, key, batch: int, mode: str) -> InferenceEngine:
+        remembered = self._remembered(key)
+        if remembered is not None:
+            return remembered
         engines = self.candidates()
         if len(engines) == 1:
             best = engines[0]
         else:
-            x = torch.randn(batch, *self._model_ref.input_shape, generator=torch.Generator().manual_seed(0))
+            x = torch.randn(batch, *self._model.input_shape, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
-                thresholds = _mixed_exit_thresholds(self._model_ref, engines[0], x) if mode == "early" else None
+                thresholds = _mixed_exit_thresholds(self._model, engines[0], x) if mode == "early" else None
                 times = _seconds({e.name: _runner(e, x, mode, thresholds) for e in engines})
             self.timings[key] = times
             best = min(engines, key=lambda e: times[e.name])
         self.picked[key] = best.name
         log.info("auto engine: %s for %s (%s), measured %s", best.name, key[0], key[1], self.timings.get(key))
+        if self._disk is not None and len(engines) > 1:
+            self._disk.keep_pick(self.precision, key[0], key[1], best.name, self.timings.get(key))
         return best
+
+    def _remembered(self, key) -> InferenceEngine | None:
+        """The engine an earlier process measured fastest for this use on these weights (disk_cache.py), prepared
+        alone, without the other candidates; None when there is none or it no longer prepares."""
+        if self._disk is None or self._engines is not None:   # candidates prepared here: measure among them
+            return None
+        found = self._disk.picks(self.precision).get(f"{key[0]}/{key[1]}")
+        if not isinstance(found, dict) or found.get("engine") not in CANDIDATES:
+            return None
+        engine = self._try_prepare(self._model, found["engine"], self.precision)
+        if engine is None:
+            return None
+        self.picked[key] = engine.name
+        self.timings[key] = dict(found.get("seconds") or {})
+        log.info("auto engine: %s for %s (%s), as measured earlier on this machine", engine.name, key[0], key[1])
+        return engine
 
     @property
     def last(self) -> str | None:

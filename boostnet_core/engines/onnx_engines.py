@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .base import EngineUnavailable, InferenceEngine
-from .onnx_graphs import early_exit_graph, export_pieces, join_pieces
+from .onnx_graphs import ModelGraphs
 
 PARTS_FROM = 16   # OpenVINO: the smallest batch run in parts (of at least 8 images) on several streams
 
@@ -30,13 +30,14 @@ def _arrays(state) -> list[np.ndarray]:
 class OnnxEngine(InferenceEngine):
     """The pieces and the whole graph of a model, each compiled by a runtime into a function arrays -> arrays."""
 
-    def __init__(self, model, precision: str, pieces: list[bytes] | None = None):
+    def __init__(self, model, precision: str, graphs: ModelGraphs | None = None):
         super().__init__(model.backbone, precision)
         if next(model.parameters()).device.type != "cpu":
             raise EngineUnavailable("it runs on the CPU only")
-        pieces = pieces if pieces is not None else export_pieces(model)
+        self._graphs = graphs if graphs is not None else ModelGraphs()
+        pieces = self._graphs.pieces(model)
         self.pieces = [self.compile(p) for p in pieces]
-        self.whole = self.compile_whole(join_pieces(pieces).SerializeToString())
+        self.whole = self.compile_whole(self._graphs.whole(model))
         self._onnx_pieces, self._reweight, self._classes = pieces, model.reweight, model.num_classes
         self._early = None   # the early-exit graph, compiled at its first use
         self._pending = threading.local()   # the logits of the piece that produced a state, until run_head reads them
@@ -75,7 +76,7 @@ class OnnxEngine(InferenceEngine):
         """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
         computed) of max-softmax early exit in one graph."""
         if self._early is None:
-            self._early = self.compile_early(early_exit_graph(self._onnx_pieces, self._reweight, self._classes).SerializeToString())
+            self._early = self.compile_early(self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes))
         return self._run_early_exit
 
     def _run_early_exit(self, x: torch.Tensor, thresholds: list[float]):
@@ -93,12 +94,12 @@ class OnnxEngine(InferenceEngine):
 class OnnxRuntimeEngine(OnnxEngine):
     name = "onnxruntime"
 
-    def __init__(self, model, precision: str = "fp32", pieces=None):
+    def __init__(self, model, precision: str = "fp32", graphs=None):
         if precision != "fp32":
             raise EngineUnavailable("ONNX Runtime runs fp32 only here (no bf16 convolutions on a CPU)")
         import onnxruntime as ort
         self._ort = ort
-        super().__init__(model, precision, pieces)
+        super().__init__(model, precision, graphs)
 
     def compile(self, onnx_bytes: bytes):
         options = self._ort.SessionOptions()
@@ -113,10 +114,10 @@ class OnnxRuntimeEngine(OnnxEngine):
 class OpenVinoEngine(OnnxEngine):
     name = "openvino"
 
-    def __init__(self, model, precision: str = "fp32", pieces=None):
+    def __init__(self, model, precision: str = "fp32", graphs=None):
         import openvino as ov
         self._core = ov.Core()
-        super().__init__(model, precision, pieces)
+        super().__init__(model, precision, graphs)
 
     def _compiled(self, onnx_bytes: bytes, **hints):
         """The graph compiled for the CPU at this engine's precision, on all of torch's threads, with OpenVINO `hints`."""

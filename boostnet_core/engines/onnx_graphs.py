@@ -174,3 +174,56 @@ def early_exit_graph(pieces: list[bytes], reweight: float, num_classes: int):
                               [o for k in range(n) for o in outputs_of(k)], initializer=initializers)
     model = helper.make_model(graph, opset_imports=protos[0].opset_import, ir_version=protos[0].ir_version)
     return model
+
+
+class ModelGraphs:
+    """A model's serialized ONNX graphs, each made at its first use and shared by the ONNX engines: the pieces, the
+    whole network (the pieces joined) and the one-graph early exit. With `disk` (disk_cache.EngineCache), each is read
+    from an earlier process's copy for the same weights, or kept for the next one; onnx is imported only to make one.
+    Holds no reference to the model (the engine registry keeps models weakly)."""
+
+    def __init__(self, disk=None):
+        self._disk, self._made = disk, {}
+        self.read_from_disk = False   # some graph came from the disk cache
+
+    def make_anew(self) -> None:
+        """Forget every graph and make them again from the model, overwriting the disk's copies (which a runtime
+        could not read)."""
+        self._made.clear()
+        if self._disk is not None:
+            self._disk.reading = False
+        self.read_from_disk = False
+
+    def _kept(self, name: str) -> bytes | None:
+        data = self._disk.graph(name) if self._disk is not None else None
+        self.read_from_disk |= data is not None
+        return data
+
+    def _get(self, name: str, make):
+        if name not in self._made:
+            data = self._kept(name)
+            if data is None:
+                data = make()
+                if self._disk is not None:
+                    self._disk.keep_graph(name, data)
+            self._made[name] = data
+        return self._made[name]
+
+    def pieces(self, model) -> list[bytes]:
+        names = [f"piece{i}" for i in range(model.num_exits)]
+        if not all(name in self._made for name in names):
+            kept = [self._kept(name) for name in names]
+            if any(data is None for data in kept):   # exported together: one missing, all made again
+                kept = export_pieces(model)
+                for name, data in zip(names, kept):
+                    if self._disk is not None:
+                        self._disk.keep_graph(name, data)
+            self._made.update(zip(names, kept))
+        return [self._made[name] for name in names]
+
+    def whole(self, model) -> bytes:
+        return self._get("whole", lambda: join_pieces(self.pieces(model)).SerializeToString())
+
+    def early_exit(self, pieces: list[bytes], reweight: float, num_classes: int) -> bytes:
+        return self._get("early_exit", lambda: early_exit_graph(pieces, reweight, num_classes).SerializeToString())
+

@@ -11,6 +11,7 @@ from ..errors import ArgumentError
 from ..fast_inference import fingerprint, model_tensors
 from .auto import AutoEngine
 from .base import AGREEMENT_TOLERANCE, InferenceEngine, check_agreement
+from .disk_cache import EngineCache
 
 ENGINES = ("auto", "torch", "torch-fold", "torch-jit", "openvino", "onnxruntime")
 PRECISIONS = ("fp32", "bf16")
@@ -36,10 +37,10 @@ def _build(model, name: str, precision: str) -> InferenceEngine:
         engine = TorchEngine(name, model, precision)
     elif name == "onnxruntime":
         from .onnx_engines import OnnxRuntimeEngine
-        engine = OnnxRuntimeEngine(model, precision, _pieces(model))
+        engine = OnnxRuntimeEngine(model, precision, _graphs(model))
     else:
         from .onnx_engines import OpenVinoEngine
-        engine = OpenVinoEngine(model, precision, _pieces(model))
+        engine = OpenVinoEngine(model, precision, _graphs(model))
     check_agreement(engine, model, AGREEMENT_TOLERANCE if precision == "fp32" else None)
     return engine
 
@@ -53,13 +54,21 @@ def _entry(model) -> dict:
     return entry
 
 
-def _pieces(model) -> list[bytes]:
-    """The model's ONNX pieces, exported once per set of weights for both ONNX engines."""
+def _disk(model) -> EngineCache:
+    """The model's entry in the engine cache on disk (disk_cache.py), once per set of weights."""
     entry = _entry(model)
-    if "onnx" not in entry:
-        from .onnx_graphs import export_pieces
-        entry["onnx"] = export_pieces(model)
-    return entry["onnx"]
+    if "disk" not in entry:
+        entry["disk"] = EngineCache(model)
+    return entry["disk"]
+
+
+def _graphs(model):
+    """The model's ONNX graphs for both ONNX engines (made once per set of weights, or read from the disk cache)."""
+    from .onnx_graphs import ModelGraphs
+    entry = _entry(model)
+    if "graphs" not in entry:
+        entry["graphs"] = ModelGraphs(_disk(model))
+    return entry["graphs"]
 
 
 def _warn_once(key: str, message: str) -> None:
@@ -76,6 +85,13 @@ def _exact(entry: dict, model, name: str, precision: str):
             entry[key] = _build(model, name, precision)
         except Exception as error:   # not installed, an op it cannot run, disagreement: reported by the caller
             entry[key] = error
+            graphs = entry.get("graphs")
+            if name in ("onnxruntime", "openvino") and graphs is not None and graphs.read_from_disk:
+                graphs.make_anew()   # graphs from the disk cache that a runtime could not use: once more, made anew
+                try:
+                    entry[key] = _build(model, name, precision)
+                except Exception as again:   # noqa: BLE001
+                    entry[key] = again
     return entry[key]
 
 
@@ -95,7 +111,7 @@ def prepare_inference(model, engine: str = "auto", precision: str = "fp32") -> I
         key = (engine, precision)
         if key not in entry:
             if engine == "auto":
-                entry[key] = AutoEngine(model, precision, try_prepare)
+                entry[key] = AutoEngine(model, precision, try_prepare, _disk(model))
             else:
                 name = engine
                 while isinstance(got := _exact(entry, model, name, precision), Exception):
