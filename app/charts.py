@@ -171,24 +171,25 @@ def score_bars_svg(names: list[str], scores: np.ndarray, taken: int, thresholds:
     for i, (name, score) in enumerate(zip(names, scores)):
         x0 = left + band * (i + 0.15)
         color = EXIT_COLORS[1] if i == taken else EXIT_COLORS[0]
-        # The score above its bar, unless the threshold line would strike it through: then inside the bar's top
-        # (in white), or above the line for a bar too short to hold it.
+        # The score above its bar, unless the threshold line would strike it through: then inside the bar's top,
+        # or above the line for a bar too short to hold it.
         label_y, label_fill = y(score) - 4, ""
         if line_y[i] is not None and y(score) - 16 <= line_y[i] <= y(score) + 1:
-            label_y, label_fill = (y(score) + 14, ' fill="white"') if y(0) - y(score) >= 18 else (line_y[i] - 4, "")
+            inside = ' fill="black"' if i == taken else ' fill="white"'   # readable on the orange and the blue bar
+            label_y, label_fill = (y(score) + 14, inside) if y(0) - y(score) >= 18 else (line_y[i] - 4, "")
         parts.append(f'<rect x="{x0:.1f}" y="{y(score):.1f}" width="{0.7 * band:.1f}" height="{y(0) - y(score):.1f}" '
                      f'fill="{color}"><title>{escape(name)}: score {score:.3f}</title></rect>'
                      f'<text x="{x0 + 0.35 * band:.1f}" y="{label_y:.1f}" text-anchor="middle"{label_fill}>{score:.2f}</text>'
                      f'<text x="{x0 + 0.35 * band:.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{escape(name)}</text>')
     dash = f'stroke="{THRESHOLD_COLOR}" stroke-width="2" stroke-dasharray="6 4"'
     if np.ndim(thresholds) == 0:
-        ty = y(min(float(thresholds), top))   # a patience beyond the exits left sits at the top
+        ty = line_y[0]   # a patience beyond the exits left sits at the top
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" {dash}/>'
                      f'<text x="{left + plot_w + 6}" y="{ty + 4:.1f}" fill="{THRESHOLD_COLOR}">threshold '
                      f'{float(thresholds):.2f}</text>')
     else:   # per exit; the last exit takes every sample that reaches it, so it has none
         for i, t in enumerate(np.asarray(thresholds)[:len(names) - 1]):
-            ty = y(min(float(t), top))
+            ty = line_y[i]
             parts.append(f'<line x1="{left + band * (i + 0.08):.1f}" x2="{left + band * (i + 0.92):.1f}" '
                          f'y1="{ty:.1f}" y2="{ty:.1f}" stroke="{THRESHOLD_COLOR}" stroke-width="3">'
                          f'<title>{escape(names[i])}: threshold {float(t):.3f}</title></line>')

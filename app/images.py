@@ -145,9 +145,17 @@ def thumbnail(pixels: np.ndarray, box: int = 160) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def picture_digest(pixels: np.ndarray) -> str:
+    """A name for a picture's content (its pixels and shape): the same picture from any source, model or session
+    gets the same name, another picture another name."""
+    import hashlib
+    return hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+
+
 @st.cache_resource(show_spinner=False, max_entries=512)
 def thumbnail_png(key: str, _pixels: np.ndarray, box: int = 160) -> bytes:
-    """thumbnail() as PNG bytes, made once per picture (`key` names its content): st.image(..., output_format="PNG")
+    """thumbnail() as PNG bytes, made once per picture (`key`: its picture_digest, shared by every session of the
+    server, so it must name the content, not a position in a list): st.image(..., output_format="PNG")
     sends them as they are, where an array (or other bytes) is encoded anew at every rerun of the page."""
     from PIL import Image
     buffer = io.BytesIO()

@@ -19,7 +19,7 @@ CIFAR10_JPG = SHARED_DATA / "cifar10-jpg"
 os.environ.setdefault("BOOSTNET_ENGINE", "torch")
 # Nor do they read or leave engine graphs and auto's picks in the user's cache (engines/disk_cache.py): a pick kept by
 # an earlier run would skip the measuring that tests/test_engines.py tests; the cache's own tests turn it on.
-os.environ.setdefault("BOOSTNET_ENGINE_CACHE", "off")
+os.environ["BOOSTNET_ENGINE_CACHE"] = "off"   # not setdefault: a developer's own setting must not reach the suite
 
 # Under pytest-xdist each worker gets its share of the cores (two workers on two cores: one thread each).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

@@ -105,7 +105,11 @@ def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_ex
     assert values["0.93"].get("fill") is None and float(values["0.93"].get("y")) < tops[2]    # above its bar
     near = _svg(score_bars_svg(names, np.array([0.3, 0.88, 0.5, 0.6, 0.7]), 1, 0.9, 1.0, "score"))
     struck = next(t for t in near.findall("text") if t.text == "0.88")   # the line would cross it: inside the bar
-    assert struck.get("fill") == "white" and float(struck.get("y")) > float(near.findall("rect")[1].get("y"))
+    assert struck.get("fill") == "black" and float(struck.get("y")) > float(near.findall("rect")[1].get("y"))
+    short = _svg(score_bars_svg(names, np.array([0.3, 0.05, 0.5, 0.6, 0.7]), 0, 0.06, 1.0, "score"))
+    low = next(t for t in short.findall("text") if t.text == "0.05")     # too short to hold it: above the line
+    line_y = float(next(l for l in short.findall("line") if l.get("stroke-dasharray")).get("y1"))
+    assert low.get("fill") is None and float(low.get("y")) == pytest.approx(line_y - 4, abs=0.06)
     # Per-exit thresholds: one mark over each exit but the last; a patience beyond the top is drawn at the top.
     per_exit = _svg(score_bars_svg(names, np.array([0, 1, 2, 3, 4.0]), 4, np.array([2, 9, 9, 9, 9.0]), 4.0, "patience"))
     marks = [l for l in per_exit.findall("line") if l.get("stroke") == THRESHOLD_COLOR]
@@ -208,6 +212,18 @@ def _svg_in(at, words: str):
     """The SVG chart of the first markdown element whose text contains `words`, parsed."""
     value = next(m.value for m in at.markdown if words in m.value)
     return _svg(value[value.index("<svg"): value.index("</svg>") + len("</svg>")])
+
+
+def test_inspect_thumbnails_are_cached_by_their_pictures_not_their_place(monkeypatch):
+    import images
+    from images import picture_digest
+    asked = []
+    real = images.thumbnail_png
+    monkeypatch.setattr(images, "thumbnail_png", lambda key, pixels, box=160: asked.append((key, pixels)) or real(key, pixels, box))
+    page("inspect_image").run()                                     # MNIST: three test images and a class's page
+    page("inspect_image", model=CIFAR).run()                        # CIFAR-10 in the same server process
+    assert len(asked) >= 2 * (3 + 8)
+    assert all(key == picture_digest(pixels) for key, pixels in asked)   # one cache for every model and session
 
 
 def test_inspect_duplicate_names_extreme_shapes_and_odd_formats_never_break_the_page():

@@ -46,13 +46,15 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
 
     # On disk for the next process: the graphs and the pick.
     folder = tmp_path / "engines" / disk_cache.weights_key(model)
-    assert {f"piece{i}.onnx" for i in range(model.num_exits)} | {"whole.onnx"} <= {p.name for p in folder.iterdir()}
+    assert ({f"piece{i}.onnx" for i in range(model.num_exits)} | {"whole.onnx", "early_exit.onnx"}
+            <= {p.name for p in folder.iterdir()})
     (picks,) = folder.glob("auto-fp32-*.json")
     assert json.loads(picks.read_text())["batch/early"]["engine"] == picked
 
     def never(*args, **kwargs):
         raise AssertionError("made again")
-    monkeypatch.setattr(onnx_graphs, "export_pieces", never)           # a later process: no export ...
+    for made in ("export_pieces", "join_pieces", "early_exit_graph"):
+        monkeypatch.setattr(onnx_graphs, made, never)                  # a later process: no graph made ...
     monkeypatch.setattr(auto, "_seconds", never)                       # ... no measuring ...
     built = []
     real_build = registry._build
@@ -63,39 +65,59 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
     assert built == [picked] or picked == "torch-fold"                 # (and alone, unless the walk's pick is another)
     assert torch.equal(got.exit_index, results[0].exit_index) and (got.logits - results[0].logits).abs().max() <= 1e-6
     for name in ("onnxruntime", "openvino"):                           # both ONNX engines run the graphs kept on disk
-        for a, b in zip(prepare_inference(later, name).head_logits(digits_x), _eager(later, digits_x)):
+        engine = prepare_inference(later, name)
+        assert engine.name == name
+        for a, b in zip(engine.head_logits(digits_x), _eager(later, digits_x)):
             assert (a - b).abs().max() <= 1e-4
+        assert torch.equal(later.predict_early(digits_x[:64], 0.9, engine=engine).exit_index, results[0].exit_index)
     changed = copy.deepcopy(digits_model)
     with torch.no_grad():
         next(changed.parameters())[0].add_(1.0)
     assert disk_cache.weights_key(changed) != disk_cache.weights_key(later)   # other weights: another entry
 
 
-def test_graphs_on_disk_that_a_runtime_cannot_read_are_made_anew(digits_model, digits_x, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damaged", ["piece0", "whole", "early_exit"])
+def test_graphs_on_disk_that_a_runtime_cannot_read_are_made_anew(digits_model, digits_x, tmp_path, monkeypatch, damaged):
     from boostnet_core.engines import disk_cache
     monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
     monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
-    model = copy.deepcopy(digits_model)
-    folder = tmp_path / "engines" / disk_cache.weights_key(model)
-    folder.mkdir(parents=True)
-    for i in range(model.num_exits):
-        (folder / f"piece{i}.onnx").write_bytes(b"not a graph")      # damaged outside the app
+    first = copy.deepcopy(digits_model)
+    first.predict_early(digits_x[:8], 0.9, engine=prepare_inference(first, "onnxruntime"))   # every graph on disk
+    folder = tmp_path / "engines" / disk_cache.weights_key(first)
+    (folder / f"{damaged}.onnx").write_bytes(b"not a graph")          # damaged outside the library
+    model = copy.deepcopy(digits_model)                                 # a later process
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                   # no fallback warning: it just works
         engine = prepare_inference(model, "onnxruntime")
-    assert engine.name == "onnxruntime"
+        got = model.predict_early(digits_x[:64], 0.9, engine=engine)
+    assert engine.name == "onnxruntime" and got.engine == "onnxruntime"
     for a, b in zip(engine.head_logits(digits_x), _eager(model, digits_x)):
         assert (a - b).abs().max() <= 1e-4
-    assert (folder / "piece0.onnx").read_bytes() != b"not a graph"     # and the copy on disk is repaired
+    assert torch.equal(got.exit_index, model.predict_early(digits_x[:64], 0.9, fast=False).exit_index)
+    assert (folder / f"{damaged}.onnx").read_bytes() != b"not a graph"   # and the copy on disk is repaired
 
 
-def test_the_engine_cache_can_be_turned_off(digits_model, tmp_path, monkeypatch):
-    from boostnet_core.engines import disk_cache
+def test_the_engine_cache_can_be_turned_off(digits_model, digits_x, tmp_path, monkeypatch):
     monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
     monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "off")
     model = copy.deepcopy(digits_model)
-    prepare_inference(model, "onnxruntime")
-    assert disk_cache.EngineCache(model).folder is None and not (tmp_path / "engines").exists()
+    model.predict_early(digits_x[:8], 0.9, engine=prepare_inference(model, "onnxruntime"))
+    assert list(tmp_path.iterdir()) == []                               # nothing kept
+
+
+def test_without_a_home_folder_the_caches_go_to_the_temporary_folder(digits_model, monkeypatch):
+    import pathlib
+    import tempfile
+    from boostnet_core.data.cache import cache_dir
+    from boostnet_core.engines import disk_cache
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")   # a container's anonymous user
+    monkeypatch.setattr(pathlib.Path, "home", staticmethod(no_home))
+    monkeypatch.delenv("BOOSTNET_CACHE", raising=False)
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
+    assert cache_dir() == pathlib.Path(tempfile.gettempdir()) / "boostnet-cache"
+    assert disk_cache.EngineCache(digits_model).folder.parent == cache_dir() / "engines"
 
 
 def test_auto_times_the_candidates_in_interleaved_rounds(monkeypatch):

@@ -1,8 +1,6 @@
 """Inspect an image: which exit it takes, what each head added at every exit, and where the model looked."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -12,7 +10,7 @@ from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from charts import (attribution_svg, contribution_panels, fmt_macs, score_bars_svg, stat_block, svg_block,
                     top_classes_table)
-from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail_png
+from images import UPLOAD_TYPES, dataset_images, decode_uploads, picture_digest, thumbnail_png
 from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads,
                      set_remembered, thresholds_for)
 from store import model, predictions, scored_or_error, weights_mtime
@@ -124,7 +122,7 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
     seen: dict[str, int] = {}
     weights_version = weights_mtime(path)
     for position, (name, pixels) in enumerate(items):
-        digest = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+        digest = picture_digest(pixels)
         image_key = f"{digest}@{weights_version}"  # caches below: per image and per version of the weights
         # Widget keys follow the image's content (two uploads may share a name; the same picture twice gets _2), so
         # adding an image leaves the others' elements in place for the browser.
@@ -135,7 +133,7 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
         k = t["exit_index"]
         left, right = st.columns([1, 3])
         with left:
-            st.image(thumbnail_png(image_key, pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})",
+            st.image(thumbnail_png(digest, pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})",
                      width="content", output_format="PNG")   # 160 px, or the column's width when narrower
             # The figures as one HTML block rather than three st.metric and two captions: see charts.stat_block.
             st.markdown(stat_block([
@@ -198,14 +196,15 @@ def uploaded_images() -> None:
 
 
 uploaded_images()
-have_uploads = bool(st.session_state.get(UPLOADS))
+have_uploads = bool(st.session_state.get(UPLOADS))   # as of this full run (an upload alone reruns only the fragment)
 
 images, why_not = dataset_images(path)
 if images is not None:
     test_labels = cache["test"].labels.numpy() if "test" in cache else None
     where = f"from {images.note}" if images.is_sample else "from the model's test split"
-    # Open on a first visit without uploads, then the same for the whole session: an `expanded` that changed with
-    # the uploads shut the picker at the next rerun after an upload (the uploads rerun on their own, as a fragment).
+    # Open on the session's first visit if it has no uploads, then the same for the whole session (also after the
+    # uploads are cleared): an `expanded` that followed the uploads shut the picker at the next full rerun after an
+    # upload, since an upload reruns only the fragment above. The user's own clicks still open and close it.
     picker_open = st.session_state.setdefault("picker_open", not have_uploads)
     with st.expander(f"Or pick test images {where}", expanded=picker_open):
         pick_key = f"samples_{path}"
@@ -238,7 +237,8 @@ if images is not None:
             # The page's eight thumbnails as one image element and their numbers as one row of buttons (two
             # elements, not sixteen in eight columns: every element is redrawn at every rerun).
             shown = [int(i) for i in members[start:start + 8]]
-            st.image([thumbnail_png(f"test{i}", images.image(i), 64) for i in shown], caption=[f"#{i}" for i in shown],
+            thumbs = [images.image(i) for i in shown]
+            st.image([thumbnail_png(picture_digest(p), p, 64) for p in thumbs], caption=[f"#{i}" for i in shown],
                      width=64, output_format="PNG")
             pills_key = f"add_{path}"
             st.pills("Add an image to those shown", shown, format_func=lambda i: f"#{i}", key=pills_key,

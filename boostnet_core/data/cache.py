@@ -18,8 +18,15 @@ from ..atomic import atomic_write
 
 
 def cache_dir() -> Path:
-    """Where decoded data sets are kept between runs ($BOOSTNET_CACHE, default ~/.cache/boostnet)."""
-    return Path(os.environ.get("BOOSTNET_CACHE", Path.home() / ".cache" / "boostnet"))
+    """Where decoded data sets and engine graphs are kept between runs ($BOOSTNET_CACHE, default ~/.cache/boostnet;
+    without a home folder, as for a container's anonymous user, the system's temporary folder)."""
+    if os.environ.get("BOOSTNET_CACHE"):
+        return Path(os.environ["BOOSTNET_CACHE"])
+    try:
+        return Path.home() / ".cache" / "boostnet"
+    except RuntimeError:
+        import tempfile
+        return Path(tempfile.gettempdir()) / "boostnet-cache"
 
 
 def _keep(path: Path, write) -> None:

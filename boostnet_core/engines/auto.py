@@ -105,14 +105,19 @@ class AutoEngine(InferenceEngine):
         self._disk = disk                 # disk_cache.EngineCache: picks measured by an earlier process, or None
         self._engines: list[InferenceEngine] | None = None
         self.picked: dict[tuple[str, str], str] = {}   # (use, mode) -> engine name
-        self.timings: dict[tuple[str, str], dict[str, float]] = {}   # seconds per call, per candidate
+        # seconds per call, per candidate (for a pick kept on disk: as the process that measured it timed them)
+        self.timings: dict[tuple[str, str], dict[str, float]] = {}
         self._choice: dict[tuple[str, str], InferenceEngine] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
     @property
     def _model(self):
-        return self._model_ref()
+        model = self._model_ref()
+        if model is None:
+            raise ReferenceError("The model this auto engine was prepared for no longer exists; prepare one for the "
+                                 "model you run.")
+        return model
 
     def candidates(self) -> list[InferenceEngine]:
         if self._engines is None:
@@ -153,7 +158,7 @@ class AutoEngine(InferenceEngine):
     def _remembered(self, key) -> InferenceEngine | None:
         """The engine an earlier process measured fastest for this use on these weights (disk_cache.py), prepared
         alone, without the other candidates; None when there is none or it no longer prepares."""
-        if self._disk is None or self._engines is not None:   # candidates prepared here: measure among them
+        if self._disk is None:
             return None
         found = self._disk.picks(self.precision).get(f"{key[0]}/{key[1]}")
         if not isinstance(found, dict) or found.get("engine") not in CANDIDATES:

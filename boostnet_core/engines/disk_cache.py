@@ -1,19 +1,21 @@
 """What preparing engines leaves on disk for the next process: per set of weights, the model's ONNX graphs (exporting
 and joining them takes 1-2 s, importing onnx alone 0.9 s) and the auto engine's picks per use, so that `boostnet
 predict` on a few files, an evaluation or the app's first image pays for exporting and measuring once per machine,
-not at every start (`boostnet predict` on three files: 6.5-8.2 s the first time, 3.6 s after; 2.2 s eager).
+not at every start (figures in docs/engines.md).
 
 Kept in $BOOSTNET_CACHE/engines (default ~/.cache/boostnet/engines; BOOSTNET_ENGINE_CACHE=off keeps nothing), one
-folder per key: a hash of the weights' bytes, the backbone's class and configuration, the library versions that
-export and run the graphs, and, for the picks, the precision and torch's thread count. A stale entry is never read;
-a folder that cannot be written, or a file that cannot be read, only costs the work again. Delete the folder to have
-auto measure afresh (a pick measured on a busy machine stays until then).
+folder per set of weights, named by a hash of all that the graphs depend on (`weights_key`); the picks' file name
+adds the precision, torch's thread count and the runtimes' versions. A stale entry is never read; a folder that
+cannot be written, or a file that cannot be read, only costs the work again (two processes measuring at once may
+each keep only their own picks). Nothing is ever removed: delete the folder to free the space (about 17 MB per
+CIFAR-10 model) or to have auto measure afresh (a pick measured on a busy machine stays until then).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -37,9 +39,12 @@ def _versions(*names: str) -> str:
 
 def weights_key(model) -> str:
     """A hash of what the exported graphs depend on: every parameter and buffer (bytes, shape, dtype), the backbone's
-    class and configuration, the boosting weight w (in the early-exit graph), and the versions of torch and onnx."""
-    digest = hashlib.sha256(f"{type(model.backbone).__name__}|{model.backbone.cfg!r}|w={model.reweight!r}|"
-                            f"{_versions('torch', 'onnx')}".encode())
+    class and configuration, the input shape (fixed in the graphs but for the batch), the boosting weight w (in the
+    early-exit graph), the code that makes the graphs (onnx_graphs.py) and the versions of torch and onnx."""
+    from . import onnx_graphs
+    digest = hashlib.sha256(f"{type(model.backbone).__name__}|{model.backbone.cfg!r}|{tuple(model.input_shape)}|"
+                            f"w={model.reweight!r}|{_versions('torch', 'onnx')}".encode())
+    digest.update(Path(onnx_graphs.__file__).read_bytes())
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
@@ -51,13 +56,26 @@ class EngineCache:
     """The disk entry of one model's weights (or a no-op when the cache is off)."""
 
     def __init__(self, model):
-        setting = os.environ.get("BOOSTNET_ENGINE_CACHE", "")
-        self.folder: Path | None = None if setting.lower() in OFF else cache_dir() / "engines" / weights_key(model)
-        self.reading = True   # False: write only (graphs kept here could not be read by a runtime)
+        self._model_ref = weakref.ref(model)   # held weakly, as the engine registry holds models
+        self._folder: Path | None | bool = False   # False: not worked out yet (hashing the weights waits for a use)
+
+    @property
+    def folder(self) -> Path | None:
+        """This entry's folder, or None when the cache is off or has no place on this machine."""
+        if self._folder is False:
+            model = self._model_ref()
+            if os.environ.get("BOOSTNET_ENGINE_CACHE", "").lower() in OFF or model is None:
+                self._folder = None
+            else:
+                try:
+                    self._folder = cache_dir() / "engines" / weights_key(model)
+                except (OSError, RuntimeError):   # no home folder (a container's anonymous user): no cache
+                    self._folder = None
+        return self._folder
 
     def graph(self, name: str) -> bytes | None:
         """The serialized ONNX graph `name` kept for these weights, or None."""
-        if self.folder is None or not self.reading:
+        if self.folder is None:
             return None
         try:
             return (self.folder / f"{name}.onnx").read_bytes() or None

@@ -76,7 +76,14 @@ class OnnxEngine(InferenceEngine):
         """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
         computed) of max-softmax early exit in one graph."""
         if self._early is None:
-            self._early = self.compile_early(self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes))
+            graph = self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes)
+            try:
+                self._early = self.compile_early(graph)
+            except Exception:
+                if "early_exit" not in self._graphs.from_disk:
+                    raise
+                self._graphs.make_anew("early_exit")   # the disk cache's copy could not be read: made anew
+                self._early = self.compile_early(self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes))
         return self._run_early_exit
 
     def _run_early_exit(self, x: torch.Tensor, thresholds: list[float]):

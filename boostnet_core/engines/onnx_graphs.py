@@ -184,28 +184,38 @@ class ModelGraphs:
 
     def __init__(self, disk=None):
         self._disk, self._made = disk, {}
-        self.read_from_disk = False   # some graph came from the disk cache
+        self.from_disk: set[str] = set()           # the graphs read from the disk cache (not made here)
+        self._made_here: set[str] | None = set()   # graphs not to read from the disk again; None: none at all
 
-    def make_anew(self) -> None:
-        """Forget every graph and make them again from the model, overwriting the disk's copies (which a runtime
-        could not read)."""
-        self._made.clear()
-        if self._disk is not None:
-            self._disk.reading = False
-        self.read_from_disk = False
+    def make_anew(self, *names: str) -> None:
+        """Forget these graphs (default: all), read from the disk cache but not usable by a runtime: they are made
+        again from the model at their next use, and the disk's copies overwritten."""
+        for name in names or list(self._made):
+            self._made.pop(name, None)
+            self.from_disk.discard(name)
+        if names and self._made_here is not None:
+            self._made_here.update(names)
+        elif not names:
+            self._made_here = None
 
     def _kept(self, name: str) -> bytes | None:
-        data = self._disk.graph(name) if self._disk is not None else None
-        self.read_from_disk |= data is not None
+        if self._disk is None or self._made_here is None or name in self._made_here:
+            return None
+        data = self._disk.graph(name)
+        if data is not None:
+            self.from_disk.add(name)
         return data
+
+    def _keep(self, name: str, data: bytes) -> None:
+        if self._disk is not None:
+            self._disk.keep_graph(name, data)
 
     def _get(self, name: str, make):
         if name not in self._made:
             data = self._kept(name)
             if data is None:
                 data = make()
-                if self._disk is not None:
-                    self._disk.keep_graph(name, data)
+                self._keep(name, data)
             self._made[name] = data
         return self._made[name]
 
@@ -216,8 +226,8 @@ class ModelGraphs:
             if any(data is None for data in kept):   # exported together: one missing, all made again
                 kept = export_pieces(model)
                 for name, data in zip(names, kept):
-                    if self._disk is not None:
-                        self._disk.keep_graph(name, data)
+                    self._keep(name, data)
+                self.from_disk.difference_update(names)
             self._made.update(zip(names, kept))
         return [self._made[name] for name in names]
 
@@ -225,5 +235,6 @@ class ModelGraphs:
         return self._get("whole", lambda: join_pieces(self.pieces(model)).SerializeToString())
 
     def early_exit(self, pieces: list[bytes], reweight: float, num_classes: int) -> bytes:
+        """The one-graph early exit of this model (`pieces`, w and the class count are the same model's: the disk
+        entry is keyed by its weights and w)."""
         return self._get("early_exit", lambda: early_exit_graph(pieces, reweight, num_classes).SerializeToString())
-
