@@ -41,10 +41,9 @@ def weights_key(model) -> str:
     """A hash of what the exported graphs depend on: every parameter and buffer (bytes, shape, dtype), the backbone's
     class and configuration, the input shape (fixed in the graphs but for the batch), the boosting weight w (in the
     early-exit graph), the code that makes the graphs (onnx_graphs.py) and the versions of torch and onnx."""
-    from . import onnx_graphs
     digest = hashlib.sha256(f"{type(model.backbone).__name__}|{model.backbone.cfg!r}|{tuple(model.input_shape)}|"
                             f"w={model.reweight!r}|{_versions('torch', 'onnx')}".encode())
-    digest.update(Path(onnx_graphs.__file__).read_bytes())
+    digest.update(Path(__file__).with_name("onnx_graphs.py").read_bytes())   # the code that makes the graphs
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
