@@ -222,7 +222,7 @@ def test_inspect_thumbnails_are_cached_by_their_pictures_not_their_place(monkeyp
     monkeypatch.setattr(images, "thumbnail_png", lambda key, pixels, box=160: asked.append((key, pixels)) or real(key, pixels, box))
     page("inspect_image").run()                                     # MNIST: three test images and a class's page
     page("inspect_image", model=CIFAR).run()                        # CIFAR-10 in the same server process
-    assert len(asked) >= 2 * (3 + 8)
+    assert len(asked) >= 2 * (3 + 5)   # three images shown and a page of a class (5 in CIFAR-10's shipped sample)
     assert all(key == picture_digest(pixels) for key, pixels in asked)   # one cache for every model and session
 
 
