@@ -18,8 +18,11 @@ APP_THREADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 torch.set_num_threads(APP_THREADS)
 
 st.set_page_config(page_title="BoostNet explorer", layout="wide")
-# Model names such as "cifar10-boostnet-norescale" fit the sidebar's picker without being cut.
-st.html("<style>section[data-testid='stSidebar'] {min-width: 20rem;}</style>")
+# Model names such as "cifar10-boostnet-norescale" fit the sidebar's picker without being cut. The uploaders' own
+# hint ("200MB per file", Streamlit's transport limit, kept above the app's so that the app's sentence naming a file
+# over 20 MB is what a user sees) is hidden: each uploader's label gives the formats and the app's limit.
+st.html("<style>section[data-testid='stSidebar'] {min-width: 20rem;} "
+        "[data-testid='stFileUploaderDropzoneInstructions'] {display: none;}</style>")
 # No page icons: Material icons come from a font server, and emoji need a colour font the machine may lack.
 pages = [
     st.Page("views/about.py", title="What is BoostNet?", default=True),

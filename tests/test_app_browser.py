@@ -81,6 +81,8 @@ def test_the_readme_link_opened_first_on_a_fresh_server_shows_the_titles_the_lay
     _wait_idle(page)
     _titles_and_wide_layout(page, "inspect_image")
     assert page.get_by_text("Deploy", exact=True).count() == 0
+    uploader = page.locator('[data-testid="stFileUploader"]').first.inner_text()
+    assert "up to 20 MB each" in uploader and "200MB" not in uploader   # one limit on screen, the app's
     page.wait_for_selector("text=/test #\\d+ \\(true: /", timeout=60000)
     _wait_idle(page)
     assert page.get_by_text("Or pick test images from the 50 CIFAR-10 test images shipped with the app").count() == 1

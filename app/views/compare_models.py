@@ -65,7 +65,7 @@ DASHES, SYMBOLS = ("solid", "dash"), ("circle", "diamond")   # B drawn dashed wi
 
 def same_images_section():
     st.subheader("The same images through both models")
-    uploads = remembered_uploads("compare_uploads", "Upload images to compare (up to 20 MB each)", UPLOAD_TYPES)
+    uploads = remembered_uploads("compare_uploads", "Upload images to compare (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)", UPLOAD_TYPES)
     items, errors, notes = decode_uploads(uploads, min(m.meta["input_size"] for m in models))
     for sentence in errors:
         st.error(sentence)
