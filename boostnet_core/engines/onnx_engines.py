@@ -35,12 +35,24 @@ class OnnxEngine(InferenceEngine):
         if next(model.parameters()).device.type != "cpu":
             raise EngineUnavailable("it runs on the CPU only")
         self._graphs = graphs if graphs is not None else ModelGraphs()
-        pieces = self._graphs.pieces(model)
-        self.pieces = [self.compile(p) for p in pieces]
-        self.whole = self.compile_whole(self._graphs.whole(model))
-        self._onnx_pieces, self._reweight, self._classes = pieces, model.reweight, model.num_classes
+        names = [f"piece{i}" for i in range(model.num_exits)] + ["whole"]
+        self.pieces, self.whole = self._made_anew_on_failure(names, lambda: (
+            [self.compile(p) for p in self._graphs.pieces(model)], self.compile_whole(self._graphs.whole(model))))
+        self._onnx_pieces, self._reweight, self._classes = self._graphs.pieces(model), model.reweight, model.num_classes
         self._early = None   # the early-exit graph, compiled at its first use
         self._pending = threading.local()   # the logits of the piece that produced a state, until run_head reads them
+
+    def _made_anew_on_failure(self, names: list[str], compile_them):
+        """compile_them(); if it fails while some of the graphs `names` came from the disk cache (damaged there, or
+        unreadable by this runtime), those are made anew from the model and compile_them() runs once more."""
+        try:
+            return compile_them()
+        except Exception:
+            from_disk = [name for name in names if name in self._graphs.from_disk]
+            if not from_disk:
+                raise
+            self._graphs.make_anew(*from_disk)
+            return compile_them()
 
     def compile(self, onnx_bytes: bytes):
         raise NotImplementedError
@@ -76,14 +88,8 @@ class OnnxEngine(InferenceEngine):
         """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
         computed) of max-softmax early exit in one graph."""
         if self._early is None:
-            graph = self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes)
-            try:
-                self._early = self.compile_early(graph)
-            except Exception:
-                if "early_exit" not in self._graphs.from_disk:
-                    raise
-                self._graphs.make_anew("early_exit")   # the disk cache's copy could not be read: made anew
-                self._early = self.compile_early(self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes))
+            self._early = self._made_anew_on_failure(["early_exit"], lambda: self.compile_early(
+                self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes)))
         return self._run_early_exit
 
     def _run_early_exit(self, x: torch.Tensor, thresholds: list[float]):

@@ -184,22 +184,19 @@ class ModelGraphs:
 
     def __init__(self, disk=None):
         self._disk, self._made = disk, {}
-        self.from_disk: set[str] = set()           # the graphs read from the disk cache (not made here)
-        self._made_here: set[str] | None = set()   # graphs not to read from the disk again; None: none at all
+        self.from_disk: set[str] = set()     # the graphs read from the disk cache (not made here)
+        self._made_here: set[str] = set()    # graphs never to read from the disk again (its copy was unusable)
 
     def make_anew(self, *names: str) -> None:
-        """Forget these graphs (default: all), read from the disk cache but not usable by a runtime: they are made
-        again from the model at their next use, and the disk's copies overwritten."""
-        for name in names or list(self._made):
+        """Forget these graphs, read from the disk cache but not usable by a runtime: they are made again from the
+        model at their next use, and the disk's copies overwritten (a piece: all pieces, exported together)."""
+        for name in names:
             self._made.pop(name, None)
             self.from_disk.discard(name)
-        if names and self._made_here is not None:
-            self._made_here.update(names)
-        elif not names:
-            self._made_here = None
+        self._made_here.update(names)
 
     def _kept(self, name: str) -> bytes | None:
-        if self._disk is None or self._made_here is None or name in self._made_here:
+        if self._disk is None or name in self._made_here:
             return None
         data = self._disk.graph(name)
         if data is not None:

@@ -10,7 +10,7 @@ import weakref
 from ..errors import ArgumentError
 from ..fast_inference import fingerprint, model_tensors
 from .auto import AutoEngine
-from .base import AGREEMENT_TOLERANCE, EngineUnavailable, InferenceEngine, check_agreement
+from .base import AGREEMENT_TOLERANCE, InferenceEngine, check_agreement
 from .disk_cache import EngineCache
 
 ENGINES = ("auto", "torch", "torch-fold", "torch-jit", "openvino", "onnxruntime")
@@ -85,16 +85,6 @@ def _exact(entry: dict, model, name: str, precision: str):
             entry[key] = _build(model, name, precision)
         except Exception as error:   # not installed, an op it cannot run, disagreement: reported by the caller
             entry[key] = error
-            graphs = entry.get("graphs")
-            # A runtime that could not read graphs from the disk cache: once more, with every graph made anew. Not
-            # for a refusal (EngineUnavailable: precision, device, disagreement) or a runtime that is not installed.
-            if (graphs is not None and graphs.from_disk and name in ("onnxruntime", "openvino")
-                    and not isinstance(error, (EngineUnavailable, ImportError))):
-                graphs.make_anew()
-                try:
-                    entry[key] = _build(model, name, precision)
-                except Exception as again:   # noqa: BLE001
-                    entry[key] = again
     return entry[key]
 
 
