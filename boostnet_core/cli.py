@@ -83,6 +83,38 @@ def _thresholds(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected one number or one per exit separated by commas, got {text!r}") from None
 
 
+def _corruptions(text: str) -> list[str]:
+    """--corruption: names separated by commas, or all."""
+    from .stress.corruptions import NAMES
+    if text.strip() == "all":
+        return list(NAMES)
+    names = [t.strip() for t in text.split(",")]
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown corruption {unknown[0]!r}; choose from: {', '.join(NAMES)}, all")
+    return names
+
+
+def _severities(text: str) -> list[int]:
+    if text.strip() == "all":
+        return [1, 2, 3, 4, 5]
+    if text.strip() not in ("1", "2", "3", "4", "5"):
+        raise argparse.ArgumentTypeError(f"a severity is a whole number from 1 to 5, or all; got {text!r}")
+    return [int(text)]
+
+
+def _fraction(text: str) -> float:
+    """A number in (0, 1], written as a decimal or a fraction such as 8/255."""
+    try:
+        top, _, bottom = text.partition("/")
+        value = float(top) / float(bottom) if bottom else float(top)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 8/255, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (pixel units), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boostnet", description="BoostNet early-exit networks: train, evaluate, inspect.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +224,36 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--boostnet", nargs="+", required=True, help="BoostNet run folders (with logits cached), seed order")
     sc.add_argument("--joint", nargs="+", required=True, help="joint run folders, the same seeds in the same order")
     sc.add_argument("--out", required=True, help="JSON file for the comparison")
+
+    ss = sub.add_parser("stress", help="early exit under common corruptions and slowdown attacks: accuracy, exits, "
+                                       "MACs and certified risk against the clean images")
+    ss.add_argument("checkpoint")
+    ss.add_argument("--corruption", type=_corruptions, default=[],
+                    help="a CIFAR-10-C corruption (comma-separated for several; a wrong name lists them) or all")
+    ss.add_argument("--severity", type=_severities, default=None, help="1-5 or all (default all)")
+    ss.add_argument("--attack", choices=("slowdown", "universal"), action="append", default=[],
+                    help="slowdown: per-image PGD; universal: one perturbation crafted on other test images "
+                         "(repeatable)")
+    ss.add_argument("--epsilon", type=_fraction, default=8 / 255,
+                    help="the attack's L-infinity size in pixel units [0, 1], e.g. 8/255 (the default) or 0.03")
+    ss.add_argument("--steps", type=_positive_int,
+                    help="PGD steps (default 30) or universal iterations (default 20)")
+    ss.add_argument("--images", type=_positive_int, default=500, help="test images, drawn at random (default 500)")
+    ss.add_argument("--seed", type=_count, default=0, help="draws the images and the corruptions' random numbers")
+    ss.add_argument("--data-root", help="default: the one recorded at training")
+    rule = ss.add_mutually_exclusive_group()
+    rule.add_argument("--threshold", type=_thresholds,
+                      help="max-softmax threshold, one or one per exit, 'none' for no exit here (default 0.9)")
+    rule.add_argument("--budget", type=_positive_float,
+                      help="thresholds fitted on the cached validation split to this many MACs on average")
+    rule.add_argument("--certificate", metavar="FILE",
+                      help="a certificate from 'calibrate --out': its thresholds and criterion, and its risk "
+                           "observed under each condition against its epsilon")
+    ss.add_argument("--batch-size", type=_positive_int, default=250)
+    ss.add_argument("--device", choices=DEVICES, default="cpu")
+    ss.add_argument("--json", action="store_true", help="the results as one JSON object")
+    ss.add_argument("--out", metavar="FILE", help="also write the JSON here")
+    ss.add_argument("--quiet", action="store_true", help="no progress bar")
 
     d = sub.add_parser("data", help="data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -349,6 +411,85 @@ def _data(args, argv) -> int:
     return 0
 
 
+def _stress(args, argv) -> int:
+    import torch
+    from . import load_model
+    from .stress import ExitRule, attack, corruption, stress_images, stress_test
+    if not args.corruption and not args.attack:
+        raise ArgumentError("Give --corruption NAME|all, --attack slowdown|universal, or both.")
+    if args.severity is not None and not args.corruption:
+        raise ArgumentError("--severity applies to corruptions; give --corruption too.")
+    model = load_model(args.checkpoint, pick_device(args.device))
+    if args.certificate:
+        from .certificate import read_certificate
+        cert = read_certificate(args.certificate)
+        cert.check_model(model, args.checkpoint)
+        rule = ExitRule.of(list(cert.thresholds), model.num_exits, cert.criterion_object(), cert.risk, cert.epsilon)
+    elif args.budget:
+        from .evaluation import load_cache
+        from .thresholds import fit_to_budget
+        cache = load_cache(args.checkpoint)
+        if "val" not in cache:
+            raise ArgumentError(f"{args.checkpoint} has no cached validation split to fit a budget on; evaluate it "
+                                "with 'boostnet evaluate' (trained with --val-size > 0), or give --threshold.")
+        rule = ExitRule.of(fit_to_budget(cache["val"], model.macs, args.budget), model.num_exits)
+    else:
+        t = args.threshold or [0.9]
+        rule = ExitRule.of(t[0] if len(t) == 1 else t, model.num_exits)
+    conditions = [corruption(name, s) for name in args.corruption for s in (args.severity or [1, 2, 3, 4, 5])]
+    conditions += [attack(name, args.epsilon, args.steps) for name in args.attack]
+    crafting = args.images if "universal" in args.attack else 0   # as many other images to craft on
+    images, labels, keys, others = stress_images(model, args.images, args.data_root, args.seed, crafting)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=len(conditions) + 1, desc="stress", unit="condition", file=sys.stderr)
+
+    def step(name):
+        if bar is not None:
+            bar.update(0 if step.started is None else 1)
+            bar.set_postfix_str(name)
+        step.started = name
+    step.started = None
+    result = stress_test(model, torch.from_numpy(images), labels, conditions, rule, keys=keys, seed=args.seed,
+                         crafting=torch.from_numpy(others) if len(others) else None, batch_size=args.batch_size,
+                         progress=step)
+    if bar is not None:
+        bar.update(1)
+        bar.close()
+    result = {"checkpoint": str(args.checkpoint), "images": len(images), "seed": args.seed,
+              "thresholds": [None if v == float("inf") else v for v in rule.thresholds.tolist()],
+              "criterion": rule.criterion.name, **result}
+    text = json.dumps(result, allow_nan=False)
+    if args.out:
+        from .atomic import atomic_write_bytes
+        atomic_write_bytes(Path(args.out), (text + "\n").encode())
+    if args.json:
+        print(text)
+        return 0
+    print(_stress_table(result))
+    return 0
+
+
+def _stress_table(result: dict) -> str:
+    """The conditions as a text table: early exit's top-1, MACs, the share at the last exit, the certified risk."""
+    rows = [("clean", result["clean"])] + [
+        (f"{c['name']} {c['severity']}" if c["kind"] == "corruption" else f"{c['name']} attack", c)
+        for c in result["conditions"]]
+    risk = "risk" in result["clean"]
+    lines = [f"{result['images']} test images of {result['checkpoint']}; thresholds "
+             + ", ".join("none" if t is None else f"{t:.4g}" for t in result["thresholds"]),
+             f"{'condition':24s} {'top-1':>7s} {'last exit':>9s} {'MACs':>9s} {'share':>6s} {'at last':>7s}"
+             + ("  risk / epsilon" if risk else "")]
+    for name, r in rows:
+        line = (f"{name:24s} {r['top1_at_exits']:6.2f}% {r['top1'][-1]:8.2f}% {r['mean_macs'] / 1e6:8.2f}M "
+                f"{100 * r['macs_share']:5.1f}% {100 * r['last_exit_share']:6.1f}%")
+        if risk:
+            line += f"  {r['risk']['observed']:.4f} / {r['risk']['epsilon']:g} " + ("held" if r["risk"]["held"] else "BROKEN")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def model_info(checkpoint: str | None, preset: str | None) -> dict:
     """Exits, cumulative MACs and parameters, without data or training."""
     if checkpoint:
@@ -366,4 +507,4 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export, "calibrate": _calibrate,
-            "info": _info, "study": _study, "data": _data}
+            "info": _info, "study": _study, "data": _data, "stress": _stress}
