@@ -112,8 +112,8 @@ def fixed_sequence(family_loss_counts: torch.Tensor, n: int, epsilon: float, del
 
 
 @dataclass
-class Certificate:
-    """Certified thresholds and how they were found."""
+class CertifiedChoice:
+    """Certified thresholds and how they were found (the file that carries them: certificate.py)."""
     thresholds: torch.Tensor     # float64 [E]
     member: int                  # index in the family (0: everyone to the last exit)
     family_size: int
@@ -132,14 +132,14 @@ def _family_on(val: ExitPredictions, macs: list[float], seed: int, share: float)
 
 
 def certify(val: ExitPredictions, macs: list[float], risk: str, epsilon: float, delta: float, seed: int = 0,
-            share: float = 0.5, _fitted=None) -> Certificate:
+            share: float = 0.5, _fitted=None) -> CertifiedChoice:
     """Learn-then-Test on a validation split (scores in `val.confidence`): family on one part, the test on the other."""
     check_risk(risk, epsilon, delta)
     family, test, exits, family_images = _fitted or _family_on(val, macs, seed, share)
     counts = losses(test, exits, risk).sum(1)
     n = test.labels.numel()
     chosen, p_values = fixed_sequence(counts, n, epsilon, delta)
-    return Certificate(family[chosen], chosen, len(family), p_values[chosen - 1] if chosen else None, n,
+    return CertifiedChoice(family[chosen], chosen, len(family), p_values[chosen - 1] if chosen else None, n,
                        family_images, float(counts[chosen]) / n)
 
 
@@ -170,29 +170,45 @@ def risk_and_cost(predictions: ExitPredictions, thresholds, macs: list[float], r
 
 
 def calibrate_checkpoint(folder, risk: str, epsilon: float, delta: float, criterion=None) -> dict:
-    """`boostnet calibrate`: certified thresholds of a checkpoint's cache under a criterion, and their test results."""
-    from .checkpoint import load_model
+    """`boostnet calibrate`: certified thresholds of a checkpoint's cache under a criterion, and their test results.
+
+    The result is the certificate record (certificate.py: `write_certificate` writes it, `read_certificate` reads
+    it back): thresholds exact (null: no exit here), the criterion's fitted parameters, and the SHA-256 of the
+    weights and of the cache it was computed from. Scores are computed from the cache's float32 exit logits, what
+    early exit scores at run time (max-softmax: the cached confidence itself).
+    """
+    from pathlib import Path
+    from .certificate import certificate_record
+    from .checkpoint import CACHE, load_model, read_meta, sha256_of
     from .criteria import prepare
     from .evaluation import load_cache
     from .thresholds import thresholds_to_json
     check_risk(risk, epsilon, delta)
+    meta = read_meta(folder)   # a folder that is not a checkpoint gets its own sentence
+    if (meta.get("data") or {}).get("val_size", 1) == 0:
+        raise ArgumentError(f"{folder} was trained without a validation split (--val-size 0), and certified "
+                            "thresholds are computed on one; train with --val-size > 0.")
     cache = load_cache(folder)
     if "val" not in cache:
-        raise ArgumentError(f"{folder} has no cached validation split to calibrate on; evaluate it with "
-                         "'boostnet evaluate' (and train with --val-size > 0).")
+        raise ArgumentError(f"{folder} has no cached validation split to calibrate on; run "
+                            f"'boostnet evaluate {folder} --write' first.")
     crit, scored = prepare(cache, criterion, folder)
     macs = load_model(folder).macs
     cert = certify(scored["val"], macs, risk, epsilon, delta)
-    return {"checkpoint": str(folder), "criterion": crit.name, "risk": risk, "epsilon": epsilon, "delta": delta,
-            "guarantee": f"with probability >= {1 - delta:g} over the calibration images, {risk} <= {epsilon:g} "
-                         "on new images like them",
-            "thresholds": thresholds_to_json(cert.thresholds),
-            "certified_level": epsilon, "nontrivial": cert.member > 0, "p_value": cert.p_value,
-            "family": {"members": cert.family_size, "chosen": cert.member},
-            "calibration": {"split": "val", "images": cert.calibration_images, "family_images": cert.family_images,
-                            "learned_fit_images": cache["val"].labels.numel() - scored["val"].labels.numel(),
-                            "risk": cert.calibration_risk, "seed": 0},
-            "test": risk_and_cost(scored["test"], cert.thresholds, macs, risk), "full_macs": macs[-1]}
+    data = meta.get("data") or {}
+    result = {"checkpoint": str(folder), "criterion": crit.name, "risk": risk, "epsilon": epsilon, "delta": delta,
+              "guarantee": f"with probability >= {1 - delta:g} over the calibration images, {risk} <= {epsilon:g} "
+                           "on new images like them",
+              "thresholds": thresholds_to_json(cert.thresholds),
+              "certified_level": epsilon, "nontrivial": cert.member > 0, "p_value": cert.p_value,
+              "family": {"members": cert.family_size, "chosen": cert.member},
+              "calibration": {"split": "val", "images": cert.calibration_images, "family_images": cert.family_images,
+                              "learned_fit_images": cache["val"].labels.numel() - scored["val"].labels.numel(),
+                              "risk": cert.calibration_risk, "seed": 0, "dataset": data.get("dataset"),
+                              "val_size": data.get("val_size"), "split_seed": data.get("split_seed")},
+              "test": risk_and_cost(scored["test"], cert.thresholds, macs, risk), "full_macs": macs[-1]}
+    return certificate_record(result, meta["weights_sha256"], sha256_of(Path(folder) / CACHE),
+                              getattr(crit, "params", None))
 
 
 # ---------------------------------------------------------------- does the guarantee hold? (re-drawing the data)

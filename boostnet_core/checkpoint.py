@@ -137,18 +137,35 @@ _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", t
            torch.int64: "I64"}
 
 
-def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """name -> (dtype, shape) of every tensor in a safetensors file, from its header alone (no tensor is read)."""
+def _raw_header(path: Path) -> dict:
+    """The JSON header of a safetensors file, read alone (bounded in size; no tensor is read)."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             if not 2 <= size <= MAX_HEADER_BYTES:
                 raise ValueError(f"its header would be {size:,} bytes")
             header = json.loads(f.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
+        return header
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}).") from None
+
+
+def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name -> (dtype, shape) of every tensor in a safetensors file, from its header alone (no tensor is read)."""
+    header = _raw_header(path)
+    try:
         return {name: (str(entry["dtype"]), tuple(int(n) for n in entry["shape"]))
                 for name, entry in header.items() if name != "__metadata__"}
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}).") from None
+
+
+def read_tensor_metadata(path: Path) -> dict[str, str]:
+    """The string metadata a safetensors file was saved with ({} when it has none)."""
+    metadata = _raw_header(path).get("__metadata__") or {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -185,7 +202,7 @@ def save_training_state(folder: Path, model: BoostNet, optimizer: torch.optim.Op
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 tensors[f"momentum.{names[id(p)]}"] = buf
-    atomic_save_tensors(Path(folder) / TRAIN_STATE, tensors, {"format": FORMAT, "counters": json.dumps(counters)})
+    atomic_save_tensors(Path(folder) / TRAIN_STATE, tensors, {"format": FORMAT, "counters": json.dumps(counters, allow_nan=False)})
 
 
 def load_training_state(folder: Path, model: BoostNet, optimizer: torch.optim.Optimizer) -> dict:

@@ -77,10 +77,17 @@ def _val_size(text: str) -> float | int:
 
 
 def _thresholds(text: str) -> list[float]:
+    """--threshold: thresholds.parse_thresholds (numbers, `none` for no exit here), its sentence as argparse's."""
+    from .thresholds import parse_thresholds
     try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected one number or one per exit separated by commas, got {text!r}") from None
+        return parse_thresholds(text)
+    except ArgumentError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _print_json(obj) -> None:
+    """One line of strict JSON on stdout (no NaN or Infinity: other languages' parsers refuse them)."""
+    print(json.dumps(obj, allow_nan=False))
 
 
 def _corruptions(text: str) -> list[str]:
@@ -174,8 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="early-exit prediction for image files")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+")
-    p.add_argument("--threshold", type=_thresholds, default=[0.9],
-                   help="threshold on the criterion's score, one or one per exit (default 0.9; patience: t)")
+    setting = p.add_mutually_exclusive_group()
+    setting.add_argument("--threshold", type=_thresholds,
+                         help="threshold on the criterion's score, one or one per exit separated by commas, 'none' "
+                              "for no exit here (default 0.9; patience: t)")
+    setting.add_argument("--certificate", metavar="FILE",
+                         help="use the thresholds and criterion of a certificate written by 'calibrate --out'")
     p.add_argument("--criterion", choices=list(CRITERIA), default="max_softmax",
                    help="exit criterion (default max_softmax, the paper's; learned is fitted on the cached validation split)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
@@ -187,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--out", required=True, help="folder to write (replaced if it holds an earlier export)")
-    x.add_argument("--threshold", type=_thresholds, help="thresholds to record in the manifest, one or one per exit")
+    xs = x.add_mutually_exclusive_group()
+    xs.add_argument("--threshold", type=_thresholds,
+                    help="thresholds to record in the manifest, one or one per exit ('none': no exit here)")
+    xs.add_argument("--certificate", metavar="FILE",
+                    help="record a certificate's thresholds and guarantee in the manifest (max-softmax only)")
 
     c = sub.add_parser("calibrate", help="per-exit thresholds with a certified risk (Learn-then-Test on the cached validation split)")
     c.add_argument("checkpoint")
@@ -198,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--delta", type=_open_unit, required=True, help="the chance the guarantee may fail, in (0, 1)")
     c.add_argument("--criterion", choices=list(CRITERIA), default="max_softmax", help="exit criterion (default max_softmax)")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--out", metavar="FILE", help="write the certificate (thresholds, guarantee, weights hash) here")
 
     i = sub.add_parser("info", help="exits, MACs per exit and parameters of a checkpoint or preset")
     i.add_argument("checkpoint", nargs="?")
@@ -272,8 +288,16 @@ def main(argv: list[str] | None = None) -> int:
         argv, shared = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
     args.train_args = shared
+    # A warning is one line on the terminal ("boostnet: warning: ..."), not a source location and a line of code.
+    import warnings
+    warnings.showwarning = lambda message, *_, **__: print(f"boostnet: warning: {message}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args, argv)
+    except BrokenPipeError:
+        # The reader went away (`boostnet predict ... --json | head`): stop quietly, as Unix tools do.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     # Errors the user can cause (errors.py), and the file system's (a path the user gave, a full disk): one sentence.
     # Anything else is a bug and keeps its traceback.
     except (UserError, OSError) as e:
@@ -311,7 +335,9 @@ def _evaluate(args, argv) -> int:
     if args.out:
         from .checkpoint import atomic_write_json
         atomic_write_json(Path(args.out), result)
-    print(json.dumps({"macs": result["macs"], "anytime": result["anytime"]}))
+    if "note" in result:
+        print(f"boostnet: note: {result['note']}", file=sys.stderr)
+    _print_json({"macs": result["macs"], "anytime": result["anytime"]})
     return 0
 
 
@@ -319,52 +345,76 @@ def _predict(args, argv) -> int:
     from . import load_model
     from .inference import predict_files
     model = load_model(args.checkpoint, pick_device(args.device))
-    threshold = args.threshold[0] if len(args.threshold) == 1 else args.threshold
     criterion = args.criterion
-    if criterion == "learned":
-        from .criteria import prepare
-        from .evaluation import load_cache
-        criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
-    for result in predict_files(model, args.images, threshold, fast=not args.eager, criterion=criterion,
-                                 engine=args.engine):
-        if args.json:
-            print(json.dumps(result))
+    if args.certificate:
+        from .certificate import read_certificate
+        setting = read_certificate(args.certificate)
+        setting.check_model(model, args.checkpoint)
+        if criterion not in ("max_softmax", setting.criterion):   # max_softmax is the flag's default
+            raise ArgumentError(f"The certificate is for the {setting.criterion} criterion; leave out --criterion.")
+        criterion = None
+    else:
+        setting = args.threshold or [0.9]
+        setting = setting[0] if len(setting) == 1 else setting
+        if criterion == "learned":
+            from .criteria import prepare
+            from .evaluation import load_cache
+            criterion = prepare(load_cache(args.checkpoint), "learned", args.checkpoint)[0]
+    failed = 0
+    for result in predict_files(model, args.images, setting, fast=not args.eager, criterion=criterion,
+                                engine=args.engine):
+        if "error" in result:   # an unreadable file: said once, and the other files still get their answer
+            failed += 1
+            print(f"boostnet: error: {result['error']}", file=sys.stderr)
+            if args.json:
+                _print_json(result)
+        elif args.json:
+            _print_json(result)
         else:
             print(f"{result['image']}: {result['label']} (exit {result['exit_index'] + 1}/{model.num_exits}, "
                   f"confidence {result['confidence']:.3f}, {result['macs'] / 1e6:.2f} M MACs)")
-    return 0
+    return 2 if failed else 0
 
 
 def _export(args, argv) -> int:
     from . import load_model
     from .engines.export import export_onnx
-    from .thresholds import check_thresholds
     model = load_model(args.checkpoint)
+    certificate = None
+    if args.certificate:
+        from .certificate import read_certificate
+        certificate = read_certificate(args.certificate)
     thresholds = None
     if args.threshold:
-        t = args.threshold[0] if len(args.threshold) == 1 else args.threshold
-        thresholds = check_thresholds(t, model.num_exits).tolist()
-    manifest = export_onnx(model, args.out, thresholds, source=str(args.checkpoint))
-    print(json.dumps({"out": str(args.out), "files": [manifest["whole"]["file"], manifest["early_exit"]["file"]]
-                      + [p["file"] for p in manifest["pieces"]]}))
+        thresholds = args.threshold[0] if len(args.threshold) == 1 else args.threshold
+    manifest = export_onnx(model, args.out, thresholds, source=str(args.checkpoint), certificate=certificate)
+    _print_json({"out": str(args.out), "files": [manifest["whole"]["file"], manifest["early_exit"]["file"]]
+                 + [p["file"] for p in manifest["pieces"]]})
     return 0
 
 
 def _calibrate(args, argv) -> int:
     from .calibration import calibrate_checkpoint
+    from .thresholds import format_thresholds
     result = calibrate_checkpoint(args.checkpoint, args.risk, args.epsilon, args.delta, args.criterion)
+    if args.out:
+        from .certificate import write_certificate
+        write_certificate(result, args.out)
     if args.json:
-        print(json.dumps(result))
+        _print_json(result)
         return 0
     test = result["test"]
     print(f"{result['guarantee']} ({result['criterion']} criterion; tested on {result['calibration']['images']} "
           f"validation images, family fitted on {result['calibration']['family_images']})")
-    print("thresholds: " + ", ".join("none" if t is None else f"{t:.4g}" for t in result["thresholds"]))
+    # Exact (shortest repr, 'none' = no exit here): what --threshold of predict and export accept unchanged.
+    print("thresholds: " + format_thresholds(result["thresholds"]))
     if not result["nontrivial"]:
         print("no cheaper thresholds could be certified at this level: every image goes to the last exit")
     print(f"test split: {result['risk']} {100 * test['risk']:.2f}%, top-1 {test['top1']:.2f}% "
           f"(last exit {test['last_exit_top1']:.2f}%), {test['avg_macs'] / 1e6:.2f} M MACs "
           f"({100 * test['cost_ratio']:.0f}% of the full network)")
+    if args.out:
+        print(f"certificate written to {args.out} (weights {result['weights_sha256'][:12]}...)")
     return 0
 
 
@@ -373,7 +423,7 @@ def _info(args, argv) -> int:
         raise ArgumentError("Give either a checkpoint folder or --preset NAME (one of them).")
     info = model_info(args.checkpoint, args.preset)
     if args.json:
-        print(json.dumps(info))
+        _print_json(info)
     else:
         print(f"{info['name']}: {info['arch']}, {info['exits']} exits, {info['params'] / 1e6:.3f} M parameters")
         for k, m in enumerate(info["macs"]):

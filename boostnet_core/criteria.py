@@ -50,7 +50,7 @@ class MissingOutputs(UserError):
 
 def missing_logits(name: str) -> MissingOutputs:
     return MissingOutputs(f"The {name} criterion needs the per-exit logits, which this evaluation cache lacks; "
-                          "rebuild the cache with: boostnet evaluate CHECKPOINT")
+                          "rebuild the cache with: boostnet evaluate CHECKPOINT --write")
 
 
 def softmax_top(exit_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

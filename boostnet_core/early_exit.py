@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .criteria import Criterion, get_criterion, softmax_top
+from .errors import ArgumentError
 from .engines import engine_for, engine_name
 from .models.stepwise import concat_samples, eval_mode, iter_exits, select_samples
 from .thresholds import check_thresholds
@@ -32,6 +33,22 @@ class EarlyExit:
     exit_scores: torch.Tensor | None = None  # [N_exits, B]: the criterion's score at every exit computed (nan beyond)
     criterion: str = "max_softmax"
     engine: str = "eager"           # what ran the blocks (engines/: e.g. "auto:onnxruntime"; "eager" for fast=False)
+
+
+def exit_setting(model, thresholds, criterion=None) -> tuple[Criterion, list[float]]:
+    """(criterion, per-exit thresholds as floats, +inf = no exit here) from what a caller passes: one threshold, one
+    per exit (None = no exit here), or a Certificate (certificate.py), which brings its own criterion and is refused
+    for weights other than its own."""
+    from .certificate import Certificate
+    if isinstance(thresholds, Certificate):
+        thresholds.check_model(model)
+        certified = thresholds.criterion_object()
+        if criterion is not None and get_criterion(criterion).name != certified.name:
+            raise ArgumentError(f"The certificate is for the {certified.name} criterion, not "
+                                f"{get_criterion(criterion).name}; leave the criterion out to use the certificate's.")
+        criterion, thresholds = certified, list(thresholds.thresholds)
+    criterion = get_criterion(criterion)
+    return criterion, check_thresholds(thresholds, model.num_exits, criterion.score_range).tolist()
 
 
 def _decide(model, step, carried: dict | None, thresholds: list[float], criterion: Criterion):
@@ -56,13 +73,14 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
 def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, criterion=None, engine=None) -> EarlyExit:
     """Exit each sample at the first exit whose score reaches its threshold (the last exit takes the rest).
 
-    criterion: a name or a Criterion (criteria.py); None is max-softmax, the paper's. engine: an InferenceEngine, an
-    engine name, or None for the model's default engine (engines/, prepared once per set of weights and reused by
-    later calls); fast=False runs the eager model exactly as trained.
+    thresholds: one for every exit, one per exit (None: no exit here), or a Certificate (certificate.py; it brings
+    its criterion and is refused for other weights). criterion: a name or a Criterion (criteria.py); None is
+    max-softmax, the paper's. engine: an InferenceEngine, an engine name, or None for the model's default engine
+    (engines/, prepared once per set of weights and reused by later calls); fast=False runs the eager model exactly
+    as trained.
     """
-    criterion = get_criterion(criterion)
+    criterion, t = exit_setting(model, thresholds, criterion)
     n_exits = model.num_exits
-    t = check_thresholds(thresholds, n_exits, criterion.score_range).tolist()
     device, b = x.device, x.shape[0]
     exit_index = torch.full((b,), n_exits - 1, dtype=torch.long, device=device)
     logits = torch.zeros(b, model.num_classes, device=device)
@@ -108,9 +126,8 @@ def predict_early_stream(model, batches, thresholds, batch_size: int | None = No
     MACs actually needed. Results are per sample, in input order, identical to `predict_early`'s.
     fast, criterion, engine: as for `predict_early`.
     """
-    criterion = get_criterion(criterion)
+    criterion, t = exit_setting(model, thresholds, criterion)
     n_exits = model.num_exits
-    t = check_thresholds(thresholds, n_exits, criterion.score_range).tolist()
     queues: list[list] = [[] for _ in range(n_exits)]   # per block: [(sample ids, state before the block, carried)]
     done: dict[str, list] = {"ids": [], "exit": [], "logits": [], "conf": [], "score": []}
     conf_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []

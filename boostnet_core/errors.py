@@ -19,6 +19,10 @@ class CheckpointError(UserError):
     """A checkpoint folder or file that cannot be used, with one sentence saying why."""
 
 
+class CertificateError(UserError):
+    """A certificate file that cannot be used: absent, not one, or computed for other weights (certificate.py)."""
+
+
 class DataError(UserError):
     """A data set or image that is absent, incomplete or unreadable, with one sentence saying what to do."""
 

@@ -6,8 +6,11 @@
   the protocol; its public functions are re-exported here).
 - The cache: every sample's per-exit confidence (max-softmax), prediction and top-5 hit for the validation and test
   splits, in CHECKPOINT/eval_cache.safetensors, so the app and the reports never recompute what a file already
-  holds; and the exit logits F_k in half precision for models with up to `LOGITS_MAX_CLASSES` classes, from which
-  every exit criterion is scored (criteria.score_cache). Above that the logits are not kept (docs/criteria.md).
+  holds; and the exit logits F_k in float32 (what early exit scores) for models with up to `LOGITS_MAX_CLASSES`
+  classes, from which every exit criterion is scored (criteria.score_cache). Above that the logits are not kept
+  (docs/criteria.md). The cache records the SHA-256 of the weights it was computed from, and `load_cache` refuses a
+  cache computed from other weights than the folder's, so nothing (calibrate, the app, a certificate) is ever
+  computed from the predictions of weights that are gone.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CACHE, RESULTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors
+from .checkpoint import (CACHE, RESULTS, WEIGHTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors,
+                         read_meta, read_tensor_metadata)
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
-from .errors import ArgumentError, DataError
+from .errors import ArgumentError, CheckpointError, DataError
 from .factory import input_channels
 from .boosting import ensemble
 from .criteria import softmax_top
@@ -34,7 +38,7 @@ __all__ = ["ExitOutcome", "ExitPredictions", "anytime_accuracy", "anytime_from",
            "fit_thresholds", "fit_thresholds_loop", "fit_to_budget", "load_cache", "outcome_at", "outcome_of",
            "predict_split", "reach_per_exit", "save_cache", "thresholds_to_json"]
 
-# The cache keeps the exit logits F_k (float16) up to this many classes: 15,000 CIFAR-10 images x 7 exits x 10
+# The cache keeps the exit logits F_k (float32) up to this many classes: 15,000 CIFAR-10 images x 7 exits x 10
 # classes is 2 MB; ImageNet's 100,000 val + test images x 5 exits x 1,000 classes would be 1 GB.
 LOGITS_MAX_CLASSES = 100
 
@@ -54,7 +58,7 @@ def _batches(data, meta: dict, batch_size: int, workers: int = 0):
 @torch.inference_mode()
 def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bool = False,
                   fast: bool = True, *, engine=None) -> ExitPredictions:
-    """Run every exit over a split, keeping only per-sample results, and the exit logits in float16 when the model
+    """Run every exit over a split, keeping only per-sample results, and the exit logits (float32) when the model
     has at most `LOGITS_MAX_CLASSES` classes. engine: an InferenceEngine, a name, or None for the model's default
     engine (engines/); fast=False: eager."""
     if batch_size < 1:
@@ -76,7 +80,7 @@ def predict_split(model, data, device="cpu", batch_size: int = 500, progress: bo
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
             confs.append(conf.float().cpu()); preds.append(pred.cpu()); hits.append(top5.cpu()); labels.append(y.cpu())
             if keep_logits:
-                logits.append(exit_logits.half().cpu())
+                logits.append(exit_logits.float().cpu())
     return ExitPredictions(torch.cat(confs, 1), torch.cat(preds, 1), torch.cat(hits, 1), torch.cat(labels),
                            torch.cat(logits, 1) if keep_logits else None)
 
@@ -93,9 +97,10 @@ def anytime_accuracy(model, data, device="cpu", batch_size: int = 500, fast: boo
 
 # ---------------------------------------------------------------- checkpoint evaluation and its cache
 
-def save_cache(folder, splits: dict[str, ExitPredictions]) -> None:
-    """Per-exit confidences, predictions, top-5 hits, labels and (if kept) float16 exit logits of each split, in one
-    safetensors file; its metadata records that `confidence` is the max-softmax criterion's score."""
+def save_cache(folder, splits: dict[str, ExitPredictions], weights_sha256: str) -> None:
+    """Per-exit confidences, predictions, top-5 hits, labels and (if kept) float32 exit logits of each split, in one
+    safetensors file; its metadata records that `confidence` is the max-softmax criterion's score and the SHA-256 of
+    the weights the splits were computed from (model.meta["weights_sha256"])."""
     tensors = {}
     for name, p in splits.items():
         if p.criterion != "max_softmax":
@@ -103,19 +108,33 @@ def save_cache(folder, splits: dict[str, ExitPredictions]) -> None:
         tensors.update({f"{name}.confidence": p.confidence, f"{name}.prediction": p.prediction,
                         f"{name}.top5": p.top5.to(torch.uint8), f"{name}.labels": p.labels})
         if p.logits is not None:
-            tensors[f"{name}.logits"] = p.logits.half()
-    atomic_save_tensors(Path(folder) / CACHE, tensors, {"splits": ",".join(splits), "confidence": "max_softmax"})
+            tensors[f"{name}.logits"] = p.logits.float()
+    atomic_save_tensors(Path(folder) / CACHE, tensors, {"splits": ",".join(splits), "confidence": "max_softmax",
+                                                        "weights_sha256": weights_sha256})
 
 
 def load_cache(folder) -> dict[str, ExitPredictions]:
-    """The cached splits of a checkpoint folder ({} when there is no cache)."""
-    path = Path(folder) / CACHE
+    """The cached splits of a checkpoint folder ({} when there is no cache).
+
+    Refuses (CheckpointError) a cache computed from other weights than the folder's model.json names, and one that
+    records no weights at all beside a weights file (written by an earlier version): re-evaluating makes it anew.
+    A folder without weights (a study run kept for its statistics) has no model its cache could disagree with.
+    """
+    folder = Path(folder)
+    path = folder / CACHE
     if not path.is_file():
         return {}
+    recorded = read_tensor_metadata(path).get("weights_sha256")
+    weights = read_meta(folder)["weights_sha256"]
+    if recorded != weights and (recorded is not None or (folder / WEIGHTS).is_file()):
+        found = "records no weights" if recorded is None else f"was computed from weights {recorded[:12]}..."
+        raise CheckpointError(f"The evaluation cache of {str(folder)!r} {found}, not from this model's weights "
+                              f"{weights[:12]}...; re-run 'boostnet evaluate {folder} --write'.")
     t = load_tensors(path)
     names = sorted({k.split(".")[0] for k in t})
     return {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"],
-                               t.get(f"{n}.logits")) for n in names}
+                               None if t.get(f"{n}.logits") is None else t[f"{n}.logits"].float())
+            for n in names}
 
 
 def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | None = None):
@@ -126,6 +145,10 @@ def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | 
     if dataset is None:
         raise ArgumentError(f"{folder} does not record its data set; pass --dataset.")
     same_data = dataset == recorded.get("dataset")
+    if data_root is None and same_data and recorded.get("data_root") and not Path(recorded["data_root"]).is_dir():
+        raise DataError(f"The data root recorded at training, {recorded['data_root']!r}, does not exist here "
+                        f"(relative paths are read from {str(Path.cwd())!r}); pass --data-root to say where the "
+                        f"{dataset} data are.")
     bundle = load_dataset(dataset, data_root or (recorded.get("data_root") if same_data else None),
                           meta["input_size"], input_channels(meta),
                           recorded.get("val_size", 0) if same_data else 0, recorded.get("split_seed", 0))
@@ -135,17 +158,19 @@ def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | 
     return dataset, same_data, bundle
 
 
-def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: bool = False, fast: bool = True) -> dict:
-    """Add the exit logits to a cache written before they were kept, leaving every cached tensor as it is.
+def upgrade_cache(folder, device="cpu", batch_size: int = 500, progress: bool = False, fast: bool = True) -> dict:
+    """Bring a cache written by an earlier version up to date: float32 exit logits and the weights' SHA-256, leaving
+    every cached confidence, prediction, top-5 hit and label as it is.
 
     Runs the model over the cached splits again and refuses (ArgumentError) unless it predicts exactly the cached
-    classes, so the logits belong to the cached outputs. Returns {split: largest |confidence - cached|}.
+    classes, so the logits and the hash belong to the cached outputs. Returns {split: largest |confidence - cached|}.
     """
     model = load_model(folder, device)
-    if model.num_classes > LOGITS_MAX_CLASSES:
-        raise ArgumentError(f"The cache keeps no logits for more than {LOGITS_MAX_CLASSES} classes (docs/criteria.md).")
     _, _, bundle = checkpoint_data(model, folder)
-    cached = load_cache(folder)
+    path = Path(folder) / CACHE
+    t = load_tensors(path)
+    cached = {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"])
+              for n in sorted({k.split(".")[0] for k in t})}
     fresh = {"test": bundle.test, "val": bundle.val}
     gaps = {}
     for name, p in cached.items():
@@ -154,7 +179,7 @@ def add_logits_to_cache(folder, device="cpu", batch_size: int = 500, progress: b
             raise ArgumentError(f"{folder}: the model no longer predicts the cached {name} classes; re-evaluate it.")
         gaps[name] = float((run.confidence - p.confidence).abs().max())
         p.logits = run.logits
-    save_cache(folder, cached)
+    save_cache(folder, cached, model.meta["weights_sha256"])
     return gaps
 
 
@@ -189,6 +214,6 @@ def evaluate_checkpoint(folder, dataset: str | None = None, data_root: str | Non
             raise ArgumentError(f"{folder} was trained without a validation split, so thresholds cannot be fitted to a budget; "
                              "retrain with --val-size > 0.")
     if same_data and (write or (write is None and not (Path(folder) / RESULTS).is_file())):
-        save_cache(folder, splits)
+        save_cache(folder, splits, model.meta["weights_sha256"])
         atomic_write_json(Path(folder) / RESULTS, result)
     return result

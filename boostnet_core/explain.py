@@ -80,6 +80,12 @@ def attribute(model, x: torch.Tensor, exit_index: int, target: int, method: str 
     return _to_map(result, size)
 
 
+def has_evidence(heat: np.ndarray) -> bool:
+    """Whether a map holds any evidence. Grad-CAM keeps positive evidence only (its ReLU), so a head whose
+    contribution speaks against a class everywhere gives an all-zero map; say so in words rather than draw a blank."""
+    return bool(np.any(heat > 0))
+
+
 def overlay(image_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Blend a [H, W] map in [0, 1] over an RGB uint8 image of any size (a simple black-red-yellow ramp)."""
     from PIL import Image

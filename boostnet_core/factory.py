@@ -25,14 +25,23 @@ def build_model(arch: str, config: dict, method: str = "boostnet", reweight: flo
     return BoostNet(backbone, reweight, method, meta)
 
 
+def default_grad_rescale(method: str, arch: str) -> bool:
+    """The paper's recipe, also `boostnet train --grad-rescale auto`: MSDNet's gradient rescaling on for BoostNet,
+    off for the joint baseline (and for RANet, which has no such rescaling)."""
+    return method == "boostnet" and arch == "msdnet"
+
+
 def create_model(preset: str, method: str = "boostnet", reweight: float = 0.5, num_classes: int | None = None,
-                 in_channels: int | None = None, grad_rescale: bool = False,
+                 in_channels: int | None = None, grad_rescale: bool | None = None,
                  classes: list[str] | None = None, data: dict | None = None) -> BoostNet:
     """An untrained BoostNet from a named preset; `classes` names the classes (and sets their number), `data`
-    records the data set and split it is trained on (data.DataBundle.info)."""
+    records the data set and split it is trained on (data.DataBundle.info). grad_rescale: None gives the CLI's
+    recipe (`default_grad_rescale`: on for BoostNet on MSDNet, off for joint); True or False forces it."""
     if classes is not None:
         num_classes = len(classes)
     arch, config = resolve_preset(preset, num_classes, in_channels)
+    if grad_rescale is None:
+        grad_rescale = default_grad_rescale(method, arch)
     spec = get_preset(preset)["data"]
     meta = {"preset": preset, "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
             "augment": spec.augment}

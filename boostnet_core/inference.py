@@ -18,6 +18,7 @@ from .criteria import get_criterion
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
 from .early_exit import EarlyExit, predict_early, predict_early_stream
 from .engines import engine_for, engine_name
+from .errors import DataError
 from .factory import input_channels
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import assign_exits, check_thresholds
@@ -115,20 +116,30 @@ def at_threshold(trace_result: dict, model, threshold) -> dict:
 
 def predict_files(model, paths, threshold, fast: bool = True, criterion=None, *,
                   engine=None) -> list[dict]:
-    """Early-exit predictions for image files, one dict per file (see `boostnet predict --json`); with a criterion
-    other than max-softmax each dict also holds the criterion, its score and its per-exit scores."""
+    """Early-exit predictions for image files, one dict per file in the order given (see `boostnet predict --json`);
+    with a criterion other than max-softmax each dict also holds the criterion, its score and its per-exit scores.
+    A file that cannot be read as an image gets {"image", "error"} (one sentence) and the others still run.
+    threshold: as for predict_early (one, one per exit, or a Certificate)."""
     device = next(model.parameters()).device
-    inputs = torch.stack([preprocess_image(p, model.meta) for p in paths]).to(device)
-    result = predict_early(model, inputs, threshold, fast, criterion=criterion, engine=engine)
-    classes = model.classes
-    rows = []
+    rows: list[dict] = [{"image": str(path)} for path in paths]
+    inputs, readable = [], []
     for i, path in enumerate(paths):
-        k = int(result.exit_index[i])
-        rows.append({"image": str(path), "exit_index": k, "label": classes[int(result.logits[i].argmax())],
-                     "confidence": float(result.confidence[i]), "macs": float(result.macs[i]),
-                     "exit_confidences": [float(c) for c in result.exit_confidences[: k + 1, i]],
-                     "engine": result.engine})
+        try:
+            inputs.append(preprocess_image(path, model.meta))
+            readable.append(i)
+        except DataError as e:
+            rows[i]["error"] = str(e)
+    if not readable:
+        return rows
+    result = predict_early(model, torch.stack(inputs).to(device), threshold, fast, criterion=criterion, engine=engine)
+    classes = model.classes
+    for j, i in enumerate(readable):
+        k = int(result.exit_index[j])
+        rows[i].update({"exit_index": k, "label": classes[int(result.logits[j].argmax())],
+                        "confidence": float(result.confidence[j]), "macs": float(result.macs[j]),
+                        "exit_confidences": [float(c) for c in result.exit_confidences[: k + 1, j]],
+                        "engine": result.engine})
         if result.criterion != "max_softmax":
-            rows[-1].update(criterion=result.criterion, score=float(result.scores[i]),
-                            exit_scores=[float(c) for c in result.exit_scores[: k + 1, i]])
+            rows[i].update(criterion=result.criterion, score=float(result.scores[j]),
+                           exit_scores=[float(c) for c in result.exit_scores[: k + 1, j]])
     return rows

@@ -12,9 +12,14 @@ app share one implementation of the budgeted-batch protocol (arXiv 2211.16726, s
 - expected cost = sum_k (fraction exiting at k) * cumulative MACs of exit k (`exit_outcome`, `ExitOutcome`).
 
 Conventions: `confidence` holds the exit criterion's score (criteria.py; higher = leave), max-softmax in [0, 1]
-unless `criterion` says otherwise; a threshold lies in the criterion's score range (`score_range`, [0, 1] for
-max-softmax) or is +inf ("no sample leaves here"); the last exit takes every sample that reaches it, whatever its
-threshold. The algorithms only compare scores, so they work alike for every criterion.
+unless `criterion` says otherwise; the last exit takes every sample that reaches it, whatever its threshold. The
+algorithms only compare scores, so they work alike for every criterion.
+
+One threshold format, everywhere. A threshold is a number in the criterion's score range ([0, 1] for max-softmax)
+or "no exit here" (no sample leaves at that exit). "No exit here" is `None` in Python lists and `null` in JSON files
+(`thresholds_to_json`), `none` on the command line and on screen (`parse_thresholds`, `format_thresholds`; `inf`
+is accepted as an alias), and +inf inside tensors (`check_thresholds`). Numbers are printed as the shortest text that
+reads back as the same float (Python's repr), so a threshold copied from the screen is the one that was fitted.
 """
 from __future__ import annotations
 
@@ -119,9 +124,32 @@ def assign_exits_loop(confidence: torch.Tensor, thresholds) -> torch.Tensor:
     return torch.tensor(exits)
 
 
+NO_EXIT = "none"              # "no exit here" on the command line and on screen
+NO_EXIT_ALIASES = ("none", "inf", "+inf", "infinity")
+
+
+def _as_float(value) -> float:
+    """One threshold as a float: None (no exit here) is +inf."""
+    if value is None:
+        return math.inf
+    if isinstance(value, str) or isinstance(value, bool):
+        raise ArgumentError(f"A threshold is a number or None (no exit here), got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"A threshold is a number or None (no exit here), got {value!r}.") from None
+
+
 def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """One float for all exits, or one per exit; each in the criterion's `score_range` (or +inf: nobody leaves there)."""
-    t = torch.as_tensor(thresholds, dtype=torch.float64)
+    """float64 [n_exits] from one threshold for all exits, or one per exit (a list, tuple, array or tensor); each a
+    number in the criterion's `score_range`, or None / +inf for "no exit here"."""
+    if isinstance(thresholds, (list, tuple)):
+        t = torch.tensor([_as_float(v) for v in thresholds], dtype=torch.float64)
+    elif isinstance(thresholds, torch.Tensor) or hasattr(thresholds, "__array__"):   # tensors, numpy arrays
+        t = torch.as_tensor(thresholds, dtype=torch.float64).detach().cpu()
+        t = t.reshape(-1) if t.ndim else t
+    else:
+        t = torch.tensor(_as_float(thresholds), dtype=torch.float64)
     if t.ndim == 0:
         t = t.repeat(n_exits)
     if t.shape != (n_exits,):
@@ -129,8 +157,42 @@ def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] 
     low, high = score_range
     bad = torch.isnan(t) | (t < low) | ((t > high) & ~torch.isposinf(t))
     if bad.any():
-        raise ArgumentError(f"Thresholds must lie in [{low:g}, {high:g}], got {[round(v, 4) for v in t[bad].tolist()]}.")
+        raise ArgumentError(f"Thresholds must lie in [{low:g}, {high:g}] or be none (no exit here), got "
+                            f"{[v for v in t[bad].tolist()]}.")
     return t
+
+
+def parse_thresholds(text: str) -> list[float]:
+    """The command line's thresholds: one value, or one per exit separated by commas; each a number or `none`
+    (no exit here; `inf` is an alias). Returns floats, +inf for none. Ranges are checked by `check_thresholds`,
+    which knows the criterion."""
+    values = []
+    for part in str(text).split(","):
+        word = part.strip().lower()
+        if word in NO_EXIT_ALIASES:
+            values.append(math.inf)
+            continue
+        try:
+            value = float(word)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ArgumentError(f"Expected one threshold or one per exit separated by commas, each a number or "
+                                f"'{NO_EXIT}' (no exit here); got {part.strip()!r} in {text!r}.")
+        values.append(value)
+    return values
+
+
+def format_threshold(value) -> str:
+    """One threshold as text that `parse_thresholds` reads back exactly: `none` or the float's shortest repr."""
+    value = _as_float(value)
+    return NO_EXIT if math.isinf(value) and value > 0 else repr(value)
+
+
+def format_thresholds(thresholds) -> str:
+    """Thresholds as one command-line word (`none,0.9007123,...,0.0`): what --threshold accepts unchanged."""
+    values = thresholds.tolist() if isinstance(thresholds, torch.Tensor) else list(thresholds)
+    return ",".join(format_threshold(v) for v in values)
 
 
 def assign_exits(confidence: torch.Tensor, thresholds, score_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
@@ -149,8 +211,10 @@ def exit_outcome(predictions: ExitPredictions, exits: torch.Tensor, macs: list[f
             "exit_fractions": (outcome.counts.double() / len(exits)).tolist()}
 
 
-def thresholds_to_json(t: torch.Tensor) -> list:
-    return [None if math.isinf(v) else v for v in t.tolist()]
+def thresholds_to_json(t) -> list:
+    """Thresholds as a JSON list: numbers, and null for "no exit here" (never Infinity: not JSON)."""
+    values = t.tolist() if isinstance(t, torch.Tensor) else [_as_float(v) for v in t]
+    return [None if math.isinf(v) and v > 0 else v for v in values]
 
 
 def budgeted_curve(val: ExitPredictions, test: ExitPredictions, macs: list[float], points: int = 39,

@@ -26,7 +26,7 @@ from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset,
 from .devices import DEVICES, pick_device
 from .errors import ArgumentError, TrainingError, TrainingStopped
 from .evaluation import anytime_accuracy
-from .factory import create_model
+from .factory import create_model, default_grad_rescale
 from .models.presets import DEFAULT_PRESET, DataSpec, get_preset
 
 
@@ -109,7 +109,7 @@ def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def use_grad_rescale(cfg: TrainConfig, arch: str) -> bool:
     if cfg.grad_rescale == "auto":
-        return cfg.method == "boostnet" and arch == "msdnet"
+        return default_grad_rescale(cfg.method, arch)
     return cfg.grad_rescale == "on"
 
 
@@ -230,6 +230,10 @@ def _check_out_folder(cfg: TrainConfig) -> Path:
         raise ckpt.CheckpointError(f"{str(out)!r} already holds a training run; pass --resume to continue it or choose another --out.")
     if out.exists() and not out.is_dir():
         raise ckpt.CheckpointError(f"--out {str(out)!r} is a file; choose a folder.")
+    # One rule for every folder the project writes (export too): new, empty, or its own earlier output.
+    if not has_run and out.is_dir() and any(out.iterdir()):
+        raise ckpt.CheckpointError(f"--out {str(out)!r} is a folder that holds other files; choose a new or empty "
+                                   "folder for the checkpoint.")
     return out
 
 
@@ -263,7 +267,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, local_rank: int, on_epoch=No
         if rank == 0:
             _save_epoch(run, cfg)
             if cfg.progress:
-                print(json.dumps(record), file=sys.stderr, flush=True)
+                print(json.dumps(record, allow_nan=False), file=sys.stderr, flush=True)
             if on_epoch is not None:
                 on_epoch(record)
         if world > 1:
@@ -400,7 +404,7 @@ def _save_epoch(run: _Run, cfg: TrainConfig) -> None:
              "resumed_with": counters["commands"][1:],
              "metrics": {k: v for k, v in last.items() if k.endswith("top1")}}
     ckpt.save_model(run.model, run.out, extra)
-    lines = "".join(json.dumps(r) + "\n" for r in counters["log"])
+    lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in counters["log"])
     ckpt.atomic_write_bytes(run.out / ckpt.LOG, lines.encode())
 
 

@@ -97,13 +97,15 @@ def test_calibrate_bad_values(flags, message, capsys):
 
 def test_calibrate_a_cache_without_logits_says_how_to_rebuild_it(tmp_path, capsys):
     import shutil
+    from boostnet_core.checkpoint import read_meta
     from boostnet_core.evaluation import load_cache, save_cache
     folder = tmp_path / "old"
     shutil.copytree(REPO / "checkpoints" / "mnist5k-joint", folder)
     save_cache(folder, {k: ExitPredictions(p.confidence, p.prediction, p.top5, p.labels)
-                        for k, p in load_cache(folder).items()})   # a cache written before logits were kept
+                        for k, p in load_cache(folder).items()},
+               read_meta(folder)["weights_sha256"])   # a cache written before logits were kept
     flags = ["--risk", "disagreement", "--epsilon", "0.1", "--delta", "0.1", "--criterion"]
     assert main(["calibrate", str(folder), *flags, "margin"]) == 2
     assert capsys.readouterr().err == (f"boostnet: error: The margin criterion needs the per-exit logits, which this "
-                                       f"evaluation cache lacks; rebuild the cache with: boostnet evaluate {folder}\n")
+                                       f"evaluation cache lacks; rebuild the cache with: boostnet evaluate {folder} --write\n")
     assert main(["calibrate", str(folder), *flags, "patience"]) == 0   # patience needs the predictions only

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from boostnet_core.errors import ArgumentError
 from boostnet_core.engines import registry
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.engines import engine_for, prepare_inference
@@ -225,8 +226,22 @@ def test_ranet_has_no_onnx_form_and_says_so():
     cfg = RANetConfig(n_blocks=1, block_step=1, step=1, n_channels=8, growth_rate=8, scale_list=(1, 2),
                       gr_factor=(2, 1), bn_factor=(2, 1), head_channels=8)
     model = BoostNet(RANet(cfg), meta={"input_size": 16}).eval()
-    with pytest.raises(ValueError, match="RANet's state between blocks is not a list of tensors"):
+    with pytest.raises(ArgumentError, match="RANet has no ONNX form in this project yet .* 'boostnet predict'"):
         export_pieces(model)
+
+
+def test_auto_does_not_offer_ranet_to_the_onnx_engines(recwarn):
+    """RANet runs on torch with no warning: the ONNX engines are not candidates for a backbone without an ONNX form
+    (it printed two RuntimeWarnings, one per ONNX engine, on every first use)."""
+    from boostnet_core.boosting import BoostNet
+    from boostnet_core.engines import prepare_inference
+    from boostnet_core.models.ranet import RANet, RANetConfig
+    cfg = RANetConfig(n_blocks=1, block_step=1, step=1, n_channels=8, growth_rate=8, scale_list=(1, 2),
+                      gr_factor=(2, 1), bn_factor=(2, 1), head_channels=8)
+    model = BoostNet(RANet(cfg), meta={"input_size": 16}).eval()
+    engine = prepare_inference(model, "auto")
+    assert all(not e.describe().startswith(("onnx", "openvino")) for e in engine.candidates())
+    assert not [w for w in recwarn if "ONNX" in str(w.message) or "onnx" in str(w.message)]
 
 
 def test_re_evaluating_leaves_the_checkpoint_untouched_unless_asked(digits_copy, tmp_path, capsys):

@@ -16,16 +16,57 @@ def test_exit_target_reproduces_exit_logits_and_contributions(digits_model):
             assert torch.allclose(ExitTarget(digits_model, k, head=i)(x), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["integrated_gradients", "saliency", "grad_cam"])
-@pytest.mark.parametrize("head", [None, 1])
-def test_attribution_maps(digits_model, method, head):
+def _digit(model):
     from boostnet_core.data import load_dataset, normalize
     images = load_dataset("digits", val_size=0).test.images[:1]
-    x = normalize(images, digits_model.meta["mean"], digits_model.meta["std"])[0]   # a real digit
-    target = int(digits_model(x[None])[2][0].argmax())    # the class exit 3 predicts: its evidence is in the image
-    heat = attribute(digits_model, x, exit_index=2, target=target, method=method, head=head, steps=8)
+    return normalize(images, model.meta["mean"], model.meta["std"])[0]   # a real digit
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "saliency"])
+@pytest.mark.parametrize("head", [None, 1])
+def test_attribution_maps(digits_model, method, head):
+    # Both methods sum absolute values of input gradients: zero only where the target does not depend on the input,
+    # which no network with non-zero weights does. No assumption about what the model learned.
+    x = _digit(digits_model)
+    heat = attribute(digits_model, x, exit_index=2, target=3, method=method, head=head, steps=8)
     assert heat.shape == (8, 8) and heat.dtype == np.float32
-    assert heat.min() >= 0 and heat.max() <= 1 and heat.max() > 0
+    assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("head", [None, 1])
+def test_grad_cam_finds_the_evidence_of_one_sign(digits_model, head):
+    """Grad-CAM is ReLU(sum_c alpha_c A_c) with alpha the mean gradient of the target: built so that class 1's
+    output is exactly minus class 0's (the head's last layer negated), the two unrectified maps are negatives of each
+    other, so one of them is positive wherever the evidence is not zero. Which class holds the positive part is
+    whatever the model learned; the test does not care."""
+    import copy
+    model = copy.deepcopy(digits_model)
+    tapped = 2 if head is None else head
+    for j in range(tapped, 3 if head is None else head + 1):   # every head that feeds the target
+        linear = model.backbone.head(j).linear
+        with torch.no_grad():
+            linear.weight[1] = -linear.weight[0]
+            linear.bias[1] = -linear.bias[0]
+    x = _digit(model)
+    pos, neg = (attribute(model, x, exit_index=2, target=c, method="grad_cam", head=head) for c in (0, 1))
+    for heat in (pos, neg):
+        assert heat.shape == (8, 8) and heat.dtype == np.float32 and heat.min() >= 0 and heat.max() <= 1
+    assert max(pos.max(), neg.max()) == pytest.approx(1.0)   # the evidence is somewhere, for one class or the other
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "saliency", "grad_cam"])
+def test_a_class_the_head_ignores_has_no_evidence(digits_model, method):
+    """A head whose output for class 4 is a constant (its weights zero) gives class 4 no evidence at all: every map of
+    that head's contribution is all zero, and explain.has_evidence says so (the app then says it in words)."""
+    import copy
+    from boostnet_core.explain import has_evidence
+    model = copy.deepcopy(digits_model)
+    with torch.no_grad():
+        model.backbone.head(1).linear.weight[4] = 0
+    x = _digit(model)
+    empty = attribute(model, x, exit_index=2, target=4, method=method, head=1, steps=4)
+    assert empty.shape == (8, 8) and not empty.any() and not has_evidence(empty)
+    assert has_evidence(attribute(model, x, exit_index=2, target=4, method="saliency"))   # other heads still see it
 
 
 def test_saliency_is_the_input_gradient(digits_model):

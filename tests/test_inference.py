@@ -172,7 +172,7 @@ def test_predict_bad_thresholds(digits_checkpoint, tmp_path, capsys, thresholds,
 def test_predict_threshold_that_is_not_a_number(digits_checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(digits_checkpoint), "a.png", "--threshold", "abc"])
-    assert exit_info.value.code == 2 and "expected one number" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Expected one threshold or one per exit" in capsys.readouterr().err
 
 
 def test_predict_bad_image(digits_checkpoint, tmp_path, capsys):

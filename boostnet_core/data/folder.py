@@ -24,6 +24,9 @@ def folder_split(root: Path, split: str) -> tuple[list[str], list[int], list[str
     classes = sorted(p.name for p in base.iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{str(base)!r} has no class folders; expected {root}/{split}/<class>/<image>.")
+    if len(classes) < 2:   # checked before any image is decoded: a classifier needs two classes to tell apart
+        raise DataError(f"{str(base)!r} holds one class folder ({classes[0]!r}); a classifier needs at least two, "
+                        f"one folder per class under {base}.")
     paths, labels = [], []
     for label, c in enumerate(classes):
         files = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -55,7 +58,13 @@ def load_folder(root: Path, input_size: int, in_channels: int):
     train_paths, train_labels, classes = folder_split(root, "train")
     test_paths, test_labels, test_classes = folder_split(root, test_split)
     if test_classes != classes:
-        raise DataError(f"The class folders of {root}/train and {root}/{test_split} differ; they must be the same.")
+        only_train = sorted(set(classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(classes))
+        differ = "; ".join(part for part in (
+            f"only in train/: {', '.join(only_train)}" if only_train else "",
+            f"only in {test_split}/: {', '.join(only_test)}" if only_test else "") if part)
+        raise DataError(f"The class folders of {root}/train and {root}/{test_split} differ ({differ}); they must be "
+                        "the same.")
     return (images_of(train_paths, train_labels, input_size, in_channels),
             images_of(test_paths, test_labels, input_size, in_channels), classes)
 

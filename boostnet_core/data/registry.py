@@ -56,7 +56,7 @@ def load_dataset(name: str, data_root: str | None = None, input_size: int = 32, 
     info = {"dataset": name, "val_size": val_count, "split_seed": split_seed,
             "train_size": len(train), "test_size": len(test)}
     if data_root is not None and src.needs_root:
-        info["data_root"] = str(data_root)
+        info["data_root"] = str(Path(data_root).resolve())   # absolute: a later command may run from elsewhere
     return DataBundle(train, val, test, classes, info)
 
 

@@ -121,7 +121,9 @@ class AutoEngine(InferenceEngine):
 
     def candidates(self) -> list[InferenceEngine]:
         if self._engines is None:
-            found = [self._try_prepare(self._model, n, self.precision) for n in CANDIDATES]
+            # A backbone without an ONNX form (RANet) is not offered to the ONNX engines: nothing to warn about.
+            names = [n for n in CANDIDATES if self._model.backbone.has_onnx_form or n.startswith("torch")]
+            found = [self._try_prepare(self._model, n, self.precision) for n in names]
             self._engines = [e for e in found if e is not None] or [self._try_prepare(self._model, "torch", self.precision)]
         return self._engines
 

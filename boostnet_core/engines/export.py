@@ -6,7 +6,7 @@ DIR holds:
   state for block k+1, for an early-exit loop that stops running pieces once a sample is sure enough;
 - early_exit.onnx: max-softmax early exit in one graph (x, thresholds -> ids{k}, F{k}, conf{k} per exit);
 - manifest.json: classes, preprocessing, input size, the ensemble weight w (F_k = f_k + w F_{k-1}), MACs per exit
-  (cumulative), every file's inputs and outputs, and thresholds when given.
+  (cumulative), every file's inputs and outputs, thresholds when given (null: no exit here) and the certificate they come from.
 The folder is written next to DIR and renamed into place, so a reader sees the old export or the new one, whole.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ArgumentError
 from ..data import IN_MEMORY_MAX_SIZE
 from ..factory import input_channels
+from ..thresholds import check_thresholds, thresholds_to_json
 from .onnx_graphs import OPSET, early_exit_graph, export_pieces, join_pieces
 
 MANIFEST = "manifest.json"
@@ -36,10 +37,28 @@ def _io(proto) -> dict:
     return {"inputs": [i.name for i in proto.graph.input], "outputs": [o.name for o in proto.graph.output]}
 
 
-def export_onnx(model, out, thresholds=None, source: str | None = None) -> dict:
-    """Write the ONNX files and manifest of `model` to folder `out` (atomically) and return the manifest."""
+def export_onnx(model, out, thresholds=None, source: str | None = None, certificate=None) -> dict:
+    """Write the ONNX files and manifest of `model` to folder `out` (atomically) and return the manifest.
+
+    thresholds: one or one per exit (None: no exit here), recorded in the manifest (JSON null for no exit here).
+    certificate: a Certificate (certificate.py) instead: its thresholds and guarantee go into the manifest; refused
+    for other weights, and for a criterion other than max-softmax (the exported exit rule is max-softmax's).
+    """
     import onnx
     out = Path(out)
+    certified = None
+    if certificate is not None:
+        if thresholds is not None:
+            raise ArgumentError("Give thresholds or a certificate to export, not both.")
+        certificate.check_model(model)
+        if certificate.criterion != "max_softmax":
+            raise ArgumentError(f"The exported early-exit rule is max-softmax, and this certificate is for the "
+                                f"{certificate.criterion} criterion; calibrate with --criterion max_softmax to export.")
+        thresholds = list(certificate.thresholds)
+        certified = {k: certificate.record.get(k) for k in ("risk", "epsilon", "delta", "guarantee", "criterion",
+                                                            "weights_sha256", "cache_sha256", "calibration")}
+    if thresholds is not None:
+        thresholds = thresholds_to_json(check_thresholds(thresholds, model.num_exits))
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise ArgumentError(f"{out} exists and is not an earlier export; choose a new or empty folder for --out.")
     pieces = export_pieces(model)   # ArgumentError for a backbone without an ONNX form (RANet)
@@ -59,14 +78,16 @@ def export_onnx(model, out, thresholds=None, source: str | None = None) -> dict:
         "whole": dict(file="model.onnx", **_io(files["model.onnx"])),
         "pieces": [dict(file=f"exit{k}.onnx", **_io(files[f"exit{k}.onnx"])) for k in range(model.num_exits)],
         "early_exit": dict(file="early_exit.onnx", **_io(files["early_exit.onnx"])),
-        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "thresholds": thresholds,   # null: no exit here
+        "certificate": certified,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes the folder private; an export folder follows the umask
     try:
         for name, proto in files.items():
             (staging / name).write_bytes(proto.SerializeToString())
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")
@@ -78,3 +99,9 @@ def export_onnx(model, out, thresholds=None, source: str | None = None) -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _umask() -> int:
+    mask = os.umask(0)   # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return mask

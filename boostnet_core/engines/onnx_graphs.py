@@ -46,6 +46,10 @@ def export_pieces(model) -> list[bytes]:
 
     Raises ArgumentError (one sentence) for a backbone whose state between blocks is not a list of tensors.
     """
+    if not model.backbone.has_onnx_form:
+        raise ArgumentError(f"{type(model.backbone).__name__} has no ONNX form in this project yet (its state between "
+                            "blocks nests lists by scale), so it cannot be exported or run on the ONNX engines; "
+                            "serve it with 'boostnet predict', which runs it on torch.")
     backbone = copy.deepcopy(model.backbone).cpu().eval()
     n = backbone.num_exits
     pieces, state = [], torch.randn(2, *model.input_shape)
@@ -56,7 +60,7 @@ def export_pieces(model) -> list[bytes]:
             out = backbone.run_block(i, state)
             if not _is_tensor_list(out):
                 raise ArgumentError(f"{type(backbone).__name__}'s state between blocks is not a list of tensors, so it "
-                                 "has no ONNX form here; use a torch engine.")
+                                 "has no ONNX form here; run it on torch ('boostnet predict' does).")
             last = i == n - 1
             outputs = [f"f{i}"] + ([] if last else state_names(i, len(out)))
             piece = _Piece(backbone, i, last).eval()

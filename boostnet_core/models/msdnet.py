@@ -197,6 +197,7 @@ def gradient_rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 class MSDNet(nn.Module):
     """Stepwise MSDNet. State between blocks is the list of per-scale feature maps."""
+    has_onnx_form = True   # that list is what the ONNX pieces pass on (engines/onnx_graphs.py)
 
     def __init__(self, cfg: MSDNetConfig, grad_rescale: bool = False):
         super().__init__()

@@ -157,6 +157,9 @@ class FusedBlock(nn.Module):
 
 class RANet(nn.Module):
     """Stepwise RANet. The state carries the stem maps, the running flow and the fusion maps of the last flow."""
+    # Its state between blocks nests lists by flow and scale, which the ONNX pieces (engines/onnx_graphs.py) cannot
+    # carry: RANet runs on the torch engines, and `boostnet export` refuses it.
+    has_onnx_form = False
 
     def __init__(self, cfg: RANetConfig, grad_rescale: bool = False):
         super().__init__()

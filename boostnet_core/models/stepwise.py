@@ -24,6 +24,7 @@ class StepwiseBackbone(Protocol):
 
     cfg: Any              # a frozen config with at least num_classes and in_channels
     grad_rescale: bool    # training-time gradient rescaling (MSDNet only)
+    has_onnx_form: bool   # whether the state between blocks is a flat list of tensors the ONNX pieces can carry
 
     @property
     def num_exits(self) -> int: ...
