@@ -13,6 +13,10 @@ from store import available_checkpoints
 EXIT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 MODEL_COLORS = ["#1F77B4", "#D62728", "#2CA02C", "#9467BD", "#FF7F0E", "#17BECF", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22"]
 THRESHOLD_COLOR = "#E45756"
+# The exit an image took, wherever it is marked (score bars, the network picture, the strip): a colour no head uses,
+# so that it never reads as "head 2" beside the contribution panels, whose colours are the heads' (EXIT_COLORS).
+TAKEN_COLOR = "#6A3D9A"
+NOT_TAKEN_COLOR = "#9AA5B1"
 
 # Charts redrawn on every threshold move: no tool bar, so the browser has less to build each time (hover stays).
 LIGHT = {"displayModeBar": False}
@@ -92,7 +96,7 @@ def top_classes_table(exit_names: list[str], top_k: list[list[tuple[str, float]]
             f'min-width:{5 * (len(exit_names) + 1)}rem">' + "".join(rows) + "</table></div>")
 
 
-def _png_uri(rgb: np.ndarray) -> str:
+def png_uri(rgb: np.ndarray) -> str:
     from PIL import Image
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG")
@@ -120,8 +124,8 @@ def attribution_svg(view: np.ndarray, heat: np.ndarray, title: str, size: int = 
     scale = float(np.percentile(heat, 99)) or 1.0
     shown = np.clip(heat / scale, 0, 1)
     blend = ATTRIBUTION_OPACITY * inferno(shown) + (1 - ATTRIBUTION_OPACITY) * view.astype(np.float64)
-    picture = _png_uri(np.clip(np.rint(blend), 0, 255).astype(np.uint8))
-    bar = _png_uri(np.clip(np.rint(inferno(np.linspace(1, 0, 128))), 0, 255).astype(np.uint8)[:, None, :])
+    picture = png_uri(np.clip(np.rint(blend), 0, 255).astype(np.uint8))
+    bar = png_uri(np.clip(np.rint(inferno(np.linspace(1, 0, 128))), 0, 255).astype(np.uint8)[:, None, :])
     h = round(size * view.shape[0] / view.shape[1])
     top, bar_x = 30, size + 16
     parts = [f'<svg viewBox="0 0 {size + 100} {h + top + 12}" width="100%" style="max-width:{size + 100}px" '
@@ -149,7 +153,7 @@ def _nice_ticks(top: float) -> np.ndarray:
 
 def score_bars_svg(names: list[str], scores: np.ndarray, taken: int, thresholds: float | np.ndarray, top: float,
                    y_title: str, label: str = "") -> str:
-    """The scores of one image's exits as a small bar chart in plain SVG: the exit taken in the second colour, the
+    """The scores of one image's exits as a small bar chart in plain SVG: the exit taken in TAKEN_COLOR, the
     threshold a dashed line labelled at the right (or, per exit, a mark over every exit but the last). Drawn in SVG,
     not plotly, because it is redrawn at every threshold move: the browser lays out a few dozen shapes instead of
     building a plotly chart (that rebuild was most of a threshold step's time on Inspect). Hover a bar for its score."""
@@ -170,12 +174,12 @@ def score_bars_svg(names: list[str], scores: np.ndarray, taken: int, thresholds:
     line_y += [None] * (len(names) - len(line_y))
     for i, (name, score) in enumerate(zip(names, scores)):
         x0 = left + band * (i + 0.15)
-        color = EXIT_COLORS[1] if i == taken else EXIT_COLORS[0]
+        color = TAKEN_COLOR if i == taken else NOT_TAKEN_COLOR
         # The score above its bar, unless the threshold line would strike it through: then inside the bar's top,
         # or above the line for a bar too short to hold it.
         label_y, label_fill = y(score) - 4, ""
         if line_y[i] is not None and y(score) - 16 <= line_y[i] <= y(score) + 1:
-            inside = ' fill="black"' if i == taken else ' fill="white"'   # readable on the orange and the blue bar
+            inside = ' fill="white"' if i == taken else ' fill="black"'   # readable on the purple and the grey bar
             label_y, label_fill = (y(score) + 14, inside) if y(0) - y(score) >= 18 else (line_y[i] - 4, "")
         parts.append(f'<rect x="{x0:.1f}" y="{y(score):.1f}" width="{0.7 * band:.1f}" height="{y(0) - y(score):.1f}" '
                      f'fill="{color}"><title>{escape(name)}: score {score:.3f}</title></rect>'

@@ -17,12 +17,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # pages import the app's modules
 APP_THREADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 torch.set_num_threads(APP_THREADS)
 
-st.set_page_config(page_title="BoostNet explorer", layout="wide")
+import projector  # noqa: E402
+
+st.set_page_config(page_title="BoostNet explorer", layout="wide", initial_sidebar_state=projector.start_of_run())
 # Model names such as "cifar10-boostnet-norescale" fit the sidebar's picker without being cut. The uploaders' own
 # hint ("200MB per file", Streamlit's transport limit, kept above the app's so that the app's sentence naming a file
 # over 20 MB is what a user sees) is hidden: each uploader's label gives the formats and the app's limit.
 st.html("<style>section[data-testid='stSidebar'] {min-width: 20rem;} "
         "[data-testid='stFileUploaderDropzoneInstructions'] {display: none;}</style>")
+projector.style()
+projector.toggle()
 # No page icons: Material icons come from a font server, and emoji need a colour font the machine may lack.
 pages = [
     st.Page("views/about.py", title="What is BoostNet?", default=True),
@@ -30,6 +34,7 @@ pages = [
     st.Page("views/dataset_exits.py", title="Threshold and exits"),
     st.Page("views/accuracy_cost.py", title="Accuracy vs cost"),
     st.Page("views/compare_models.py", title="Compare models"),
+    st.Page("views/stress_test.py", title="Stress test", url_path="stress_test"),
     st.Page("views/train.py", title="Train"),
     st.Page("views/models.py", title="Models"),
 ]

@@ -74,7 +74,7 @@ def test_inspect_upload_shows_exit_and_threshold_changes_it():
     assert not at.exception
     assert stat(at, "Exit taken") == f"{exit_high + 1} of 5"
     assert at.expander[0].proto.expanded   # and stays open: an upload does not shut it at the next rerun
-    scores = next(m.value for m in at.markdown if m.value.startswith("<div><svg") and "blend.png" in m.value)
+    scores = next(m.value for m in at.markdown if m.value.startswith("<div><svg") and "blend.png: the score of" in m.value)
     assert "threshold 1.00" in scores   # the image's score chart follows the threshold
 
 
@@ -84,13 +84,14 @@ def _svg(markup: str):
 
 
 def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_exit_marks():
-    from charts import EXIT_COLORS, THRESHOLD_COLOR, score_bars_svg
+    from charts import EXIT_COLORS, NOT_TAKEN_COLOR, TAKEN_COLOR, THRESHOLD_COLOR, score_bars_svg
     names = [f"exit {k + 1}" for k in range(5)]
     scores = np.array([0.31, 0.55, 0.93, 0.97, 0.99])
     svg = _svg(score_bars_svg(names, scores, 2, 0.9, 1.0, "score of F_k: max-softmax", label="a <cat> & co"))
     assert svg.get("aria-label") == "a <cat> & co"   # escaped in the markup, read back as written
     bars = svg.findall("rect")
-    assert [b.get("fill") for b in bars] == [EXIT_COLORS[0]] * 2 + [EXIT_COLORS[1]] + [EXIT_COLORS[0]] * 2
+    assert [b.get("fill") for b in bars] == [NOT_TAKEN_COLOR] * 2 + [TAKEN_COLOR] + [NOT_TAKEN_COLOR] * 2
+    assert TAKEN_COLOR not in EXIT_COLORS   # the exit taken never reads as a head's colour (the contribution panels)
     assert [b.find("title").text for b in bars][2] == "exit 3: score 0.930"
     heights = [float(b.get("height")) for b in bars]
     assert heights == sorted(heights) and heights[-1] / heights[0] == pytest.approx(0.99 / 0.31, rel=1e-2)
@@ -105,7 +106,7 @@ def test_score_bars_draw_the_exit_taken_the_threshold_beside_the_plot_and_per_ex
     assert values["0.93"].get("fill") is None and float(values["0.93"].get("y")) < tops[2]    # above its bar
     near = _svg(score_bars_svg(names, np.array([0.3, 0.88, 0.5, 0.6, 0.7]), 1, 0.9, 1.0, "score"))
     struck = next(t for t in near.findall("text") if t.text == "0.88")   # the line would cross it: inside the bar
-    assert struck.get("fill") == "black" and float(struck.get("y")) > float(near.findall("rect")[1].get("y"))
+    assert struck.get("fill") == "white" and float(struck.get("y")) > float(near.findall("rect")[1].get("y"))   # white on the dark purple bar
     short = _svg(score_bars_svg(names, np.array([0.3, 0.05, 0.5, 0.6, 0.7]), 0, 0.06, 1.0, "score"))
     low = next(t for t in short.findall("text") if t.text == "0.05")     # too short to hold it: above the line
     line_y = float(next(l for l in short.findall("line") if l.get("stroke-dasharray")).get("y1"))

@@ -1,5 +1,11 @@
-"""Inspect an image: which exit it takes, what each head added at every exit, and where the model looked."""
+"""Inspect an image: which exit it takes, what each head added at every exit, and where the model looked.
+
+The page's first screen is the lesson: the threshold's step and play buttons, the network picture (the blocks the
+chosen image ran, the exit it took) and one line per image (exit taken, prediction, MACs), so that a class watches
+every image change exit as the threshold moves. Each image's detail follows, folded."""
 from __future__ import annotations
+
+from html import escape
 
 import numpy as np
 import streamlit as st
@@ -8,11 +14,13 @@ from PIL import Image
 
 from boostnet_core.explain import attribute
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
-from charts import (attribution_svg, contribution_panels, fmt_macs, score_bars_svg, stat_block, svg_block,
-                    top_classes_table)
-from images import UPLOAD_TYPES, dataset_images, decode_uploads, picture_digest, thumbnail_png
-from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting_controls, pick_loaded_model, remembered_uploads,
-                     set_remembered, thresholds_for)
+from charts import (TAKEN_COLOR, attribution_svg, contribution_panels, fmt_macs, png_uri, score_bars_svg, stat_block,
+                    svg_block, top_classes_table)
+from images import dataset_images, decode_uploads, picture_digest, thumbnail_png
+from network_svg import describe, network_svg
+import player
+from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting, exit_setting_controls, pick_loaded_model,
+                     remembered_uploads, set_remembered, thresholds_for)
 from store import model, predictions, scored_or_error, weights_mtime
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
@@ -26,7 +34,6 @@ setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net
 criterion, _ = scored_or_error(path, setting.criterion)
 if criterion is None:
     st.stop()
-thresholds = thresholds_for(path, net.num_exits, setting)
 classes = net.classes
 exit_names = [f"exit {k + 1}" for k in range(net.num_exits)]
 
@@ -115,40 +122,113 @@ def add_by_number(key: str, number_key: str, images, last: int) -> None:
     add_pick(key, int(number))
 
 
-def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: bool) -> None:
-    """Every image of `items` (name, pixels): the exit it takes, its scores, what each head adds and, behind a toggle
-    (on for the first image when `open_first`), where the model looked. `section` keeps widget keys apart between
-    the uploads and the test images."""
-    seen: dict[str, int] = {}
-    weights_version = weights_mtime(path)
-    for position, (name, pixels) in enumerate(items):
-        digest = picture_digest(pixels)
-        image_key = f"{digest}@{weights_version}"  # caches below: per image and per version of the weights
-        # Widget keys follow the image's content (two uploads may share a name; the same picture twice gets _2), so
-        # adding an image leaves the others' elements in place for the browser.
-        seen[digest] = seen.get(digest, 0) + 1
-        ident = f"{section}{digest[:12]}_{seen[digest]}"
-        st.divider()
-        t = at_threshold(rescore(image_trace(path, image_key, pixels), criterion), net, thresholds)  # the model runs once per image
-        k = t["exit_index"]
+@st.cache_resource(show_spinner=False, max_entries=32)
+def network_picture(model_path: str, weights_version: float):
+    """The model's blocks and heads with their MACs (network_svg.describe: one counted forward pass), per version."""
+    return describe(model(model_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def small_png(image_key: str, _pixels: np.ndarray, box: int) -> str:
+    """A picture as a data URI of box x box pixels (scaled to fit, small ones in big pixels), for the strip's HTML."""
+    from images import thumbnail
+    return png_uri(thumbnail(_pixels, box))
+
+
+def unusual(pixels: np.ndarray, x: torch.Tensor, meta: dict) -> str:
+    """One sentence when a picture is far from the model's training data, else "". Two checks: how much it was shrunk
+    (more than 8 times: the model sees 1/64 of the detail or less), and its brightness per channel at the input size
+    against the training set's mean and standard deviation that the checkpoint records (meta mean/std): more than 1.5
+    standard deviations away on average (a white page for MNIST's light-on-black digits, a night photo for CIFAR)."""
+    size = meta["input_size"]
+    h, w = pixels.shape[:2]
+    if max(h, w) >= 8 * size:
+        return (f"Far from the training data: a {w}x{h} picture shrunk to {size}x{size}, {max(h, w) // size} times "
+                "smaller; the training images were taken at that size.")
+    shift = float(x.mean(dim=(1, 2)).abs().mean())   # per-channel mean in training standard deviations
+    if shift > 1.5:
+        brighter = float(x.mean()) > 0
+        return (f"Far from the training data: {'much brighter' if brighter else 'much darker'} than the training "
+                f"images ({shift:.1f} standard deviations of their pixels"
+                + ("; MNIST digits are light strokes on a black background)." if len(meta["mean"]) == 1 else ")."))
+    return ""
+
+
+def classes_sentence() -> str:
+    grey = len(net.meta["mean"]) == 1
+    size = net.meta["input_size"]
+    return (f"This model knows {len(classes)} classes: {', '.join(classes)}. It sees every image at {size}x{size} "
+            f"pixels{', in grey' if grey else ''}, as in the middle picture of each row below, and names one of these "
+            "classes whatever the picture shows.")
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Said beside an image that reached the last exit below the threshold (it left there all the same).
+LAST_TAKES_THE_REST = '<br><span style="font-size:0.75rem;opacity:0.7">below the threshold: the last exit takes the rest</span>'
+
+
+def exit_glyph(n: int, taken: int) -> str:
+    """The exits as small squares: those run in the computed colour, the one taken in TAKEN_COLOR, the rest grey."""
+    cells = "".join(f'<span style="display:inline-block;width:0.8rem;height:0.8rem;margin-right:2px;border-radius:2px;'
+                    f'background:{TAKEN_COLOR if k == taken else "#4C78A8" if k < taken else "#C4C9D0"}"></span>'
+                    for k in range(n))
+    return f'<span title="exits 1 to {n}: run (blue), taken (purple), skipped (grey)">{cells}</span>'
+
+
+def strip_html(rows: list[dict]) -> str:
+    """One line per shown image: its letter, the picture and what the network sees, the exit taken (as squares and
+    in words), the prediction with its score and the MACs spent. One HTML element, so a play step redraws little."""
+    out = ['<table class="exit-strip" style="width:100%;font-size:0.9rem;border-collapse:collapse">'
+           '<tr style="text-align:left"><th></th><th>picture, as seen</th><th>image</th><th>exit taken'
+           '</th><th>prediction (score)</th><th>MACs spent</th></tr>']
+    for r in rows:
+        note = (f'<div style="font-size:0.75rem;color:#B5651D">{escape(r["note"])}</div>' if r["note"] else "")
+        out.append(
+            f'<tr style="border-top:1px solid rgba(128,128,128,0.3)"><td style="font-weight:bold">{r["letter"]}</td>'
+            f'<td style="white-space:nowrap"><img src="{r["thumb"]}" width="40" height="40"> '
+            f'<img src="{r["view"]}" width="40" height="40" style="image-rendering:pixelated"></td>'
+            f'<td style="max-width:16rem;overflow-wrap:anywhere">{escape(r["name"])}{note}</td>'
+            f'<td style="white-space:nowrap">{exit_glyph(r["n"], r["k"])} {r["k"] + 1} of {r["n"]}'
+            f'{LAST_TAKES_THE_REST if r["last_below"] else ""}</td>'
+            f'<td>{escape(r["label"])} ({r["score"]:.2f})</td><td style="white-space:nowrap">{r["macs"]}</td></tr>')
+    return "".join(out) + "</table>"
+
+
+def plain_seconds(t: dict) -> str:
+    return f"running every exit took {1000 * t.get('seconds', 0):.1f} ms on this computer (time is not MACs)"
+
+
+def detail(item: dict, section: str, first: bool) -> None:
+    """Everything about one image, folded: the picture beside what the network sees, its figures and scores, what
+    each head adds and, behind a toggle, where the model looked."""
+    name, pixels, t, k, ident = item["name"], item["pixels"], item["t"], item["t"]["exit_index"], item["ident"]
+    with st.expander(f"{item['letter']}: {name}, exit {k + 1} of {net.num_exits}, {t['label']}",
+                     expanded=first):
         left, right = st.columns([1, 3])
         with left:
-            st.image(thumbnail_png(digest, pixels), caption=f"{name} ({pixels.shape[1]}x{pixels.shape[0]})",
-                     width="content", output_format="PNG")   # 160 px, or the column's width when narrower
+            size = net.meta["input_size"]
+            st.image([thumbnail_png(item["digest"], pixels, 96), thumbnail_png(item["view_digest"], item["view"], 96)],
+                     caption=[f"{name} ({pixels.shape[1]}x{pixels.shape[0]})", f"what the network sees ({size}x{size})"],
+                     width=96, output_format="PNG")
+            if item["note"]:
+                st.caption(item["note"])
+            last_below = k == net.num_exits - 1 and item["last_below"]
             # The figures as one HTML block rather than three st.metric and two captions: see charts.stat_block.
             st.markdown(stat_block([
                 ("Exit taken", f"{k + 1} of {net.num_exits}",
-                 f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name].split(' (')[0]})"),
+                 f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name].split(' (')[0]})"
+                 + ("; below the threshold, but the last exit takes every image that reaches it" if last_below else "")),
                 ("Prediction", t["label"], ""),
                 ("MACs spent", fmt_macs(t["macs"]),
-                 f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); measured: all exits took "
-                 f"{1000 * t.get('seconds', 0):.1f} ms on {t.get('engine', 'eager')} (time is not MACs)")],
-                helps={"Exit taken": "1-based; the last exit takes every sample that reaches it"}), unsafe_allow_html=True)
+                 f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); {plain_seconds(t)}")],
+                helps={"Exit taken": "Exits are counted from 1, the first head. An image leaves at the first exit whose "
+                                     "score reaches the threshold; the last exit takes every image that reaches it."}),
+                unsafe_allow_html=True)
         with right:
             top = 1.0 if np.isfinite(criterion.score_range[1]) else float(max(net.num_exits - 1, 1))
             short = CRITERION_NAMES[criterion.name].split(" (")[0]
-            scores = score_bars_svg(exit_names, t["scores"].numpy(), k, float(thresholds[0])
-                                    if setting.mode is ExitMode.THRESHOLD else np.asarray(thresholds), top,
+            scores = score_bars_svg(exit_names, t["scores"].numpy(), k, float(item["thresholds"][0])
+                                    if exit_setting().mode is ExitMode.THRESHOLD else np.asarray(item["thresholds"]), top,
                                     f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})")
             # The chart and the table of the top classes in one element (far lighter for the browser than a data
             # grid, redrawn on every threshold move).
@@ -156,11 +236,10 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
 
         st.markdown("**What each head adds at every exit** (w = "
                     f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})\n\n"
-                    + svg_block(contribution_figure(path, image_key, t)), unsafe_allow_html=True)
+                    + svg_block(contribution_figure(path, item["image_key"], t)), unsafe_allow_html=True)
 
-        if not st.toggle("Where the model looked (attribution)", value=open_first and position == 0,
-                         key=f"show_attr_{ident}"):
-            continue
+        if not st.toggle("Where the model looked (attribution)", value=first, key=f"show_attr_{ident}"):
+            return
         with st.container(border=True):
             c1, c2, c3 = st.columns(3)
             method = c1.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key=f"method_{ident}")
@@ -177,46 +256,83 @@ def show_images(items: list[tuple[str, np.ndarray]], section: str, open_first: b
                         "nothing to attribute. Choose the exit's own head or the exit logit.")
             else:
                 with st.spinner("Computing the attribution (once per image, exit, head and method) ..."):
-                    chart = attribution_chart(path, image_key, pixels, chosen, head, method)
+                    chart = attribution_chart(path, item["image_key"], pixels, chosen, head, method)
                 st.markdown(svg_block(chart), unsafe_allow_html=True)
 
 
-# Uploads first, in a fragment: an upload reruns only the uploader and the uploaded images, so the test images
-# below are neither recomputed nor redrawn (bench/app_browser_latency.py: an upload until its exit is shown).
-@st.fragment
-def uploaded_images() -> None:
-    uploads = remembered_uploads("inspect_uploads", "Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)",
-                                 UPLOAD_TYPES)
-    items, errors, notes = decode_uploads(uploads, net.meta["input_size"])
-    for sentence in errors:
-        st.error(sentence)
-    for sentence in notes:
-        st.info(sentence)
-    show_images(items, "u", open_first=True)
+def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: np.ndarray, first_letter: int) -> list[dict]:
+    """Each image (name, pixels) with its trace at the thresholds, its letter, its view at the input size and keys."""
+    seen: dict[str, int] = {}
+    weights_version = weights_mtime(path)
+    out = []
+    for position, (name, pixels) in enumerate(items):
+        digest = picture_digest(pixels)
+        image_key = f"{digest}@{weights_version}"  # caches below: per image and per version of the weights
+        # Widget keys follow the image's content (two uploads may share a name; the same picture twice gets _2), so
+        # adding an image leaves the others' elements in place for the browser.
+        seen[digest] = seen.get(digest, 0) + 1
+        t = at_threshold(rescore(image_trace(path, image_key, pixels), criterion), net, thresholds_now)  # the model runs once per image
+        x = image_input(path, image_key, pixels)
+        k = t["exit_index"]
+        view = model_view(x, net.meta)
+        out.append({"name": name, "pixels": pixels, "digest": digest, "image_key": image_key, "t": t,
+                    "ident": f"{section}{digest[:12]}_{seen[digest]}", "letter": LETTERS[(first_letter + position) % 26],
+                    "view": view, "view_digest": picture_digest(view), "note": unusual(pixels, x, net.meta), "thresholds": thresholds_now,
+                    "last_below": bool(k == net.num_exits - 1 and float(t["scores"][k]) < float(thresholds_now[k]))})
+    return out
 
 
-uploaded_images()
-have_uploads = bool(st.session_state.get(UPLOADS))   # as of this full run (an upload alone reruns only the fragment)
+def overview(items: list[dict], setting_now) -> None:
+    """The first screen's lesson: the network picture for one chosen image (the others' letters at their exits) and
+    one line per image."""
+    picture = network_picture(path, weights_mtime(path))
+    letters = [it["letter"] for it in items]
+    chosen = 0
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown(f"**Every image shown, at {setting_now.describe()}**" + (" ▶ playing" if player.playing() else "")
+                    + (". The network picture for image:" if len(items) > 1 else ""), width="content")
+        if len(items) > 1:
+            pick = st.radio("The network picture shows the blocks run by image", letters, horizontal=True,
+                            key="picture_image", index=0, label_visibility="collapsed", width="content")
+            chosen = letters.index(pick) if pick in letters else 0
+    marks: dict[int, list[str]] = {}
+    for it in items:
+        marks.setdefault(it["t"]["exit_index"], []).append(it["letter"])
+    focus = items[chosen]
+    st.markdown(svg_block(network_svg(picture, focus["t"]["exit_index"], marks={k: ", ".join(v) for k, v in marks.items()},
+                                      title=f"{focus['letter']}: {focus['name']} leaves at exit "
+                                            f"{focus['t']['exit_index'] + 1}; grey blocks and heads were skipped")),
+                unsafe_allow_html=True)
+    st.markdown(strip_html([{"letter": it["letter"], "name": it["name"], "note": it["note"],
+                             "thumb": small_png(it["digest"], it["pixels"], 40), "view": small_png(it["view_digest"], it["view"], 40),
+                             "n": net.num_exits, "k": it["t"]["exit_index"], "last_below": it["last_below"],
+                             "label": it["t"]["label"], "score": float(it["t"]["scores"][it["t"]["exit_index"]]),
+                             "macs": f"{fmt_macs(it['t']['macs'])} ({it['t']['cost_ratio']:.0%})"} for it in items]),
+                unsafe_allow_html=True)
 
-images, why_not = dataset_images(path)
-if images is not None:
+
+def test_image_picker(have_uploads: bool) -> list[tuple[str, np.ndarray]]:
+    """The test-image picker (open on a session's first visit without uploads) and the (name, pixels) it picks."""
+    images, why_not = dataset_images(path)
+    if images is None:
+        if not have_uploads:
+            st.info(why_not + " Upload an image above.")
+        return []
     test_labels = cache["test"].labels.numpy() if "test" in cache else None
     where = f"from {images.note}" if images.is_sample else "from the model's test split"
     # Open on the session's first visit if it has no uploads, then the same for the whole session (also after the
-    # uploads are cleared): an `expanded` that followed the uploads shut the picker at the next full rerun after an
-    # upload, since an upload reruns only the fragment above. The user's own clicks still open and close it.
+    # uploads are cleared). The user's own clicks still open and close it.
     picker_open = st.session_state.setdefault("picker_open", not have_uploads)
-    with st.expander(f"Or pick test images {where}", expanded=picker_open):
+    with st.expander(f"Pick test images {where}", expanded=picker_open):
         pick_key = f"samples_{path}"
-        describe = (lambda i: f"#{i} {classes[test_labels[i]]}") if test_labels is not None else (lambda i: f"#{i}")
+        describe_pick = (lambda i: f"#{i} {classes[test_labels[i]]}") if test_labels is not None else (lambda i: f"#{i}")
         if f"saved_{pick_key}" in st.session_state:   # kept from a visit when the whole split was here
             st.session_state[f"saved_{pick_key}"] = [i for i in st.session_state[f"saved_{pick_key}"] if images.has(np.array([i]))[0]]
         # The picker lists only the images picked (remove one with its x); images are added by number or from a
-        # class's thumbnails. Listing all 10,000 test images made the page resend them at every rerun: a threshold
-        # step took 0.5 s in the browser instead of 0.22 s (bench/app_browser_latency.py).
+        # class's thumbnails. Listing all 10,000 test images made the page resend them at every rerun.
         kept = bind(pick_key, [] if have_uploads else default_picks(images.indices, test_labels))
         picks = st.multiselect("Test images shown (number in the test split, true class; remove one with its ×)",
-                               list(st.session_state[pick_key]), format_func=describe, max_selections=8, **kept)
+                               list(st.session_state[pick_key]), format_func=describe_pick, max_selections=8, **kept)
         number_key = f"number_{path}"
         last = len(test_labels) - 1 if test_labels is not None else int(images.indices[-1])
         st.number_input(f"Add a test image by its number (0 to {last}"
@@ -234,8 +350,7 @@ if images is not None:
             if len(members) > 8:
                 start = 8 * (st.number_input(f"Page (of {-(-len(members) // 8)})", 1, -(-len(members) // 8), 1,
                                              key=f"browse_page_{path}") - 1)
-            # The page's eight thumbnails as one image element and their numbers as one row of buttons (two
-            # elements, not sixteen in eight columns: every element is redrawn at every rerun).
+            # The page's eight thumbnails as one image element and their numbers as one row of buttons.
             shown = [int(i) for i in members[start:start + 8]]
             thumbs = [images.image(i) for i in shown]
             st.image([thumbnail_png(picture_digest(p), p, 64) for p in thumbs], caption=[f"#{i}" for i in shown],
@@ -243,7 +358,40 @@ if images is not None:
             pills_key = f"add_{path}"
             st.pills("Add an image to those shown", shown, format_func=lambda i: f"#{i}", key=pills_key,
                      on_change=add_from_thumbnails, args=(pick_key, pills_key))
-    show_images([(f"test #{i}" + (f" (true: {classes[test_labels[i]]})" if test_labels is not None else ""),
-                  images.image(i)) for i in picks], "t", open_first=not have_uploads)
-elif not have_uploads:
-    st.info(why_not + " Upload an image above.")
+    return [(f"test #{i}" + (f" (true: {classes[test_labels[i]]})" if test_labels is not None else ""), images.image(i))
+            for i in picks]
+
+
+LOWEST_SHARE = int(np.ceil(100 * net.macs[0] / net.macs[-1]))
+player.controls(net.num_exits, LOWEST_SHARE)
+st.caption(classes_sentence())
+
+
+# Everything below the buttons is one fragment: an upload, a pick or a play step reruns only it (not the sidebar and
+# the model's setup above), and while playing it reruns by itself every PLAY_SECONDS, one step further each time.
+def shown_images() -> None:
+    player.advance(net.num_exits, LOWEST_SHARE)
+    setting_now = exit_setting()
+    thresholds_now = thresholds_for(path, net.num_exits, setting_now)
+    lesson = st.container()   # filled last, drawn first: the picture and the strip above the uploader and the picker
+    uploads = remembered_uploads("inspect_uploads", "Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)",
+                                 None)
+    decoded, errors, notes = decode_uploads(uploads, net.meta["input_size"])
+    for sentence in errors:
+        st.error(sentence)
+    for sentence in notes:
+        st.info(sentence)
+    have_uploads = bool(st.session_state.get(UPLOADS))
+    picked = test_image_picker(have_uploads)
+    uploaded = prepared(decoded, "u", thresholds_now, 0)
+    tests = prepared(picked, "t", thresholds_now, len(uploaded))
+    items = uploaded + tests
+    if not items:
+        return
+    with lesson:
+        overview(items, setting_now)
+    for position, item in enumerate(items):   # the first one unfolded, with its attribution
+        detail(item, item["ident"][0], first=position == 0)
+
+
+st.fragment(shown_images, run_every=player.PLAY_SECONDS if player.playing() else None)()
