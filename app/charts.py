@@ -36,17 +36,32 @@ def fmt_macs(macs: float) -> str:
     return f"{macs / 1e9:.2f} G MACs" if macs >= 1e9 else f"{macs / 1e6:.2f} M MACs"
 
 
+def fmt_macs_short(macs: float) -> str:
+    """MACs without the unit's name, for a figure whose label says "(MACs)": st.metric cuts a long value."""
+    return f"{macs / 1e9:.2f} G" if macs >= 1e9 else f"{macs / 1e6:.2f} M"
+
+
 def fmt_pct(value: float) -> str:
     return f"{value:.2f}%"
 
 
-def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool = True):
+def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool | int = True, title: str = ""):
     """Axis titles with units, the legend above the plot (never over the axis labels or the data), transparent
-    background so light and dark themes both read well. Titles go above the chart as text, not inside it."""
+    background so light and dark themes both read well. `legend`: False, True, or the rows its entries may take in a
+    narrow chart (room is kept for them). `title`: the chart's own title, above its legend; a chart without one gets
+    its title from the page, as text above it. Text is larger in projector mode."""
+    from projector import font_size
     right = max(10, fig.layout.margin.r or 0)    # a threshold label drawn outside the plot keeps its room
-    fig.update_layout(height=height, margin=dict(l=10, r=right, t=40 if legend else 20, b=10), xaxis_title=x_title,
-                      yaxis_title=y_title, paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-                      showlegend=legend, legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
+    size = font_size()
+    # Room above the plot: the title's line, then the legend's row (one row; entries wrap if they must).
+    top = (size + 16 if title else 0) + ((size + 8) * int(legend) + 16 if legend else 0) or 20
+    fig.update_layout(height=height + (size + 16 if title else 0), margin=dict(l=10, r=right, t=top, b=10),
+                      xaxis_title=x_title, yaxis_title=y_title, paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="rgba(0,0,0,0)", font=dict(size=size), showlegend=legend,
+                      legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
+    if title:
+        fig.update_layout(title=dict(text=title, x=0, xanchor="left", xref="paper", y=1, yref="container",
+                                     yanchor="top", pad=dict(t=4), font=dict(size=size + 2)))
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)")
     return fig

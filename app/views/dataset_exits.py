@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from plotly.subplots import make_subplots
+import plotly.graph_objects as go
 
 from boostnet_core.thresholds import outcome_at, reach_per_exit
-from charts import EXIT_COLORS, LIGHT, fmt_macs, fmt_pct, plot_layout
+import projector
+from charts import EXIT_COLORS, LIGHT, fmt_macs_short, fmt_pct, plot_layout
 from images import dataset_images, strip
 from session import CRITERION_NAMES, RISKS, ExitMode, exit_setting_controls, pick_loaded_model, thresholds_for
 from store import certified, predictions, scored_or_error
+
+FIGURE_WIDTH = 200   # px: the longest figure label ("MACs saved (times fewer)") with its help mark
 
 st.title("Threshold and exits over a data set")
 path, model = pick_loaded_model()
@@ -55,44 +58,50 @@ mismatch = {k: v.numpy() for k, v in reach_per_exit(test, outcome.exits).items()
 conf, pred, labels = test.confidence.numpy(), test.prediction.numpy(), test.labels.numpy()
 exits = outcome.exits.numpy()
 
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Accuracy (top-1)", fmt_pct(outcome.top1))
-m2.metric("Average cost", fmt_macs(outcome.avg_macs), help="Over the test split, at this setting.")
-m2.caption(f"{100 * outcome.cost_ratio:.1f}% of the full network's MACs"
-           + (f" (budget {setting.budget_share}%, fitted on the validation split)" if setting.mode is ExitMode.BUDGET else ""))
-m3.metric("MACs saved vs full network", f"{1 / outcome.cost_ratio:.2f}x fewer",
-          help="A ratio of multiply-adds, not of measured wall time.")
-m4.metric("Last exit alone", fmt_pct(mismatch["accuracy_all"][-1]), help="every sample through the whole network")
+# Short values with the unit in the label (st.metric cuts a long value with an ellipsis: "12.12 M M..."), each
+# figure at a width that holds its label, in a row that wraps at 1024 px instead of cutting the labels.
+with projector.chart_row():
+    st.metric("Accuracy (top-1)", fmt_pct(outcome.top1), width=FIGURE_WIDTH)
+    with st.container(width=FIGURE_WIDTH, gap=None):
+        st.metric("Average cost (MACs)", fmt_macs_short(outcome.avg_macs),
+                  help="Multiply-adds per image, over the test split, at this setting.")
+        st.caption(f"{100 * outcome.cost_ratio:.1f}% of the full network's MACs"
+                   + (f" (budget {setting.budget_share}%, fitted on the validation split)" if setting.mode is ExitMode.BUDGET else ""))
+    st.metric("MACs saved (times fewer)", f"{1 / outcome.cost_ratio:.2f}x", width=FIGURE_WIDTH,
+              help="The full network's multiply-adds divided by this setting's: a ratio of work, not of measured time.")
+    st.metric("Last exit alone", fmt_pct(mismatch["accuracy_all"][-1]), width=FIGURE_WIDTH,
+              help="every sample through the whole network")
 
 counts = outcome.counts.numpy()
 names = [f"exit {k + 1}" for k in range(n_exits)]
 acc_leaving = [None if np.isnan(a) else float(a) for a in outcome.accuracy_leaving.numpy()]
 reach, acc_all, acc_reach = mismatch["reach"], mismatch["accuracy_all"], mismatch["accuracy_reached"]
-# One figure with three panels: each figure costs the browser a redraw on every threshold move. Only the third
-# panel has a legend, drawn inside it, in colours the other panels do not use.
-fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.11,
-                    subplot_titles=["Where samples exit", "Accuracy of those leaving", "Train/test mismatch per head"])
-fig.add_bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside", showlegend=False,
-            hovertemplate="%{x}: %{y} samples<extra></extra>", row=1, col=1)
-fig.add_bar(x=names, y=acc_leaving, marker_color=EXIT_COLORS[2], showlegend=False,
-            text=[f"{a:.1f}" if a is not None else "" for a in acc_leaving], textposition="outside",
-            hovertemplate="%{x}: %{y:.2f}%<extra></extra>", row=1, col=2)
-fig.add_bar(name="accuracy, all samples", x=names, y=acc_all, marker_color="#9D755D", row=1, col=3,
-            hovertemplate="%{x}: %{y:.2f}% of all samples<extra></extra>")
-fig.add_bar(name="accuracy, samples that reach it", x=names, y=acc_reach, marker_color=EXIT_COLORS[3], row=1, col=3,
-            hovertemplate="%{x}: %{y:.2f}% of the samples reaching it<extra></extra>")
-fig.add_scatter(name="share reaching it", x=names, y=reach, mode="lines+markers", line=dict(color="#333333", dash="dot"),
-                row=1, col=3, hovertemplate="%{x}: %{y:.2f}% reach it<extra></extra>")
-fig.update_yaxes(range=[0, 1.15 * max(counts.max(), 1)], title_text="test samples", row=1, col=1)  # room for labels
-fig.update_yaxes(range=[0, 112], title_text="top-1 of those samples (%)", row=1, col=2)
-fig.update_yaxes(range=[0, 130], title_text="percent", tickvals=[0, 20, 40, 60, 80, 100], row=1, col=3)
-fig.update_xaxes(title_text="exit")
-fig.update_layout(barmode="group")
-plot_layout(fig, "exit", "", 380)
-fig.update_layout(legend=dict(orientation="h", x=0.70, y=1.0, xanchor="left", yanchor="top", font=dict(size=10),
-                              bgcolor="rgba(255,255,255,0.7)"), margin=dict(t=40))
+# Three figures, each with its own title and axes, in a row that wraps: at 1280 px or less they go two and one (or
+# one per row) instead of shrinking until their titles run together, as panels of one figure did.
+where = go.Figure(go.Bar(x=names, y=counts, marker_color=EXIT_COLORS[0], text=counts, textposition="outside",
+                         cliponaxis=False, hovertemplate="%{x}: %{y} samples<extra></extra>"))
+where.update_yaxes(range=[0, 1.15 * max(counts.max(), 1)])   # room for the labels above the bars
+leaving = go.Figure(go.Bar(x=names, y=acc_leaving, marker_color=EXIT_COLORS[2], cliponaxis=False,
+                           text=[f"{a:.1f}" if a is not None else "" for a in acc_leaving], textposition="outside",
+                           hovertemplate="%{x}: %{y:.2f}%<extra></extra>"))
+leaving.update_yaxes(range=[0, 112], tickvals=[0, 20, 40, 60, 80, 100])
+mismatch_fig = go.Figure()
+mismatch_fig.add_bar(name="all samples", x=names, y=acc_all, marker_color="#9D755D",
+                     hovertemplate="%{x}: %{y:.2f}% of all samples<extra></extra>")
+mismatch_fig.add_bar(name="samples that reach it", x=names, y=acc_reach, marker_color=EXIT_COLORS[3],
+                     hovertemplate="%{x}: %{y:.2f}% of the samples reaching it<extra></extra>")
+mismatch_fig.add_scatter(name="share reaching it", x=names, y=reach, mode="lines+markers",
+                         line=dict(color="#777777", dash="dot"), hovertemplate="%{x}: %{y:.2f}% reach it<extra></extra>")
+mismatch_fig.update_layout(barmode="group")
+mismatch_fig.update_yaxes(range=[0, 105], tickvals=[0, 20, 40, 60, 80, 100])
 st.markdown(f"**Where samples exit ({setting.describe()})**")
-st.plotly_chart(fig, key="hist", config=LIGHT)
+with projector.chart_row():
+    for key, fig, title, y_title, legend in (
+            ("hist", where, "Where samples exit", "test samples", False),
+            ("leaving", leaving, "Accuracy of those leaving", "top-1 of those samples (%)", False),
+            ("mismatch", mismatch_fig, "Train/test mismatch per head", "percent", 2)):
+        plot_layout(fig, "exit", y_title, 360 if legend else 320, legend=legend, title=title)
+        st.plotly_chart(fig, key=key, config=LIGHT, width=projector.chart_width(380))
 st.caption("Mismatch: in joint training every head learns from every sample; at test time head k only sees the "
            "samples that reach it, the harder ones. BoostNet trains head k on what the earlier heads leave unexplained.")
 st.markdown("| | " + " | ".join(names) + " |\n|---|" + "---:|" * n_exits + "\n" + "\n".join(
@@ -105,22 +114,32 @@ st.subheader("Is 0.9 confident really 90% right? Reliability per exit")
 if st.toggle("Show the reliability diagrams", value=False, key="show_reliability"):
     from boostnet_core.calibration import reliability
     diagrams = reliability(cache["test"], bins=10)     # max-softmax confidence, as the cache stores it
-    rel = make_subplots(rows=1, cols=n_exits, shared_yaxes=True, horizontal_spacing=0.02,
-                        subplot_titles=[f"exit {d['exit'] + 1}: ECE {d['ece']:.3f}" for d in diagrams])
-    for d in diagrams:
-        mids = [(b["low"] + b["high"]) / 2 for b in d["bins"]]
-        rel.add_bar(x=mids, y=[b["accuracy"] for b in d["bins"]], width=0.09, marker_color=EXIT_COLORS[0],
-                    customdata=[b["count"] for b in d["bins"]], showlegend=d["exit"] == 0, name="accuracy in the bin",
-                    hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} samples)<extra></extra>",
-                    row=1, col=d["exit"] + 1)
-        rel.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#333333", dash="dot"), name="perfectly calibrated",
-                        showlegend=d["exit"] == 0, hoverinfo="skip", row=1, col=d["exit"] + 1)
-    rel.update_xaxes(range=[0, 1], title_text="confidence")
-    rel.update_yaxes(range=[0, 1.02])
-    st.plotly_chart(plot_layout(rel, "confidence", "accuracy", 300), key="reliability", config=LIGHT)
-    st.caption("Test samples binned by their max-softmax confidence at each exit: a bar at the diagonal means the "
-               "confidence is the accuracy; below it, the exit is over-confident. ECE: expected calibration error, "
-               "the share-weighted gap between confidence and accuracy over the bins.")
+    # One small figure per exit in a row that wraps (panels of one figure squeezed their titles together).
+    with projector.chart_row():
+        for d in diagrams:
+            rel = go.Figure()
+            mids = [(b["low"] + b["high"]) / 2 for b in d["bins"]]
+            rel.add_bar(x=mids, y=[b["accuracy"] for b in d["bins"]], width=0.09, marker_color=EXIT_COLORS[0],
+                        customdata=[b["count"] for b in d["bins"]], name="accuracy in the bin", showlegend=False,
+                        hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} samples)<extra></extra>")
+            rel.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#777777", dash="dot"), showlegend=False,
+                            name="perfectly calibrated", hoverinfo="skip")
+            rel.update_xaxes(range=[0, 1])
+            rel.update_yaxes(range=[0, 1.02])
+            plot_layout(rel, "confidence", "accuracy", 260, legend=False,
+                        title=f"exit {d['exit'] + 1}: ECE {100 * d['ece']:.1f}%")
+            st.plotly_chart(rel, key=f"reliability_{d['exit']}", config=LIGHT, width=projector.chart_width(230))
+    st.caption("Test samples binned by their confidence (max softmax) at each exit: a bar at the dotted diagonal "
+               "means the confidence is the accuracy; below it, the exit is over-confident. ECE (expected calibration "
+               "error): the average gap between confidence and accuracy over the bins, weighted by their samples, in "
+               "percentage points.")
+
+def gallery_rows(order: np.ndarray, per_row: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The most and the least confident images of `order` (most confident first), never one image in both rows:
+    with fewer than 2 x per_row images the first half goes to the first row and the rest to the second."""
+    most = order[:min(per_row, -(-len(order) // 2))]
+    return most, order[len(most):][::-1][:per_row]
+
 
 st.subheader("Gallery: easiest and hardest samples per exit")
 if not st.toggle("Show the gallery", value=True, key="show_gallery"):
@@ -142,7 +161,10 @@ if len(members) == 0:
     st.write("No test image shown here leaves at this exit at this setting.")
 else:
     order = members[np.argsort(-conf[k][members])]
-    for title, chosen in (("Most confident", order[:8]), ("Least confident", order[::-1][:8])):
+    most, least = gallery_rows(order)
+    for title, chosen in (("Most confident", most), ("Least confident", least)):
+        if len(chosen) == 0:
+            continue
         # One image per row (a strip of thumbnails) rather than eight: far less for the browser to redraw.
         st.markdown(f"**{title}** at exit {k + 1}")
         st.image(strip([images.image(i) for i in chosen]), width=8 * 80)
