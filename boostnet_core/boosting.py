@@ -76,7 +76,7 @@ class BoostNet(nn.Module):
         cfg = self.backbone.cfg
         size = self.meta.get("input_size")
         if size is None:
-            raise ValueError("This model has no input size in its metadata; build it with create_model or load_model.")
+            raise ArgumentError("This model has no input size in its metadata; build it with create_model or load_model.")
         return (cfg.in_channels, size, size)
 
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -24,6 +24,8 @@ import operator
 import warnings
 
 import torch
+
+from .errors import ArgumentError
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -75,7 +77,7 @@ class PreparedBackbone:
 
     def __init__(self, source: nn.Module, level: str, input_shape: tuple[int, int, int]):
         if level not in ("fold", "jit"):
-            raise ValueError(f"Unknown preparation level {level!r}; choose one of: fold, jit.")
+            raise ArgumentError(f"Unknown preparation level {level!r}; choose one of: fold, jit.")
         self.eager = fold_batchnorm(copy.deepcopy(source).eval()).to(memory_format=torch.channels_last)
         for p in self.eager.parameters():
             p.requires_grad_(False)

@@ -52,7 +52,7 @@ class ExitPredictions:
 def exit_fractions(q: float, n_exits: int) -> torch.Tensor:
     """The paper's target fractions pi_k proportional to q^k, k = 1..N."""
     if not q > 0:
-        raise ValueError(f"q must be positive, got {q!r}.")
+        raise ArgumentError(f"q must be positive, got {q!r}.")
     k = torch.arange(1, n_exits + 1, dtype=torch.float64)
     p = torch.exp(math.log(q) * k)
     return p / p.sum()
@@ -61,7 +61,7 @@ def exit_fractions(q: float, n_exits: int) -> torch.Tensor:
 def _check_confidence(confidence: torch.Tensor) -> torch.Tensor:
     confidence = torch.as_tensor(confidence)
     if confidence.ndim != 2 or confidence.shape[0] < 1:
-        raise ValueError(f"confidence must be a [n_exits, n_samples] tensor, got shape {tuple(confidence.shape)}.")
+        raise ArgumentError(f"confidence must be a [n_exits, n_samples] tensor, got shape {tuple(confidence.shape)}.")
     return confidence
 
 
@@ -76,9 +76,9 @@ def fit_thresholds(confidence: torch.Tensor, fractions) -> torch.Tensor:
     n_exits, n = confidence.shape
     fractions = torch.as_tensor(fractions, dtype=torch.float64)
     if fractions.shape != (n_exits,):
-        raise ValueError(f"fractions must have one value per exit ({n_exits}), got shape {tuple(fractions.shape)}.")
+        raise ArgumentError(f"fractions must have one value per exit ({n_exits}), got shape {tuple(fractions.shape)}.")
     if (fractions < 0).any() or abs(float(fractions.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must be non-negative and sum to 1, got sum {float(fractions.sum()):.6g}.")
+        raise ArgumentError(f"fractions must be non-negative and sum to 1, got sum {float(fractions.sum()):.6g}.")
     thresholds = torch.full((n_exits,), math.inf, dtype=torch.float64)
     exited = torch.zeros(n, dtype=torch.bool)
     for k in range(n_exits - 1):

@@ -6,6 +6,7 @@ import torch
 
 from boostnet_core import create_model
 from boostnet_core.models.stepwise import StepwiseBackbone, eval_mode, iter_exits
+from boostnet_core.errors import ArgumentError
 
 from conftest import REPO
 
@@ -112,7 +113,7 @@ def test_a_walk_can_drop_samples_between_exits():
 
 def test_walking_past_the_last_exit_is_an_error():
     model = create_model("digits")
-    with pytest.raises(ValueError, match="exits 0..3"):
+    with pytest.raises(ArgumentError, match="exits 0..3"):
         next(iter_exits(model.backbone, torch.zeros(1, 1, 8, 8), last=4))
 
 
@@ -142,6 +143,6 @@ def test_inference_paths_leave_a_training_model_in_training_mode():
     predict_split(model, load_dataset("digits", val_size=0).test, batch_size=400)
     model.macs  # measured in eval mode
     assert all(m.training for m in model.modules())
-    with pytest.raises(ValueError):
+    with pytest.raises(ArgumentError):
         predict_split(model, load_dataset("digits", val_size=0).test, batch_size=0)
     assert model.training

@@ -5,6 +5,7 @@ import torch
 from boostnet_core import create_model
 from boostnet_core.boosting import boosting_loss, ensemble
 from boostnet_core.models.msdnet import gradient_rescale
+from boostnet_core.errors import ArgumentError
 
 
 def test_exit_logits_are_the_weighted_sum_of_heads():
@@ -114,7 +115,7 @@ def test_rescaling_is_inactive_in_eval_mode():
 
 
 def test_bad_reweight_and_method():
-    with pytest.raises(ValueError, match="reweight"):
+    with pytest.raises(ArgumentError, match="reweight"):
         create_model("digits", reweight=1.5)
-    with pytest.raises(ValueError, match="Unknown method"):
+    with pytest.raises(ArgumentError, match="Unknown method"):
         create_model("digits", method="boost")

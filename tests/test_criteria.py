@@ -9,6 +9,7 @@ import torch
 from boostnet_core.criteria import (CRITERIA, MissingOutputs, fit_learned, get_criterion, prepare, run_length,
                                     score_cache, validation_parts)
 from boostnet_core.thresholds import ExitPredictions, assign_exits, check_thresholds
+from boostnet_core.errors import ArgumentError
 
 from conftest import REPO
 
@@ -54,11 +55,11 @@ def test_patience_ties_take_the_first_class_in_both_paths():
 
 def test_registry_and_ranges():
     assert set(CRITERIA) == {"max_softmax", "entropy", "margin", "patience", "learned"}
-    with pytest.raises(ValueError, match="max_softmax, entropy, margin, patience, learned"):
+    with pytest.raises(ArgumentError, match="max_softmax, entropy, margin, patience, learned"):
         get_criterion("confidence")
-    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+    with pytest.raises(ArgumentError, match=r"must lie in \[0, 1\]"):
         check_thresholds([0.5, 1.5], 2, get_criterion("margin").score_range)
-    with pytest.raises(ValueError, match=r"must lie in \[0, inf\]"):
+    with pytest.raises(ArgumentError, match=r"must lie in \[0, inf\]"):
         check_thresholds([-1.0, 1.0], 2, get_criterion("patience").score_range)
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from boostnet_core.cli import main
+from boostnet_core.errors import ArgumentError
 from boostnet_core.evaluation import (ExitPredictions, assign_exits, budgeted_curve, check_thresholds, exit_fractions,
                                       assign_exits_loop, fit_thresholds, fit_thresholds_loop, fit_to_budget, load_cache)
 
@@ -43,15 +44,15 @@ def test_fitted_thresholds_take_about_the_target_fractions():
     ([float("nan"), 0.5, 0.5], r"must lie in \[0, 1\]"),
 ])
 def test_bad_thresholds(bad, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ArgumentError, match=message):
         check_thresholds(bad, 3)
 
 
 def test_bad_fractions():
     conf = torch.rand(3, 10)
-    with pytest.raises(ValueError, match="sum to 1"):
+    with pytest.raises(ArgumentError, match="sum to 1"):
         fit_thresholds(conf, [0.5, 0.2, 0.2])
-    with pytest.raises(ValueError, match="one value per exit"):
+    with pytest.raises(ArgumentError, match="one value per exit"):
         fit_thresholds(conf, [0.5, 0.5])
 
 
@@ -83,7 +84,7 @@ def test_fit_to_budget_stays_within_budget_on_validation():
     exits = assign_exits(val.confidence, t)
     avg = sum(macs[k] for k in exits.tolist()) / len(exits)
     assert avg <= 2.2e6 and avg > 1.8e6
-    with pytest.raises(ValueError, match="below the cost of the first exit"):
+    with pytest.raises(ArgumentError, match="below the cost of the first exit"):
         fit_to_budget(val, macs, 0.5e6)
 
 

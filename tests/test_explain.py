@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from boostnet_core.explain import ExitTarget, attribute, overlay
+from boostnet_core.errors import ArgumentError
 
 
 def test_exit_target_reproduces_exit_logits_and_contributions(digits_model):
@@ -80,13 +81,13 @@ def test_saliency_is_the_input_gradient(digits_model):
 
 def test_bad_exit_head_class_method(digits_model):
     x = torch.randn(1, 8, 8)
-    with pytest.raises(ValueError, match="Exit 9 does not exist"):
+    with pytest.raises(ArgumentError, match="Exit 9 does not exist"):
         attribute(digits_model, x, 9, 0)
-    with pytest.raises(ValueError, match="does not contribute"):
+    with pytest.raises(ArgumentError, match="does not contribute"):
         attribute(digits_model, x, 1, 0, head=3)
-    with pytest.raises(ValueError, match="Class 12 does not exist"):
+    with pytest.raises(ArgumentError, match="Class 12 does not exist"):
         attribute(digits_model, x, 1, 12)
-    with pytest.raises(ValueError, match="Unknown attribution method"):
+    with pytest.raises(ArgumentError, match="Unknown attribution method"):
         attribute(digits_model, x, 1, 0, method="lime")
 
 

@@ -11,6 +11,7 @@ from boostnet_core.early_exit import predict_early, predict_early_stream
 from boostnet_core.evaluation import predict_split
 from boostnet_core.data import load_dataset
 from boostnet_core.models.stepwise import iter_exits
+from boostnet_core.errors import ArgumentError
 
 
 def _with_batchnorm_statistics(model):
@@ -136,7 +137,7 @@ def test_a_model_that_cannot_be_prepared_runs_eager(digits_net, monkeypatch):
 
 
 def test_unknown_engine_is_one_clear_error(digits_net):
-    with pytest.raises(ValueError, match="Unknown engine 'turbo'"):
+    with pytest.raises(ArgumentError, match="Unknown engine 'turbo'"):
         prepare_inference(digits_net, "turbo")
 
 
@@ -157,7 +158,7 @@ def test_bf16_channels_last_training_runs_and_is_part_of_the_run_identity(tmp_pa
 
 def test_bad_precision_is_one_clear_error():
     from boostnet_core.training import TrainConfig
-    with pytest.raises(ValueError, match="--precision"):
+    with pytest.raises(ArgumentError, match="--precision"):
         TrainConfig(precision="fp8")
 
 

@@ -9,6 +9,7 @@ from boostnet_core import create_model
 from boostnet_core.cli import main
 from boostnet_core.macs import exit_macs
 from boostnet_core.models.presets import PRESETS, get_preset
+from boostnet_core.errors import ArgumentError
 
 PAPER_CIFAR100_ANYTIME = [15.14, 25.51, 37.79, 52.06, 62.18, 74.07, 87.73, 100.04, 110.12, 121.68]
 PAPER_RANET_CIFAR100 = [15.8, 31.3, 44.7, 50.4, 60.7, 63.7, 90.3, 95.0]
@@ -73,11 +74,11 @@ def test_info_json_for_every_preset(preset, capsys):
 
 
 def test_unknown_preset_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown preset 'nope'; choose one of"):
+    with pytest.raises(ArgumentError, match="Unknown preset 'nope'; choose one of"):
         get_preset("nope")
 
 
 def test_bad_configuration_fails_at_once():
     from boostnet_core.models.msdnet import MSDNetConfig
-    with pytest.raises(ValueError, match="must have the same length"):
+    with pytest.raises(ArgumentError, match="must have the same length"):
         MSDNetConfig(gr_factor=(1, 2), bn_factor=(1, 2, 4))

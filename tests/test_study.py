@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from boostnet_core.cli import main
+from boostnet_core.errors import ArgumentError
 from boostnet_core.study import Variant, commands_for, epochs_done, plan, run_folder_name, run_study
 from boostnet_core.study_report import (bootstrap_difference, build_report, markdown, mcnemar, mean_sd, t_interval,
                                         write_report)
@@ -49,7 +50,7 @@ def test_paired_bootstrap_brackets_the_difference():
 
 def test_variants_and_plan_checks(tmp_path):
     assert Variant.parse("joint:off") == Variant("joint", False)
-    with pytest.raises(ValueError, match="METHOD:RESCALE"):
+    with pytest.raises(ArgumentError, match="METHOD:RESCALE"):
         Variant.parse("boost:yes")
     # one type, every spelling derived from it: flag, folder, report label (read back without parsing prefixes)
     v = Variant.parse("boostnet:on")
@@ -60,22 +61,22 @@ def test_variants_and_plan_checks(tmp_path):
     from boostnet_core.study.compare import orient
     assert orient(Variant("joint", False), Variant("boostnet", False)) == (Variant("boostnet", False), Variant("joint", False))
     assert orient(Variant("joint", False), Variant("joint", True)) == (Variant("joint", True), Variant("joint", False))
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ArgumentError, match="method"):
         Variant("boostnet", "on")
-    with pytest.raises(ValueError, match="set by the study"):
+    with pytest.raises(ArgumentError, match="set by the study"):
         plan(tmp_path / "s", VARIANTS[:1], [0], ["--seed", "3"], 1)
     runs = plan(tmp_path / "s", VARIANTS[:2], [0, 1], ["--dataset", "digits", "--epochs", "1"], 1)
     # Seed by seed: a study stopped part-way has whole pairs to compare.
     assert [r.name for r in runs] == ["boostnet-rescale-on-seed0", "boostnet-rescale-off-seed0",
                                       "boostnet-rescale-on-seed1", "boostnet-rescale-off-seed1"]
-    with pytest.raises(ValueError, match="other training flags"):
+    with pytest.raises(ArgumentError, match="other training flags"):
         plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "2"], 2)
     # Where the data lie is not part of what the runs are: another machine continues with its own path.
     plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--epochs", "1", "--data-root", "/elsewhere"], 1)
     assert "/elsewhere" not in (tmp_path / "s" / "study.json").read_text()  # the manifest keeps what it first recorded
     # Nor how they execute: compiled or channels-last (value-less switches; the flag after one still counts).
     plan(tmp_path / "s", VARIANTS[:2], [0], ["--compile", "--dataset", "digits", "--channels-last", "--epochs", "1"], 1)
-    with pytest.raises(ValueError, match="other training flags"):
+    with pytest.raises(ArgumentError, match="other training flags"):
         plan(tmp_path / "s", VARIANTS[:2], [0], ["--dataset", "digits", "--compile", "--epochs", "3"], 1)
     # A later call may add seeds; the manifest keeps the union.
     plan(tmp_path / "s", VARIANTS[:1], [2], ["--dataset", "digits", "--epochs", "1"], 1)

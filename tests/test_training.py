@@ -10,6 +10,7 @@ import torch
 from boostnet_core import load_model
 from boostnet_core.checkpoint import CheckpointError
 from boostnet_core.training import TrainConfig, TrainingError, train
+from boostnet_core.errors import ArgumentError
 
 from conftest import REPO
 
@@ -216,7 +217,7 @@ def test_corrupt_training_state_is_one_clear_error(digits_copy):
 
 
 def test_ranet_with_gradient_rescaling_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="defined for MSDNet only"):
+    with pytest.raises(ArgumentError, match="defined for MSDNet only"):
         train(TrainConfig(dataset="digits", preset="cifar100-ranet", grad_rescale="on", out=str(tmp_path / "r"),
                           progress=False))
     assert not (tmp_path / "r").exists()

@@ -13,6 +13,8 @@ from typing import Any, Iterator, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+
 
 @runtime_checkable
 class StepwiseBackbone(Protocol):
@@ -69,7 +71,7 @@ def iter_exits(backbone: StepwiseBackbone, state, first: int = 0, last: int | No
     n = backbone.num_exits
     last = n - 1 if last is None else last
     if not 0 <= first <= last < n:
-        raise ValueError(f"Exits {first}..{last} do not exist; this model has exits 0..{n - 1}.")
+        raise ArgumentError(f"Exits {first}..{last} do not exist; this model has exits 0..{n - 1}.")
     for i in range(first, last + 1):
         state = backbone.run_block(i, state)
         step = ExitStep(i, state, backbone.run_head(i, state) if heads else None)
