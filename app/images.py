@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from boostnet_core.data import DataError, load_test_split, open_image
+from boostnet_core.errors import UserError
 from boostnet_core.factory import input_channels
 from store import ASSETS, REPO, metadata, model, predictions
 
@@ -58,7 +59,7 @@ def shipped_sample() -> tuple[dict, np.ndarray] | None:
     try:
         index = json.loads((SAMPLE / "index.json").read_text())
         sheet = np.asarray(Image.open(SAMPLE / index["sheet"]).convert("RGB"))
-    except (OSError, ValueError, KeyError):
+    except (OSError, json.JSONDecodeError, KeyError):   # a damaged copy of the shipped sample
         return None
     tile, cols = index["tile"], index["columns"]
     rows = sheet.shape[0] // tile
@@ -105,7 +106,7 @@ def dataset_images(path: str, data_root: str | None = None) -> tuple[TestImages 
         return None, f"The {dataset} images are not on this machine; give their data root to see them."
     try:
         images = _full_split(dataset, root, meta["input_size"], input_channels(meta))
-    except (DataError, ValueError, OSError) as e:
+    except (UserError, OSError) as e:
         return None, str(e)
     return TestImages(images, np.arange(len(images))), ""
 

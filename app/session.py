@@ -109,6 +109,20 @@ def _set(field: str, widget_key: str) -> None:
     st.session_state[SETTING] = replace(exit_setting(), **{field: st.session_state[widget_key]})
 
 
+def _set_share(field: str, widget_key: str) -> None:
+    """epsilon and delta: a share strictly between 0 and 1, or a sentence saying it was not applied (and which value
+    still holds), rather than an input that turns red while the guarantee silently keeps the old value."""
+    value = st.session_state[widget_key]
+    if value is None or not 0 < value < 1:
+        kept = getattr(exit_setting(), field)
+        st.session_state[f"{widget_key}_error"] = (
+            f"{field} is a share of images and must lie strictly between 0 and 1 (0.05 = 5%); "
+            f"{'nothing' if value is None else f'{value:g}'} was not applied, so the guarantee still uses {kept:g}.")
+        return
+    st.session_state.pop(f"{widget_key}_error", None)
+    _set(field, widget_key)
+
+
 def _bound_to_setting(field: str, widget_key: str, value) -> dict:
     st.session_state[widget_key] = value
     return {"key": widget_key, "on_change": _set, "args": (field, widget_key)}
@@ -136,10 +150,13 @@ def exit_setting_controls(where=None, lowest_share: int = 1, budget_ok: bool = T
                      **_bound_to_setting("budget_share", "exit_budget", min(100, max(lowest_share, s.budget_share))))
     elif mode is ExitMode.CERTIFIED:
         where.radio("Risk", list(RISKS), format_func=RISKS.get, **_bound_to_setting("risk", "exit_risk", s.risk))
-        where.number_input("epsilon: the most risk allowed", 0.001, 0.5, step=0.005, format="%.3f",
-                           **_bound_to_setting("epsilon", "exit_epsilon", float(s.epsilon)))
-        where.number_input("delta: the chance the guarantee may fail", 0.001, 0.5, step=0.01, format="%.3f",
-                           **_bound_to_setting("delta", "exit_delta", float(s.delta)))
+        # No bounds on the inputs themselves: a typed value out of range gets a sentence (_set_share), not a red box.
+        for field, key, caption, step in (("epsilon", "exit_epsilon", "epsilon: the most risk allowed", 0.005),
+                                          ("delta", "exit_delta", "delta: the chance the guarantee may fail", 0.01)):
+            where.number_input(caption, step=step, format="%.3f", help="A share of images: 0.05 = 5%.",
+                               **dict(_bound_to_setting(field, key, float(getattr(s, field))), on_change=_set_share))
+            if st.session_state.get(f"{key}_error"):
+                where.error(st.session_state.pop(f"{key}_error"))
     elif s.criterion == "patience":
         where.slider("Patience t (leave once the top class stayed the same over t exits)", 0, max(1, n_exits - 1),
                      help="t larger than the exits left: nobody leaves before the last exit.",

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from boostnet_core import CheckpointError, load_model
+from boostnet_core import CheckpointError, UserError, load_model
 from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
 from boostnet_core.evaluation import ExitPredictions, load_cache
 from boostnet_core.engines import engine_for
@@ -83,7 +83,7 @@ def load_or_error(path: str):
     """The model, or None after one st.error sentence."""
     try:
         return model(path)
-    except (CheckpointError, ValueError, OSError) as e:
+    except (UserError, OSError) as e:
         st.error(str(e))
         return None
 
@@ -123,10 +123,9 @@ def scored(path: str, criterion: str = "max_softmax"):
 
 def scored_or_error(path: str, criterion: str):
     """scored(), or (None, None) after one st.error sentence."""
-    from boostnet_core.errors import UserError
     try:
         return scored(path, criterion)
-    except (UserError, ValueError) as e:
+    except UserError as e:
         st.error(f"{label(path)}: {e}")
         return None, None
 

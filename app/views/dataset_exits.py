@@ -1,11 +1,13 @@
 """Threshold and exits over a data set: how the cached test split spreads over the exits under the exit setting."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 import plotly.graph_objects as go
 
-from boostnet_core.thresholds import outcome_at, reach_per_exit
+from boostnet_core.thresholds import format_thresholds, outcome_at, reach_per_exit
 import projector
 from charts import EXIT_COLORS, LIGHT, fmt_macs_short, fmt_pct, plot_layout
 from images import dataset_images, strip
@@ -33,14 +35,15 @@ test = scored_splits["test"]        # `confidence` holds the criterion's scores
 thresholds = thresholds_for(path, n_exits, setting)
 if setting.mode is not ExitMode.THRESHOLD and "val" in cache:
     st.sidebar.caption("Per-exit thresholds fitted on the validation split: " +
-                       ", ".join("none" if np.isinf(t) else f"{t:.3f}" for t in thresholds[:-1]) + ", last takes the rest")
+                       ", ".join("no exit" if np.isinf(t) else f"{t:.3f}" for t in thresholds[:-1])
+                       + ", the last exit takes the rest (\"no exit\": no image leaves at that exit).")
 
 if setting.mode is ExitMode.CERTIFIED and "val" in cache:
     c = certified(path, setting.risk, setting.epsilon, setting.delta, setting.criterion)
     with st.container(border=True):
         st.markdown(f"**Certified thresholds** ({RISKS[setting.risk]}, {CRITERION_NAMES[setting.criterion]}): "
-                    + ", ".join("none" if t is None else f"{t:.3f}" for t in c["thresholds"][:-1])
-                    + ", the last exit takes the rest.")
+                    + ", ".join("no exit" if t is None else f"{t:.3f}" for t in c["thresholds"][:-1])
+                    + ", the last exit takes the rest (\"no exit\": no image leaves at that exit; exact values below).")
         st.markdown(f"**The guarantee**: with probability at least {1 - setting.delta:g} over the "
                     f"{c['calibration']['images']:,} validation images used to calibrate, the "
                     f"{RISKS[setting.risk]} on new images like them is at most {setting.epsilon:g}"
@@ -52,6 +55,15 @@ if setting.mode is ExitMode.CERTIFIED and "val" in cache:
                   help="Share of the last exit's MACs not spent, on the test split.")
         g3.metric("Top-1 on the test split", fmt_pct(c["test"]["top1"]),
                   help=f"the last exit alone: {fmt_pct(c['test']['last_exit_top1'])}")
+        with st.expander("Use these thresholds outside the app (exact values, certificate file)"):
+            st.caption("The certificate holds the exact thresholds, the guarantee and the SHA-256 of these weights; "
+                       "`boostnet predict` and `boostnet export` take it and refuse it for any other weights.")
+            st.code(f"boostnet predict {path} IMAGE.png --certificate cert.json\n"
+                    f"boostnet predict {path} IMAGE.png --threshold {format_thresholds(c['thresholds'])}"
+                    + ("" if setting.criterion == "max_softmax" else f" --criterion {setting.criterion}"),
+                    language="bash")
+            st.download_button("Download the certificate (cert.json)", json.dumps(c, indent=2, allow_nan=False),
+                               "cert.json", "application/json")
 
 outcome = outcome_at(test, thresholds, model.macs, criterion.score_range)
 mismatch = {k: v.numpy() for k, v in reach_per_exit(test, outcome.exits).items()}

@@ -7,7 +7,7 @@ import streamlit as st
 
 from charts import fmt_macs
 from store import available_checkpoints, label, model, results
-from boostnet_core import CheckpointError
+from boostnet_core import UserError
 from boostnet_core.checkpoint import read_meta
 
 st.title("Models")
@@ -18,7 +18,7 @@ if submitted and new_path.strip():
     folder = str(Path(new_path.strip()).expanduser())
     try:
         model(folder)
-    except (CheckpointError, ValueError, OSError) as e:
+    except (UserError, OSError) as e:
         st.error(str(e))
     else:
         extra = st.session_state.setdefault("extra_checkpoints", [])
@@ -30,7 +30,7 @@ for number, path in enumerate(available_checkpoints()):
     try:
         meta = read_meta(path)
         m = model(path)
-    except (CheckpointError, ValueError, OSError) as e:
+    except (UserError, OSError) as e:
         st.error(str(e))
         continue
     with st.expander(f"{label(path)}: {meta['method']}, {m.num_exits} exits, {fmt_macs(m.macs[-1])} at the last exit", expanded=number == 0):

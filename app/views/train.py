@@ -19,9 +19,9 @@ import torch
 from charts import EXIT_COLORS, plot_layout
 from images import resolve_data_root
 from store import RUNS, label, shipped_checkpoints
-from boostnet_core.data import DataError
+from boostnet_core.errors import UserError
 from boostnet_core.evaluation import evaluate_checkpoint
-from boostnet_core.training import TrainConfig, TrainingError, TrainingStopped, train
+from boostnet_core.training import TrainConfig, TrainingStopped, train
 
 DATASETS = {"digits (8x8, seconds)": ("digits", None, None),
             "mnist5k (28x28, about a minute)": ("mnist5k", None, None),
@@ -64,9 +64,9 @@ def run_in_background(cfg: TrainConfig, live: LiveRun, stop: threading.Event) ->
         if live.records:  # the finished epochs are a usable model: evaluate them too
             try:
                 evaluate_checkpoint(cfg.out)
-            except (DataError, ValueError, OSError, TrainingError) as e2:
+            except (UserError, OSError) as e2:
                 live.message += f" Its evaluation failed: {e2}"
-    except (DataError, ValueError, OSError, TrainingError) as e:
+    except (UserError, OSError) as e:
         live.status, live.message = "failed", str(e)
 
 
