@@ -57,7 +57,7 @@ def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool
     top = (size + 16 if title else 0) + ((size + 8) * int(legend) + 16 if legend else 0) or 20
     fig.update_layout(height=height + (size + 16 if title else 0), margin=dict(l=10, r=right, t=top, b=10),
                       xaxis_title=x_title, yaxis_title=y_title, paper_bgcolor="rgba(0,0,0,0)",
-                      plot_bgcolor="rgba(0,0,0,0)", font=dict(size=size), showlegend=legend,
+                      plot_bgcolor="rgba(0,0,0,0)", font=dict(size=size), showlegend=bool(legend),
                       legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
     if title:
         fig.update_layout(title=dict(text=title, x=0, xanchor="left", xref="paper", y=1, yref="container",

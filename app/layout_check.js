@@ -4,7 +4,8 @@
 // app's own SVG charts (svg[role=img]: every <text>). A metric (st.metric or the app's figure blocks) is cut when
 // its value is wider than its box.
 () => {
-  const problems = [];
+  const problems = [...document.querySelectorAll('[data-testid="stException"]')]
+    .map(e => `an exception: ${(e.textContent || '').trim().slice(0, 120)}`);
   const box = el => { const r = el.getBoundingClientRect(); return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; };
   const empty = b => b.x1 - b.x0 < 0.5 || b.y1 - b.y0 < 0.5;
   const overlap = (a, b, slack = 1) => a.x0 < b.x1 - slack && b.x0 < a.x1 - slack && a.y0 < b.y1 - slack && b.y0 < a.y1 - slack;

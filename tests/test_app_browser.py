@@ -202,3 +202,40 @@ def test_train_page_trains_live_and_the_models_join_the_pickers_of_both_tabs(pag
     other.keyboard.press("Escape")
     other.close()
     assert OUTSIDE == []
+
+
+# Classroom projectors: 1024x768 and 1280x800 (the second in the dark theme, which a system setting may choose).
+PROJECTOR_SIZES = [(1024, 768, "light"), (1280, 800, "dark")]
+LAYOUT_CHECK = (REPO / "app" / "layout_check.js").read_text()
+
+
+@pytest.mark.parametrize("width,height,scheme", PROJECTOR_SIZES, ids=[f"{w}x{h}-{s}" for w, h, s in PROJECTOR_SIZES])
+def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, scheme):
+    """Every page of the sidebar at a projector's size: no text box of a chart (title, legend, tick and axis labels,
+    bar labels; the app's own SVG charts' text) over another one, none leaving its chart, no figure or formula cut
+    (app/layout_check.js, one evaluation per page). Screenshots of each page (its first screen, and the whole page)
+    are kept in tests/screenshots/projector/ for a person to look at."""
+    shots = SHOTS / "projector"
+    shots.mkdir(parents=True, exist_ok=True)
+    tab = browser.new_page(viewport={"width": width, "height": height}, reduced_motion="reduce", color_scheme=scheme)
+    tab.goto(app_url + "/?model=cifar10-boostnet")
+    tab.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
+    _wait_idle(tab)
+    titles = [t.strip() for t in tab.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+    assert set(TITLES) <= set(titles), titles
+    found = {}
+    for title in titles:
+        if title != "What is BoostNet?":
+            _open(tab, title)
+        tab.wait_for_timeout(300)   # plotly lays its text out after the script run ends
+        found[title] = tab.evaluate(LAYOUT_CHECK)
+        name = f"{title.split()[0].lower()}-{width}x{height}-{scheme}"
+        tab.screenshot(path=str(shots / f"{name}-first-screen.png"))
+        tall = tab.evaluate("() => Math.max(...[...document.querySelectorAll('section, div')].map(e => e.scrollHeight))")
+        tab.set_viewport_size({"width": width, "height": min(max(height, tall), 8000)})
+        tab.screenshot(path=str(shots / f"{name}.png"))
+        tab.set_viewport_size({"width": width, "height": height})
+    tab.close()
+    print(f"screenshots of every page at {width}x{height}: {shots}")
+    assert {t: p for t, p in found.items() if p} == {}
+    assert OUTSIDE == []

@@ -10,7 +10,9 @@ from boostnet_core.data import DataError
 from boostnet_core.criteria import get_criterion
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
-from charts import contribution_panels, contribution_range, fmt_macs, fmt_pct, model_color, plot_layout, svg_block, threshold_line
+import projector
+from charts import (contribution_panels, contribution_range, fmt_macs, fmt_macs_short, fmt_pct, model_color, plot_layout,
+                    svg_block, threshold_line)
 from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
 from session import ExitMode, bind, exit_setting_controls, remembered_uploads, set_remembered, thresholds_for
 from store import (available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions,
@@ -145,19 +147,18 @@ if min(len(s) for s in siblings) > 1 and path_a != path_b:
         st.plotly_chart(plot_layout(fig, "exit", "A − B, points (95% t-interval)", 300, legend=False), key="cmp_seeds")
 
 st.markdown(f"**At the shared exit setting** (A: {label(path_a)}, B: {label(path_b)})")
-m = st.columns(4)
-for j, (path, o) in enumerate(zip(paths, outcomes)):
-    m[2 * j].metric(f"{'A' if j == 0 else 'B'}: accuracy", fmt_pct(o.top1), help=label(path))
-    m[2 * j + 1].metric(f"{'A' if j == 0 else 'B'}: average cost", fmt_macs(o.avg_macs), help=label(path))
+# Short values with the unit in the label (st.metric cuts long ones), in a row that wraps on a narrow screen.
+with projector.chart_row():
+    for j, (path, o) in enumerate(zip(paths, outcomes)):
+        st.metric(f"{'A' if j == 0 else 'B'}: accuracy (top-1)", fmt_pct(o.top1), help=label(path), width=190)
+        st.metric(f"{'A' if j == 0 else 'B'}: average cost (MACs)", fmt_macs_short(o.avg_macs), help=label(path), width=190)
 
-c1, c2 = st.columns(2)
 fig = go.Figure()
 for path, o, color in zip(paths, outcomes, colors):
     counts = o.counts.numpy()
     fig.add_bar(name=label(path), x=[f"exit {k + 1}" for k in range(len(counts))], y=counts, marker_color=color)
 fig.update_layout(barmode="group")
-c1.markdown(f"**Exits taken** ({setting.describe()})")
-c1.plotly_chart(plot_layout(fig, "exit taken", "test samples", 320), key="cmp_exits")
+exits_fig = plot_layout(fig, "exit taken", "test samples", 320, legend=2, title=f"Exits taken ({setting.describe()})")
 fig = go.Figure()
 for j, (path, r, color) in enumerate(zip(paths, reaches, colors)):
     names = [f"exit {k + 1}" for k in range(len(r["reach"]))]
@@ -165,8 +166,12 @@ for j, (path, r, color) in enumerate(zip(paths, reaches, colors)):
                     marker=dict(symbol=SYMBOLS[j], size=8))
     fig.add_scatter(x=names, y=r["accuracy_reached"], name=f"{label(path)}: samples that reach it",
                     line=dict(color=color, dash="solid" if j == 0 else "dashdot"), marker=dict(symbol=SYMBOLS[j], size=8))
-c2.markdown("**Train/test mismatch per head**: accuracy of each head on all samples against the samples that reach it")
-c2.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 320), key="cmp_mismatch")
+st.markdown("**Exits taken, and the train/test mismatch per head**: the accuracy of each head on all samples "
+            "against the samples that reach it")
+with projector.chart_row():   # side by side when there is room, else one per row
+    st.plotly_chart(exits_fig, key="cmp_exits", width=projector.chart_width(440))
+    st.plotly_chart(plot_layout(fig, "exit", "top-1 accuracy (%)", 320, legend=4, title="Train/test mismatch per head"),
+                    key="cmp_mismatch", width=projector.chart_width(440))
 
 st.subheader("Disagreements")
 a, b = outcomes
