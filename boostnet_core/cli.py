@@ -296,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`boostnet predict ... --json | head`): stop quietly, as Unix tools do.
         import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        try:   # later writes (the interpreter's last flush) go nowhere instead of raising again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):   # a stdout that is no file (an embedding program's)
+            pass
         return 0
     # Errors the user can cause (errors.py), and the file system's (a path the user gave, a full disk): one sentence.
     # Anything else is a bug and keeps its traceback.

@@ -201,3 +201,43 @@ def test_shared_cifar10_jpg_layout():
     b = load_dataset("folder", str(CIFAR10_JPG), input_size=32, in_channels=3)
     assert len(b.train) == 45000 and len(b.val) == 5000 and len(b.test) == 10000
     assert b.classes[0] == "airplane"
+
+
+def test_a_folder_with_one_class_is_a_data_problem_said_before_decoding(tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    _make_folder(tmp_path / "data")
+    for split in ("train", "test"):
+        shutil.rmtree(tmp_path / "data" / split / "b")
+    with pytest.raises(DataError, match="holds one class folder \\('a'\\); a classifier needs at least two"):
+        load_dataset("folder", str(tmp_path / "data"), input_size=8, val_size=0)
+
+
+def test_class_folders_that_differ_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    _make_folder(tmp_path / "data")
+    (tmp_path / "data" / "test" / "b").rename(tmp_path / "data" / "test" / "c")
+    with pytest.raises(DataError, match="only in train/: b; only in test/: c"):
+        load_dataset("folder", str(tmp_path / "data"), input_size=8, val_size=0)
+
+
+def test_the_data_root_is_recorded_absolute_and_a_missing_one_says_so(tmp_path, monkeypatch):
+    import json
+    import shutil
+    from boostnet_core.cli import main
+    from boostnet_core.errors import DataError as Data
+    from boostnet_core.evaluation import evaluate_checkpoint
+    from conftest import REPO
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path / "cache"))
+    _make_folder(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("folder", "data", input_size=8, val_size=0).info["data_root"] == str(tmp_path / "data")
+    folder = tmp_path / "model"
+    shutil.copytree(REPO / "checkpoints" / "mnist5k-joint", folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["data"].update(dataset="folder", data_root="data/elsewhere")
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(Data, match="The data root recorded at training, 'data/elsewhere', does not exist here .* "
+                                   "pass --data-root"):
+        evaluate_checkpoint(folder, write=False)
+    assert main(["evaluate", str(folder)]) == 2

@@ -110,3 +110,17 @@ def test_budget_without_validation_split(tmp_path, capsys):
     train(TrainConfig(dataset="digits", out=str(out), epochs=1, val_size=0, progress=False))
     assert main(["evaluate", str(out), "--quiet", "--budget", "300000"]) == 2
     assert "without a validation split" in capsys.readouterr().err
+
+
+def test_evaluate_says_on_the_terminal_when_it_skips_the_budgeted_curve(tmp_path, capsys):
+    import json as json_
+    import shutil
+    from conftest import REPO
+    folder = tmp_path / "noval"
+    shutil.copytree(REPO / "checkpoints" / "mnist5k-joint", folder)
+    meta = json_.loads((folder / "model.json").read_text())
+    meta["data"]["val_size"] = 0
+    (folder / "model.json").write_text(json_.dumps(meta))
+    assert main(["evaluate", str(folder), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: No validation split was held out" in err and json_.loads(out)["anytime"]["top1"]

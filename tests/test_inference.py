@@ -182,3 +182,32 @@ def test_predict_bad_image(digits_checkpoint, tmp_path, capsys):
     assert "bad.png is not a readable image" in capsys.readouterr().err
     assert main(["predict", str(digits_checkpoint), str(tmp_path / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_predict_answers_every_readable_file_and_names_each_bad_one(digits_checkpoint, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", str(digits_checkpoint), str(bad), str(good), str(tmp_path / "gone.png"), "--json"]) == 2
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["image"] for r in rows] == [str(bad), str(good), str(tmp_path / "gone.png")]
+    assert "error" in rows[0] and "exit_index" in rows[1] and "error" in rows[2]
+    assert err.count("boostnet: error:") == 2 and "bad.png is not a readable image" in err
+
+
+def test_a_reader_that_goes_away_ends_predict_quietly(digits_checkpoint, tmp_path, monkeypatch, capsys):
+    import sys
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(good)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["predict", str(digits_checkpoint), str(good), "--json"]) == 0
+    assert "Broken pipe" not in capsys.readouterr().err

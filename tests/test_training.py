@@ -229,3 +229,19 @@ def test_every_train_config_field_has_a_flag():
     args = build_parser().parse_args(["train", "--out", "x"])
     missing = [f.name for f in fields(TrainConfig) if f.name not in ("progress", "command") and not hasattr(args, f.name)]
     assert not missing
+
+
+def test_out_that_holds_other_files_is_refused(tmp_path):
+    """One rule for every folder the project writes (export's too): new, empty, or its own earlier output; a data
+    root given as --out by mistake is left alone."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match="holds other files; choose a new or empty folder"):
+        train(TrainConfig(dataset="digits", out=str(tmp_path), progress=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_create_model_gives_the_clis_recipe():
+    from boostnet_core import create_model
+    assert create_model("digits").backbone.grad_rescale is True                    # BoostNet on MSDNet: on
+    assert create_model("digits", method="joint").backbone.grad_rescale is False
+    assert create_model("digits", grad_rescale=False).backbone.grad_rescale is False
