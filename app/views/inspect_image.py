@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from boostnet_core.explain import attribute
+from boostnet_core.explain import attribute, has_evidence
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from charts import (TAKEN_COLOR, attribution_svg, contribution_panels, fmt_macs, png_uri, score_bars_svg, stat_block,
                     svg_block, top_classes_table)
@@ -60,13 +60,20 @@ def contribution_figure(model_path: str, image_key: str, _t: dict) -> str:
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def attribution_chart(model_path: str, image_key: str, _pixels: np.ndarray, exit_index: int, head: int | None,
-                      method: str) -> str:
-    """The map of the class that exit `exit_index` predicts, over the picture as the model sees it (SVG)."""
+                      method: str) -> tuple[str | None, str | None]:
+    """(SVG of the map of the class that exit `exit_index` predicts, over the picture as the model sees it, None), or
+    (None, a sentence) when the map is all zero: Grad-CAM keeps positive evidence only, and a blank square with a
+    0-to-0 scale would say nothing."""
     m, x = model(model_path), image_input(model_path, image_key, _pixels)
     target = int(image_trace(model_path, image_key, _pixels)["exit_logits"][exit_index].argmax())
     heat = attribute(m, x, exit_index, target, method, head=head, steps=32)
     what = f"F_{exit_index + 1}" if head is None else f"head {head + 1}'s contribution to F_{exit_index + 1}"
-    return attribution_svg(model_view(x, m.meta), heat, f"{METHOD_NAMES[method]} of {what} for class '{m.classes[target]}'")
+    if not has_evidence(heat):
+        return None, (f"No positive evidence for class '{m.classes[target]}' in {what}: {METHOD_NAMES[method]} finds "
+                      "nothing in the picture that raises it" + (" (Grad-CAM keeps positive evidence only; Integrated "
+                      "Gradients shows both signs)." if method == "grad_cam" else "."))
+    return attribution_svg(model_view(x, m.meta), heat,
+                           f"{METHOD_NAMES[method]} of {what} for class '{m.classes[target]}'"), None
 
 
 def model_view(x: torch.Tensor, meta: dict) -> np.ndarray:
@@ -256,8 +263,11 @@ def detail(item: dict, section: str, first: bool) -> None:
                         "nothing to attribute. Choose the exit's own head or the exit logit.")
             else:
                 with st.spinner("Computing the attribution (once per image, exit, head and method) ..."):
-                    chart = attribution_chart(path, item["image_key"], pixels, chosen, head, method)
-                st.markdown(svg_block(chart), unsafe_allow_html=True)
+                    chart, no_evidence = attribution_chart(path, item["image_key"], pixels, chosen, head, method)
+                if no_evidence:
+                    st.info(no_evidence)
+                else:
+                    st.markdown(svg_block(chart), unsafe_allow_html=True)
 
 
 def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: np.ndarray, first_letter: int) -> list[dict]:
