@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from boostnet_core.data import DataError
+from boostnet_core.errors import UserError
 from boostnet_core.criteria import get_criterion
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
 from boostnet_core.thresholds import outcome_at, reach_per_exit
@@ -77,7 +77,7 @@ def same_images_section():
         try:
             traces = [at_threshold(rescore(trace(m, preprocess_image(Image.fromarray(pixels), m.meta), 1.0), c), m, t)
                       for m, t, c in zip(models, thresholds, criteria)]
-        except (DataError, ValueError) as e:
+        except UserError as e:
             st.error(f"{name}: {e}")
             continue
         left, right = st.columns([1, 3])
