@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+import streamlit as st
 import torch
 
 from boostnet_core.macs import MacCounter
@@ -111,6 +112,13 @@ def describe(net) -> NetworkPicture:
         head_at = [(0, k) for k in range(n)]
     return NetworkPicture(kind, rows, cells, head_at, [h.count for h in heads], list(net.macs),
                           stem_counter.count if stem_counter else 0.0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def picture_of(model_path: str, weights_version: float) -> NetworkPicture:
+    """describe() of a checkpoint's model, once per version of its weights (one counted forward pass)."""
+    from store import model
+    return describe(model(model_path))
 
 
 def _m(macs: float) -> str:

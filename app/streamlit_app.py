@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # pages import the app's modules
 APP_THREADS = max(1, min(4, (os.cpu_count() or 1) // 2))
 torch.set_num_threads(APP_THREADS)
 
+import glossary  # noqa: E402
 import projector  # noqa: E402
 
 st.set_page_config(page_title="BoostNet explorer", layout="wide", initial_sidebar_state=projector.start_of_run())
@@ -27,6 +28,7 @@ st.html("<style>section[data-testid='stSidebar'] {min-width: 20rem;} "
         "[data-testid='stFileUploaderDropzoneInstructions'] {display: none;}</style>")
 projector.style()
 projector.toggle()
+glossary.sidebar()
 # No page icons: Material icons come from a font server, and emoji need a colour font the machine may lack.
 pages = [
     st.Page("views/about.py", title="What is BoostNet?", default=True),

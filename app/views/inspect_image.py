@@ -17,7 +17,7 @@ from boostnet_core.inference import at_threshold, preprocess_image, rescore, tra
 from charts import (TAKEN_COLOR, attribution_svg, contribution_panels, fmt_macs, png_uri, score_bars_svg, stat_block,
                     svg_block, top_classes_table)
 from images import dataset_images, decode_uploads, picture_digest, thumbnail_png
-from network_svg import describe, network_svg
+from network_svg import network_svg, picture_of
 import player
 from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting, exit_setting_controls, pick_loaded_model,
                      remembered_uploads, set_remembered, thresholds_for)
@@ -127,12 +127,6 @@ def add_by_number(key: str, number_key: str, images, last: int) -> None:
                                          "with the app; pick one from the thumbnails below.")
         return
     add_pick(key, int(number))
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def network_picture(model_path: str, weights_version: float):
-    """The model's blocks and heads with their MACs (network_svg.describe: one counted forward pass), per version."""
-    return describe(model(model_path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=512)
@@ -295,7 +289,7 @@ def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: 
 def overview(items: list[dict], setting_now) -> None:
     """The first screen's lesson: the network picture for one chosen image (the others' letters at their exits) and
     one line per image."""
-    picture = network_picture(path, weights_mtime(path))
+    picture = picture_of(path, weights_mtime(path))
     letters = [it["letter"] for it in items]
     chosen = 0
     with st.container(horizontal=True, vertical_alignment="center"):
