@@ -170,6 +170,25 @@ def test_curves_with_reference_layer():
     assert len(at.get("download_button")) == 2
 
 
+def _figures(at) -> list[dict]:
+    import json
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_published_curves_one_chart_per_data_set_and_the_accuracy_axis_from_zero():
+    """Issue 27, finding 4: the paper's CIFAR-100 (15-120 M MACs) and ImageNet (616-3,254 M) curves on one linear axis
+    made CIFAR-100 a sliver; a zoomed accuracy axis made noise look like an effect."""
+    at = page("accuracy_cost").run()
+    at.checkbox[0].check().run()
+    published = {f["layout"]["title"]["text"]: f for f in _figures(at) if "published" in f["layout"].get("title", {}).get("text", "")}
+    assert set(published) == {"CIFAR-100 (published)", "ImageNet (published)"}
+    top = {name: max(x for trace in f["data"] for x in trace["x"]) for name, f in published.items()}
+    assert top["CIFAR-100 (published)"] < 200 < 600 < top["ImageNet (published)"]
+    assert all("range" not in f["layout"]["yaxis"] or f["layout"]["yaxis"]["range"] != [0, 100] for f in _figures(at))
+    at.toggle(key="curves_y_from_zero").set_value(True).run()
+    assert all(f["layout"]["yaxis"]["range"] == [0, 100] for f in _figures(at))   # ours and the published ones
+
+
 def test_compare_boostnet_and_joint():
     at = page("compare_models").run()
     at.selectbox(key="compare_a").set_value(MNIST)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from boostnet_core.study_report import seed_band
 from boostnet_core.thresholds import outcome_at
+import projector
 from charts import plot_layout, model_color
 from session import bind, exit_setting_controls, thresholds_for
 from store import (ASSETS, available_checkpoints, data_group, data_name, label, load_or_error, predictions, results,
@@ -53,7 +54,7 @@ def curves_of(path: str, net) -> dict | None:
     return out
 
 
-def figure(drawn: list[dict]) -> go.Figure:
+def figure(drawn: list[dict], y_from_zero: bool = False) -> go.Figure:
     fig = go.Figure()
     for d in drawn:
         macs = np.array(d["macs"]) / 1e6
@@ -78,6 +79,8 @@ def figure(drawn: list[dict]) -> go.Figure:
                             legendgroup=d["name"],
                             marker=dict(symbol="star", size=16, color=d["color"], line=dict(color="black", width=1)),
                             hovertemplate="operating point: %{x:.2f} M MACs, %{y:.2f}%<extra>" + d["name"] + "</extra>")
+    if y_from_zero:
+        fig.update_yaxes(range=[0, 100])
     return plot_layout(fig, "MACs per image (millions)", "top-1 accuracy (%)", 460)
 
 
@@ -91,20 +94,33 @@ if not by_data:
     st.stop()
 if len(by_data) > 1:
     st.caption("The chosen models were trained on different data sets, so each data set has a chart of its own.")
+# Zoomed to the data, a difference of a few tenths of a point fills the chart and noise looks like an effect.
+y_from_zero = st.toggle("Accuracy axis from 0% to 100%", **bind("curves_y_from_zero", False),
+                        help="Off: the axis zooms to the points, so small differences look large.")
 for data, drawn in by_data.items():
     st.markdown(f"**{data}**")
-    st.plotly_chart(figure(drawn), key=f"curves_{data}")
+    st.plotly_chart(figure(drawn, y_from_zero), key=f"curves_{data}")
 
 if st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv 2211.16726, section 4)", value=False):
     ref = json.loads((ASSETS / "published_curves.json").read_text())
-    ref_fig = go.Figure()
+    # One chart per data set: on one linear axis, CIFAR-100's 15-120 M MACs were a sliver beside ImageNet's 3,300 M.
+    by_set: dict[str, dict] = {}
     for name, series in ref["curves"].items():
-        ref_fig.add_scatter(x=series["macs_millions"], y=series["top1"], mode="markers+lines", name=name,
-                            line=dict(dash="solid" if "BoostNet" in name else "dot"),
-                            marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
-                            hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
-    st.caption("Published figures, read off the paper's plots (other data sets and networks: a separate chart).")
-    st.plotly_chart(plot_layout(ref_fig, "MACs per image (millions)", "top-1 accuracy (%)", 420), key="reference")
+        by_set.setdefault(name.split(" ")[0], {})[name.split(" ", 1)[1]] = series
+    st.caption("Published figures, read off the paper's plots: one chart per data set (their costs differ 30-fold).")
+    with projector.chart_row():
+        for data_set, curves in by_set.items():
+            ref_fig = go.Figure()
+            for name, series in curves.items():
+                ref_fig.add_scatter(x=series["macs_millions"], y=series["top1"], mode="markers+lines", name=name,
+                                    line=dict(dash="solid" if "BoostNet" in name else "dot"),
+                                    marker=dict(symbol="x" if "BoostNet" in name else "circle-open", size=7),
+                                    hovertemplate=name + ": %{x:.1f} M MACs, %{y:.2f}%<extra>published</extra>")
+            if y_from_zero:
+                ref_fig.update_yaxes(range=[0, 100])
+            st.plotly_chart(plot_layout(ref_fig, "MACs per image (millions)", "top-1 accuracy (%)", 380,
+                                        legend=len(curves), title=f"{data_set} (published)"),
+                            key=f"reference_{data_set}", width=projector.chart_width(380))
 
 
 @st.cache_data(show_spinner=False)
