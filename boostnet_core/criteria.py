@@ -70,6 +70,7 @@ class Criterion:
     name = ""
     low, high = 0.0, 1.0
     needs_logits = True   # False: the cached confidence and predictions are enough
+    one_graph = False     # True: the engines' one-graph early exit computes this score (max softmax only)
 
     @property
     def score_range(self) -> tuple[float, float]:
@@ -102,6 +103,7 @@ class Criterion:
 
 class MaxSoftmax(Criterion):
     name, needs_logits = "max_softmax", False
+    one_graph = True   # the score onnx_graphs.early_exit_graph computes
 
     def score(self, exit_logits, earlier):
         return softmax_top(exit_logits)[0]   # bit for bit the confidence real early exit has always used

@@ -17,7 +17,7 @@ import torch
 
 from .criteria import Criterion, get_criterion, softmax_top
 from .errors import ArgumentError
-from .engines import engine_for, engine_name
+from .engines import InferenceEngine, engine_for, engine_name
 from .models.stepwise import concat_samples, eval_mode, iter_exits, select_samples
 from .thresholds import check_thresholds
 
@@ -90,9 +90,11 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
     active = torch.arange(b, device=device)       # original positions of the samples still running
     carried = None
     backbone = engine_for(model, engine, fast)
-    fused = getattr(backbone, "fused_early_exit", None) if criterion.name == "max_softmax" and device.type == "cpu" else None
-    fused = fused(b) if fused is not None else None
-    if fused is not None:   # the engine runs max-softmax early exit as one graph (engines/onnx_graphs.py)
+    # An engine that runs max-softmax early exit as one graph (engines/onnx_graphs.py) runs it whole; the eager
+    # backbone (fast=False) and the other criteria walk the blocks below.
+    one_graph = isinstance(backbone, InferenceEngine) and criterion.one_graph and device.type == "cpu"
+    fused = backbone.fused_early_exit(b) if one_graph else None
+    if fused is not None:
         exit_index, logits, confidence, exit_conf = fused(x, t)
         macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
         return EarlyExit(exit_index, logits, confidence, macs, exit_conf, confidence.clone(), exit_conf.clone(),

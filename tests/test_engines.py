@@ -200,15 +200,17 @@ def test_a_missing_engine_gives_way_to_the_next_with_one_warning(digits_model, m
 
 
 def test_an_engine_that_fails_or_disagrees_is_refused(digits_model, monkeypatch):
+    import onnxruntime
+    from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
     from boostnet_core.engines import onnx_engines
 
-    def broken(self, onnx_bytes):
-        raise RuntimeError("unsupported operator")
+    def refuses(*args, **kwargs):   # the runtime refuses the graph, as it does an operator it lacks
+        raise OrtNotImplemented("unsupported operator")
     real_logits = onnx_engines.OnnxEngine.head_logits
 
     def off(self, x):   # an engine bug: logits off by 1e-3
         return [f + 1e-3 for f in real_logits(self, x)]
-    monkeypatch.setattr(onnx_engines.OnnxRuntimeEngine, "compile", broken)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuses)
     monkeypatch.setattr(onnx_engines.OpenVinoEngine, "head_logits", off)
     monkeypatch.setattr(registry, "_warned", set())
     model = copy.deepcopy(digits_model)
@@ -217,6 +219,21 @@ def test_an_engine_that_fails_or_disagrees_is_refused(digits_model, monkeypatch)
     assert engine.name == "torch-jit"
     messages = " ".join(str(w.message) for w in caught)
     assert "differ from the eager model's by 0.001" in messages and "unsupported operator" in messages
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "torch-jit", "auto"])
+def test_a_bug_inside_an_engine_raises_instead_of_falling_back(digits_model, monkeypatch, engine):
+    """Only the failures an engine expects (not installed, a graph its runtime refuses, disagreement) give way to
+    the next engine; a bug in the engine's own code raises with its traceback, so that it is seen and fixed."""
+    from boostnet_core.engines import onnx_engines, torch_engines
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug in the engine")
+    monkeypatch.setattr(onnx_engines.OnnxEngine, "head_logits", bug)
+    monkeypatch.setattr(torch_engines, "PreparedBackbone", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug in the engine"):
+        model = copy.deepcopy(digits_model)   # kept: the registry holds models weakly
+        prepare_inference(model, engine).head_logits(torch.randn(1, 1, 8, 8))
 
 
 def test_ranet_has_no_onnx_form_and_says_so():

@@ -13,8 +13,8 @@ prepared again. `fast=False` everywhere runs the eager model exactly as trained,
   engine whose fp32 logits differ from the eager model's by more than 1e-4 is refused the same way.
 """
 from .base import AGREEMENT_TOLERANCE, EngineUnavailable, InferenceEngine, check_agreement
-from .registry import (DEFAULT_ENGINE, ENGINES, FALLBACK, PRECISIONS, default_engine, engine_for, engine_name,
-                       prepare_inference, try_prepare)
+from .registry import DEFAULT_ENGINE, ENGINES, FALLBACK, PRECISIONS, try_prepare
+from .select import default_engine, engine_for, engine_name, prepare_inference
 
 __all__ = ["AGREEMENT_TOLERANCE", "DEFAULT_ENGINE", "ENGINES", "EngineUnavailable", "FALLBACK", "InferenceEngine",
            "PRECISIONS", "check_agreement", "default_engine", "engine_for", "engine_name", "prepare_inference",

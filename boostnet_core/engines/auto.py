@@ -8,22 +8,39 @@ as the other criteria and the stream run). The first call of a use prepares the 
 interleaved rounds; early exit with a mix of early and late exits); the pick is kept for the model's weights, logged,
 and readable in `picked`, and kept on disk (disk_cache.py): a later process on the same machine and weights prepares
 the engine picked for a use alone, without preparing and timing the others.
+
+The picks are data: a table per use with the engine, every candidate's seconds per call, and when, on which
+machine and under what load they were measured (`measurement_conditions`). `boostnet engines CKPT` prints it;
+`boostnet engines CKPT --measure` (`AutoEngine.measure_all`) measures every use again now, for a machine that was
+busy when the table was made.
 """
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import threading
 import time
 import weakref
+from datetime import datetime, timezone
 
 import torch
 
 from ..models.stepwise import iter_exits, select_samples
 from .base import InferenceEngine
+from .registry import try_prepare
 
 log = logging.getLogger("boostnet_core.engines")
 CANDIDATES = ("openvino", "onnxruntime", "torch-fold")   # torch-jit prepares in 1-3 s and was never the fastest here
 USES = (("image", 4, 1), ("batch", 128, 64), ("split", None, 256))   # name, largest batch, batch measured
+MODES = ("whole", "early", "walk")
+
+
+def measurement_conditions() -> dict:
+    """When, where and under what load a timing is taken: a pick made on a busy machine can be told and re-measured."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average_1min": load}
 
 
 def use_of(batch: int) -> tuple[str, int]:
@@ -58,9 +75,8 @@ def _runner(engine: InferenceEngine, x: torch.Tensor, mode: str, thresholds: lis
     leaving at the first exit, once running to the end)."""
     if mode == "whole":
         return lambda: engine.head_logits(x)
-    fused = getattr(engine, "fused_early_exit", None) if mode == "early" else None
-    if fused is not None:
-        run = fused(len(x))
+    run = engine.fused_early_exit(len(x)) if mode == "early" else None
+    if run is not None:
         return lambda: [run(x, t) for t in thresholds]
     if mode == "early":
         return lambda: _walk(engine, x, leave_half=True) if len(x) > 1 else (_walk(engine, x, stop_after=1), _walk(engine, x))
@@ -98,15 +114,15 @@ class AutoEngine(InferenceEngine):
 
     name = "auto"
 
-    def __init__(self, model, precision: str, try_prepare, disk=None):
+    def __init__(self, model, precision: str, disk=None):
         super().__init__(model.backbone, precision)
         self._model_ref = weakref.ref(model)   # the registry keeps models weakly: a strong reference here kept them all
-        self._try_prepare = try_prepare   # registry.try_prepare: one engine, cached per weights, or None
         self._disk = disk                 # disk_cache.EngineCache: picks measured by an earlier process, or None
         self._engines: list[InferenceEngine] | None = None
         self.picked: dict[tuple[str, str], str] = {}   # (use, mode) -> engine name
         # seconds per call, per candidate (for a pick kept on disk: as the process that measured it timed them)
         self.timings: dict[tuple[str, str], dict[str, float]] = {}
+        self.conditions: dict[tuple[str, str], dict] = {}   # when, where, under what load each use was measured
         self._choice: dict[tuple[str, str], InferenceEngine] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -123,8 +139,8 @@ class AutoEngine(InferenceEngine):
         if self._engines is None:
             # A backbone without an ONNX form (RANet) is not offered to the ONNX engines: nothing to warn about.
             names = [n for n in CANDIDATES if self._model.backbone.has_onnx_form or n.startswith("torch")]
-            found = [self._try_prepare(self._model, n, self.precision) for n in names]
-            self._engines = [e for e in found if e is not None] or [self._try_prepare(self._model, "torch", self.precision)]
+            found = [try_prepare(self._model, n, self.precision) for n in names]
+            self._engines = [e for e in found if e is not None] or [try_prepare(self._model, "torch", self.precision)]
         return self._engines
 
     def pick(self, batch: int, mode: str) -> InferenceEngine:
@@ -137,8 +153,21 @@ class AutoEngine(InferenceEngine):
         self._local.last = engine.name
         return engine
 
-    def _measure(self, key, batch: int, mode: str) -> InferenceEngine:
-        remembered = self._remembered(key)
+    def measure_all(self) -> dict[str, dict]:
+        """Measure every use now, whatever was measured before (`boostnet engines CKPT --measure`), keep the picks
+        (here and on disk), and return the table: "use/mode" -> {"engine", "seconds", "measured"}."""
+        table = {}
+        for use, _, batch in USES:
+            for mode in MODES:
+                with self._lock:
+                    self._choice[(use, mode)] = self._measure((use, mode), batch, mode, fresh=True)
+                table[f"{use}/{mode}"] = {"engine": self.picked[(use, mode)],
+                                          "seconds": self.timings.get((use, mode), {}),
+                                          "measured": self.conditions.get((use, mode), {})}
+        return table
+
+    def _measure(self, key, batch: int, mode: str, fresh: bool = False) -> InferenceEngine:
+        remembered = None if fresh else self._remembered(key)
         if remembered is not None:
             return remembered
         engines = self.candidates()
@@ -146,6 +175,7 @@ class AutoEngine(InferenceEngine):
             best = engines[0]
         else:
             x = torch.randn(batch, *self._model.input_shape, generator=torch.Generator().manual_seed(0))
+            self.conditions[key] = measurement_conditions()
             with torch.inference_mode():
                 thresholds = _mixed_exit_thresholds(self._model, engines[0], x) if mode == "early" else None
                 times = _seconds({e.name: _runner(e, x, mode, thresholds) for e in engines})
@@ -154,7 +184,8 @@ class AutoEngine(InferenceEngine):
         self.picked[key] = best.name
         log.info("auto engine: %s for %s (%s), measured %s", best.name, key[0], key[1], self.timings.get(key))
         if self._disk is not None and len(engines) > 1:
-            self._disk.keep_pick(self.precision, key[0], key[1], best.name, self.timings.get(key))
+            self._disk.keep_pick(self.precision, key[0], key[1], best.name, self.timings.get(key),
+                                 self.conditions.get(key))
         return best
 
     def _remembered(self, key) -> InferenceEngine | None:
@@ -165,11 +196,12 @@ class AutoEngine(InferenceEngine):
         found = self._disk.picks(self.precision).get(f"{key[0]}/{key[1]}")
         if not isinstance(found, dict) or found.get("engine") not in CANDIDATES:
             return None
-        engine = self._try_prepare(self._model, found["engine"], self.precision)
+        engine = try_prepare(self._model, found["engine"], self.precision)
         if engine is None:
             return None
         self.picked[key] = engine.name
         self.timings[key] = dict(found.get("seconds") or {})
+        self.conditions[key] = dict(found.get("measured") or {})
         log.info("auto engine: %s for %s (%s), as measured earlier on this machine", engine.name, key[0], key[1])
         return engine
 
@@ -201,6 +233,4 @@ class AutoEngine(InferenceEngine):
     def fused_early_exit(self, batch: int):
         """The fastest engine's one-graph early exit for this batch size, or None where walking the blocks (mode
         "walk") was measured faster."""
-        engine = self.pick(batch, "early")
-        fused = getattr(engine, "fused_early_exit", None)
-        return None if fused is None else fused(batch)
+        return self.pick(batch, "early").fused_early_exit(batch)

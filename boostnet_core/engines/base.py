@@ -4,6 +4,14 @@ An engine runs a trained backbone without gradients. It keeps the stepwise contr
 head_input, head, continue_state, num_exits, cfg), so `iter_exits`, real early exit and the traces walk it as they
 walk the eager model, and adds `head_logits(x)`: every head's raw logits f_1..f_N for a batch in one call (one fused
 graph where the engine has one). Preparing checks the engine against the eager model (`check_agreement`).
+
+What an engine can do beyond the contract is declared here, with the answer of an engine that cannot, and
+overridden by those that can (nothing is found by probing for attributes):
+- `fused_whole`: `head_logits` runs one fused graph (not the block walk);
+- `fused_early_exit(batch)`: max-softmax early exit as one graph, or None;
+- `parts_from`: the batch size from which the whole network runs another way (OpenVINO's parts), or None.
+A failure an engine expects (its runtime not installed, a graph its runtime refuses, logits that disagree with the
+eager model) is an `EngineUnavailable`; anything else is a bug and raises (engines/registry.py).
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ class InferenceEngine:
 
     name = "engine"
     grad_rescale = False
+    fused_whole = False             # head_logits is one fused graph
     parts_from: int | None = None   # the batch size from which the whole network runs another way (OpenVINO's parts)
 
     def __init__(self, backbone, precision: str = "fp32"):
@@ -60,6 +69,12 @@ class InferenceEngine:
         """Raw logits f_1..f_N of every head for a batch (the walk over the blocks; fused engines override)."""
         return [step.head_logits for step in iter_exits(self, x)]
 
+    def fused_early_exit(self, batch: int):
+        """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every
+        exit computed) running max-softmax early exit as one graph for batches of this size, or None: this engine
+        has none (early exit then walks its blocks)."""
+        return None
+
     def describe(self) -> str:
         """What runs, as results report it."""
         return self.name
@@ -77,9 +92,9 @@ def check_agreement(engine: InferenceEngine, model, tolerance: float | None = AG
     with torch.inference_mode(), eval_mode(model):
         reference = [s.head_logits for s in iter_exits(model.backbone, x)]
         pairs = [([s.head_logits for s in iter_exits(engine, x)], reference)]   # (engine's logits, eager logits)
-        if type(engine).head_logits is not InferenceEngine.head_logits:   # a fused whole-network graph too
+        if engine.fused_whole:   # a fused whole-network graph too
             pairs.append((engine.head_logits(x), reference))
-        if getattr(engine, "parts_from", None):   # a large batch runs another way (OpenVINO's parts): compare it too
+        if engine.parts_from:   # a large batch runs another way (OpenVINO's parts): compare it too
             big = torch.randn(engine.parts_from, *model.input_shape, generator=g).to(device)
             pairs.append((engine.head_logits(big), [s.head_logits for s in iter_exits(model.backbone, big)]))
     worst = max(float((a.float() - r).abs().max()) for got, ref in pairs for a, r in zip(got, ref))

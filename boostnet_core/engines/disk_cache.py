@@ -97,7 +97,8 @@ class EngineCache:
         return self.folder / f"auto-{precision}-{torch.get_num_threads()}threads-{runtimes}.json"
 
     def picks(self, precision: str) -> dict:
-        """use/mode -> {"engine": name, "seconds": {candidate: seconds}} as auto measured them on this machine."""
+        """use/mode -> {"engine": name, "seconds": {candidate: seconds}, "measured": {when, where, load}} as auto
+        measured them on this machine (engines/auto.py; `boostnet engines CKPT` shows them)."""
         path = self._picks_file(precision)
         try:
             found = json.loads(path.read_text()) if path is not None else {}
@@ -105,12 +106,14 @@ class EngineCache:
             return {}
         return found if isinstance(found, dict) else {}
 
-    def keep_pick(self, precision: str, use: str, mode: str, engine: str, seconds: dict | None) -> None:
+    def keep_pick(self, precision: str, use: str, mode: str, engine: str, seconds: dict | None,
+                  measured: dict | None = None) -> None:
+        """The one writer of the picks table: one use's pick, its timings and the conditions it was measured under."""
         path = self._picks_file(precision)
         if path is None:
             return
         picks = self.picks(precision)
-        picks[f"{use}/{mode}"] = {"engine": engine, "seconds": seconds or {}}
+        picks[f"{use}/{mode}"] = {"engine": engine, "seconds": seconds or {}, "measured": measured or {}}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, picks)

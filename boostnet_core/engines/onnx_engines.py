@@ -28,13 +28,24 @@ def _arrays(state) -> list[np.ndarray]:
 
 
 class OnnxEngine(InferenceEngine):
-    """The pieces and the whole graph of a model, each compiled by a runtime into a function arrays -> arrays."""
+    """The pieces and the whole graph of a model, each compiled by a runtime into a function arrays -> arrays.
+
+    Subclasses implement `compile` (and may override compile_whole, compile_early), turning their runtime's refusal of
+    a graph into EngineUnavailable; any other exception is a bug and raises."""
+
+    fused_whole = True
 
     def __init__(self, model, precision: str, graphs: ModelGraphs | None = None):
         super().__init__(model.backbone, precision)
         if next(model.parameters()).device.type != "cpu":
             raise EngineUnavailable("it runs on the CPU only")
+        if not model.backbone.has_onnx_form:
+            raise EngineUnavailable(f"{type(model.backbone).__name__} has no ONNX form here")
         self._graphs = graphs if graphs is not None else ModelGraphs()
+        try:
+            self._graphs.pieces(model)   # exported here (or read from the disk cache) before any runtime sees them
+        except torch.onnx.errors.OnnxExporterError as e:
+            raise EngineUnavailable(f"the model could not be exported to ONNX ({str(e).splitlines()[0]})") from e
         names = [f"piece{i}" for i in range(model.num_exits)] + ["whole"]
         self.pieces, self.whole = self._made_anew_on_failure(names, lambda: (
             [self.compile(p) for p in self._graphs.pieces(model)], self.compile_whole(self._graphs.whole(model))))
@@ -47,7 +58,7 @@ class OnnxEngine(InferenceEngine):
         unreadable by this runtime), those are made anew from the model and compile_them() runs once more."""
         try:
             return compile_them()
-        except Exception:
+        except EngineUnavailable:   # the runtime refused a graph
             from_disk = [name for name in names if name in self._graphs.from_disk]
             if not from_disk:
                 raise
@@ -85,8 +96,7 @@ class OnnxEngine(InferenceEngine):
         return [torch.from_numpy(a) for a in self.whole(_arrays(x))]
 
     def fused_early_exit(self, batch: int):
-        """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every exit
-        computed) of max-softmax early exit in one graph."""
+        """Max-softmax early exit in one graph (onnx_graphs.early_exit_graph), compiled at its first use."""
         if self._early is None:
             self._early = self._made_anew_on_failure(["early_exit"], lambda: self.compile_early(
                 self._graphs.early_exit(self._onnx_pieces, self._reweight, self._classes)))
@@ -115,11 +125,17 @@ class OnnxRuntimeEngine(OnnxEngine):
         super().__init__(model, precision, graphs)
 
     def compile(self, onnx_bytes: bytes):
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+        refusals = (state.Fail, state.InvalidGraph, state.InvalidArgument, state.InvalidProtobuf, state.NotImplemented,
+                    state.RuntimeException)   # ONNX Runtime's own errors (none is a Python built-in class)
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        session = self._ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        try:
+            session = self._ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        except refusals as e:
+            raise EngineUnavailable(f"ONNX Runtime refused the graph ({str(e).splitlines()[0]})") from e
         names = [i.name for i in session.get_inputs()]
         return lambda arrays: session.run(None, dict(zip(names, arrays)))
 
@@ -130,13 +146,18 @@ class OpenVinoEngine(OnnxEngine):
     def __init__(self, model, precision: str = "fp32", graphs=None):
         import openvino as ov
         self._core = ov.Core()
+        # A batch of PARTS_FROM or more runs in parts, one per thread (`_in_parts`); one thread: never.
+        self.parts_from = PARTS_FROM if torch.get_num_threads() >= 2 else None
         super().__init__(model, precision, graphs)
 
     def _compiled(self, onnx_bytes: bytes, **hints):
         """The graph compiled for the CPU at this engine's precision, on all of torch's threads, with OpenVINO `hints`."""
         config = {"INFERENCE_PRECISION_HINT": "f32" if self.precision == "fp32" else "bf16",
                   "INFERENCE_NUM_THREADS": torch.get_num_threads(), **hints}
-        return self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+        try:
+            return self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
+        except RuntimeError as e:   # OpenVINO reports a graph it cannot read or compile as a RuntimeError
+            raise EngineUnavailable(f"OpenVINO refused the graph ({str(e).splitlines()[0]})") from e
 
     def compile(self, onnx_bytes: bytes):
         compiled = self._compiled(onnx_bytes, PERFORMANCE_HINT="LATENCY")
@@ -164,10 +185,9 @@ class OpenVinoEngine(OnnxEngine):
         indices, they are shifted by the part's start. A failed part leaves no request behind in a broken state: the
         requests are made anew and the error goes to the caller."""
         latency = self.compile(onnx_bytes)
-        streams = torch.get_num_threads()
-        if streams < 2:
+        if self.parts_from is None:
             return latency
-        self.parts_from = PARTS_FROM   # check_agreement compares this path too
+        streams = torch.get_num_threads()
         compiled = self._compiled(onnx_bytes, PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
         outputs, lock = compiled.outputs, threading.Lock()
         requests = [compiled.create_infer_request() for _ in range(streams)]

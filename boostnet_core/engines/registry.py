@@ -1,7 +1,9 @@
-"""Preparing engines: names, the per-model cache (one engine per set of weights), fallback and refusal."""
+"""Preparing one named engine: names, the per-model cache (one engine per set of weights), fallback and refusal.
+
+`prepare_named` is what an explicit `engine="openvino"` gets; `try_prepare` is what the auto engine (auto.py) uses
+to prepare its candidates, without falling back. The front door, which also knows "auto", is select.py."""
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 import weakref
@@ -9,8 +11,7 @@ import weakref
 
 from ..errors import ArgumentError
 from ..fast_inference import fingerprint, model_tensors
-from .auto import AutoEngine
-from .base import AGREEMENT_TOLERANCE, InferenceEngine, check_agreement
+from .base import AGREEMENT_TOLERANCE, EngineUnavailable, InferenceEngine, check_agreement
 from .disk_cache import EngineCache
 
 ENGINES = ("auto", "torch", "torch-fold", "torch-jit", "openvino", "onnxruntime")
@@ -23,7 +24,7 @@ _lock = threading.RLock()
 _warned: set[str] = set()
 
 
-def _check_choice(engine: str, precision: str) -> None:
+def check_choice(engine: str, precision: str) -> None:
     if engine not in ENGINES:
         raise ArgumentError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
     if precision not in PRECISIONS:
@@ -83,7 +84,7 @@ def _exact(entry: dict, model, name: str, precision: str):
     if key not in entry:
         try:
             entry[key] = _build(model, name, precision)
-        except Exception as error:   # not installed, an op it cannot run, disagreement: reported by the caller
+        except (EngineUnavailable, ImportError) as error:   # refused, disagreeing, or not installed; bugs raise
             entry[key] = error
     return entry[key]
 
@@ -92,29 +93,41 @@ def _reason(error: Exception) -> str:
     return str(error).split("\n")[0] or type(error).__name__
 
 
-def prepare_inference(model, engine: str = "auto", precision: str = "fp32") -> InferenceEngine:
-    """The engine `engine` for `model`'s current weights, prepared once and cached on the model.
+def prepare_named(model, engine: str, precision: str = "fp32") -> InferenceEngine:
+    """Engine `engine` (not "auto") for `model`'s current weights, prepared once and cached on the model.
 
-    Not installed, failing to prepare or disagreeing with the eager model: the next engine of FALLBACK, with one
-    warning naming why ("torch", the eager backbone, always prepares).
+    Not installed, refused by its runtime or disagreeing with the eager model (EngineUnavailable, ImportError): the
+    next engine of FALLBACK, with one warning naming why ("torch", the eager backbone, always prepares). Any other
+    exception is a bug and raises.
     """
-    _check_choice(engine, precision)
+    check_choice(engine, precision)
     with _lock:
         entry = _entry(model)
         key = (engine, precision)
         if key not in entry:
-            if engine == "auto":
-                entry[key] = AutoEngine(model, precision, try_prepare, _disk(model))
-            else:
-                name = engine
-                while isinstance(got := _exact(entry, model, name, precision), Exception):
-                    if FALLBACK.get(name) is None:
-                        raise got
-                    _warn_once(f"{name}:{precision}:{_reason(got)}", f"Inference engine {name!r} ({precision}) is "
-                               f"not used: {_reason(got)}; using {FALLBACK[name]!r} instead.")
-                    name = FALLBACK[name]
-                entry[key] = got
+            name = engine
+            while isinstance(got := _exact(entry, model, name, precision), Exception):
+                if FALLBACK.get(name) is None:
+                    raise got
+                _warn_once(f"{name}:{precision}:{_reason(got)}", f"Inference engine {name!r} ({precision}) is "
+                           f"not used: {_reason(got)}; using {FALLBACK[name]!r} instead.")
+                name = FALLBACK[name]
+            entry[key] = got
         return entry[key]
+
+
+def kept_for_weights(model, key, make):
+    """make(), once per set of `model`'s weights and `key` (the auto engine lives here, beside the named ones)."""
+    with _lock:
+        entry = _entry(model)
+        if key not in entry:
+            entry[key] = make()
+        return entry[key]
+
+
+def disk_of(model) -> EngineCache:
+    """The model's entry in the engine cache on disk (disk_cache.py), once per set of weights."""
+    return _disk(model)
 
 
 def try_prepare(model, name: str, precision: str = "fp32") -> InferenceEngine | None:
@@ -127,26 +140,3 @@ def try_prepare(model, name: str, precision: str = "fp32") -> InferenceEngine | 
                        f"{_reason(got)}.")
         return None
     return got
-
-
-def default_engine() -> str:
-    """The engine a model runs when none is named: BOOSTNET_ENGINE if set, else "auto"."""
-    name = os.environ.get("BOOSTNET_ENGINE", DEFAULT_ENGINE)
-    _check_choice(name, "fp32")
-    return name
-
-
-def engine_for(model, engine=None, fast: bool = True, precision: str = "fp32"):
-    """What the core walks: the eager backbone for fast=False, a given InferenceEngine as is, else the named engine
-    (None: the model's default) prepared once for the current weights."""
-    if not fast:
-        return model.backbone
-    if isinstance(engine, InferenceEngine):
-        return engine
-    return prepare_inference(model, engine or default_engine(), precision)
-
-
-def engine_name(backbone) -> str:
-    """The name of what ran: an engine's name ("auto:<engine>" for auto's last pick), "eager" for the model's own
-    backbone."""
-    return backbone.describe() if isinstance(backbone, InferenceEngine) else "eager"

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 import torch
 
 from ..fast_inference import PreparedBackbone
-from .base import InferenceEngine
+from .base import EngineUnavailable, InferenceEngine
 
 LEVELS = {"torch": None, "torch-fold": "fold", "torch-jit": "jit"}
 
@@ -19,10 +19,12 @@ class TorchEngine(InferenceEngine):
         level = LEVELS[name]
         super().__init__(model.backbone, precision)
         self.name = name
-        with torch.inference_mode(False), torch.no_grad():   # a copy of normal tensors, also inside inference mode
-            self.runner = model.backbone if level is None else PreparedBackbone(model.backbone, level, model.input_shape)
-        if level == "jit" and self.runner.level != "jit":
-            raise RuntimeError("tracing fell back to folding")
+        try:
+            with torch.inference_mode(False), torch.no_grad():   # a copy of normal tensors, also in inference mode
+                self.runner = model.backbone if level is None else PreparedBackbone(model.backbone, level,
+                                                                                    model.input_shape)
+        except RuntimeError as e:   # torch.jit's tracer and oneDNN report what they cannot do as RuntimeError
+            raise EngineUnavailable(f"{name} could not be prepared ({str(e).splitlines()[0]})") from e
 
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
