@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--out", metavar="FILE", help="also write the JSON here")
     ss.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    g = sub.add_parser("engines", help="which engine 'auto' runs for each use of a checkpoint on this machine, as "
+                                       "measured (when, where, under what load); --measure measures again")
+    g.add_argument("checkpoint")
+    g.add_argument("--measure", action="store_true", help="measure every use now and keep the new picks")
+    g.add_argument("--json", action="store_true")
+
     d = sub.add_parser("data", help="data sets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="fetch and check the CIFAR python release")
@@ -559,5 +565,35 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
             "num_classes": model.num_classes}
 
 
+def _engines(args, argv) -> int:
+    from . import load_model
+    from .engines import prepare_inference
+    from .engines.registry import disk_of
+    model = load_model(args.checkpoint)
+    disk = disk_of(model)
+    if args.measure:
+        table = prepare_inference(model, "auto").measure_all()
+    else:
+        table = disk.picks("fp32")
+    kept = disk.folder is not None
+    if args.json:
+        _print_json({"checkpoint": args.checkpoint, "picks": table, "kept_in": str(disk.folder) if kept else None})
+        return 0
+    if not table:
+        print(f"Nothing measured yet on this machine for these weights; 'boostnet engines {args.checkpoint} "
+              "--measure' measures every use (or the first prediction measures its own use).")
+        return 0
+    for use, pick in sorted(table.items()):
+        seconds = ", ".join(f"{name} {1e3 * s:.2f} ms" for name, s in sorted(pick["seconds"].items(), key=lambda kv: kv[1]))
+        when = pick.get("measured") or {}
+        load = when.get("load_average_1min")
+        print(f"{use:14s} {pick['engine']:12s} ({seconds or 'the only candidate'}); measured {when.get('at', '?')} "
+              f"on {when.get('host', '?')}, {when.get('torch_threads', '?')} threads, load "
+              f"{'?' if load is None else f'{load:.2f}'}")
+    print("Kept in " + (str(disk.folder) if kept else "nothing (BOOSTNET_ENGINE_CACHE=off or no cache folder)") +
+          f"; measure again on a quiet machine with: boostnet engines {args.checkpoint} --measure")
+    return 0
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export, "calibrate": _calibrate,
-            "info": _info, "study": _study, "data": _data, "stress": _stress}
+            "info": _info, "study": _study, "data": _data, "stress": _stress, "engines": _engines}

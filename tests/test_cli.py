@@ -84,3 +84,26 @@ def test_info_of_a_checkpoint(digits_checkpoint, capsys):
     assert main(["info", str(digits_checkpoint), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["exits"] == 4 and info["method"] == "boostnet" and info["num_classes"] == 10
+
+
+def test_engines_shows_the_picks_with_when_and_where_they_were_measured(tmp_path, monkeypatch, capsys):
+    """`boostnet engines CKPT`: the auto engine's table as data, read from the engine cache (measuring itself is
+    tested in test_engines.py; --measure takes tens of seconds)."""
+    import json
+    from boostnet_core import load_model
+    from boostnet_core.engines.registry import disk_of
+    from conftest import REPO
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
+    checkpoint = str(REPO / "checkpoints" / "mnist5k-boostnet")
+    assert main(["engines", checkpoint]) == 0
+    assert "Nothing measured yet" in capsys.readouterr().out
+    measured = {"at": "2026-12-07T00:00:00+00:00", "host": "here", "torch_threads": 2, "load_average_1min": 0.5}
+    model = load_model(checkpoint)   # held: the engine cache holds its model weakly
+    disk_of(model).keep_pick("fp32", "image", "whole", "onnxruntime", {"onnxruntime": 0.001, "openvino": 0.002},
+                             measured)
+    assert main(["engines", checkpoint]) == 0
+    out = capsys.readouterr().out
+    assert "image/whole    onnxruntime  (onnxruntime 1.00 ms, openvino 2.00 ms)" in out and "load 0.50" in out
+    assert main(["engines", checkpoint, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["picks"]["image/whole"]["measured"] == measured
