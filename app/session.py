@@ -12,6 +12,7 @@ from enum import Enum
 import numpy as np
 import streamlit as st
 
+import restore
 from store import available_checkpoints, budget_thresholds, certified, label, load_or_error, predictions
 
 
@@ -48,7 +49,11 @@ def pick_model(key: str = "model", label_text: str = "Model", where=None) -> str
         return None
     current = st.session_state.get(key)
     if current is None and "model" in st.query_params:
-        current = next((p for p in options if label(p) == st.query_params["model"]), None)
+        asked = st.query_params["model"]
+        current = next((p for p in options if label(p) == asked), None)
+        if current is None:   # a mistyped link says so, rather than silently showing another model
+            st.warning(f"There is no model named '{asked}' here, so this page shows {label(options[0])}. The models "
+                       f"are: {', '.join(label(p) for p in options)}.")
     st.session_state[key] = current if current in options else options[0]
     return (where or st.sidebar).selectbox(label_text, options, format_func=label, **bind(f"_{key}_widget", None, key))
 
@@ -192,6 +197,7 @@ def remembered_uploads(key: str, label_text: str, types: list[str]) -> list[tupl
     every page that takes uploads. A page shown again starts with an empty uploader and the kept files."""
     def changed():
         st.session_state[UPLOADS] = [(f.name, f.getvalue()) for f in st.session_state[key] or []]
+        restore.note(UPLOADS)   # an upload reruns only its fragment: kept over a reload from here
 
     st.file_uploader(label_text, type=types, accept_multiple_files=True, key=key, on_change=changed)
     kept = st.session_state.get(UPLOADS, [])
@@ -201,5 +207,6 @@ def remembered_uploads(key: str, label_text: str, types: list[str]) -> list[tupl
                    + ", ".join(name for name, _ in kept) + ". Upload again to replace them.")
         if c2.button("Clear", key=f"{key}_clear"):
             st.session_state[UPLOADS] = []
+            restore.note(UPLOADS)
             st.rerun()
     return kept

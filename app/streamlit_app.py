@@ -19,6 +19,9 @@ torch.set_num_threads(APP_THREADS)
 
 import glossary  # noqa: E402
 import projector  # noqa: E402
+import restore  # noqa: E402
+
+restore.keep_over_refresh()   # before the page config: a reload takes the tab's projector mode back too
 
 st.set_page_config(page_title="BoostNet explorer", layout="wide", initial_sidebar_state=projector.start_of_run())
 # Model names such as "cifar10-boostnet-norescale" fit the sidebar's picker without being cut. The uploaders' own

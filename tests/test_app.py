@@ -448,6 +448,10 @@ def test_train_page_one_run_at_a_time_and_stop(tmp_path, monkeypatch):
     at.button(key="train_start").click().run()
     job = at.session_state["train_job"]
     assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+    # A reload of the page (a new session) reconnects to the run going on (issue 27, finding 5), and can stop it.
+    reloaded = page("train", model=None).run()
+    assert reloaded.session_state["train_job"] is job and any("training run is going on" in i.value for i in reloaded.info)
+    assert not reloaded.button(key="train_stop").disabled
     at.button(key="train_stop").click().run()
     for _ in range(100):
         if not job.alive:
@@ -655,3 +659,40 @@ def test_certified_mode_states_the_guarantee_the_test_risk_and_the_cost_saved():
     at2.session_state["exit_setting"] = at.session_state["exit_setting"]
     at2.run()
     assert not at2.exception and at2.radio(key="exit_mode").value is ExitMode.CERTIFIED
+
+
+def test_a_mistyped_model_link_says_so_in_a_sentence():
+    """Issue 27, finding 7: ?model=mnist5k-boostnett showed cifar10-boostnet without a word."""
+    at = AppTest.from_file(str(REPO / "app" / "views" / "dataset_exits.py"), default_timeout=120)
+    at.query_params["model"] = "mnist5k-boostnett"
+    at.run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "mnist5k-boostnett" in w.value]
+    assert warning.startswith("There is no model named 'mnist5k-boostnett' here") and "mnist5k-boostnet," in warning
+    at = AppTest.from_file(str(REPO / "app" / "views" / "dataset_exits.py"), default_timeout=120)
+    at.query_params["model"] = "mnist5k-boostnet"
+    at.run()
+    assert not [w for w in at.warning if "no model named" in w.value] and at.session_state["model"] == MNIST
+
+
+def test_a_reload_of_the_tab_keeps_the_exit_setting_the_uploads_and_the_projector_mode():
+    """Issue 27, finding 5: a refresh dropped the uploads and reset the threshold. The router names the tab in the
+    address (?tab=...); a new session opened at that address (what a reload is) takes the tab's values back, and a
+    session at another address does not."""
+    from session import ExitSetting
+    first = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    first.session_state["exit_setting"] = ExitSetting(threshold=0.75)
+    first.session_state["uploads"] = [("cat.png", b"...")]
+    first.run()
+    tab = first.query_params["tab"]
+    tab = tab[0] if isinstance(tab, list) else tab
+    first.toggle(key="projector_mode").set_value(True).run()
+    reloaded = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    reloaded.query_params["tab"] = tab
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.session_state["exit_setting"].threshold == 0.75
+    assert reloaded.session_state["uploads"] == [("cat.png", b"...")]
+    assert reloaded.session_state["projector_mode"] is True
+    other = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120).run()
+    assert "uploads" not in other.session_state and other.query_params["tab"] != first.query_params["tab"]

@@ -86,6 +86,13 @@ def run_all(configs: list[TrainConfig], runs: list[LiveRun], stop: threading.Eve
         torch.set_num_threads(previous)
 
 
+@st.cache_resource(show_spinner=False)
+def jobs_on_this_server() -> list[TrainJob]:
+    """Every job started on this server while it trains: a session that lost its own (a new tab, a reload when the
+    tab's state was not kept) reconnects to the one going on instead of saying nothing was trained."""
+    return []
+
+
 def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
     dataset, preset, limit = DATASETS[dataset_label]
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -102,6 +109,8 @@ def start(dataset_label: str, epochs: int, data_root: str | None) -> TrainJob:
     # cores, and both end later than they would in turn.
     job.thread = threading.Thread(target=run_all, args=(configs, runs, job.stop), daemon=True)
     job.thread.start()
+    going = jobs_on_this_server()
+    going[:] = [j for j in going if j.alive] + [job]
     return job
 
 
@@ -110,6 +119,10 @@ st.markdown("Train BoostNet and then the joint baseline on the same data, seed a
             "each gets the whole CPU), and watch each head learn. Each run is saved after every epoch and, once "
             "finished, appears in every model picker, in every open tab of the app.")
 job: TrainJob | None = st.session_state.get("train_job")
+if job is None and (going := [j for j in jobs_on_this_server() if j.alive]):
+    job = st.session_state["train_job"] = going[-1]
+    st.info("A training run is going on on this server (started before this page was opened or reloaded); "
+            "its curves are shown below.")
 busy = job is not None and job.alive
 
 c1, c2, c3 = st.columns([2, 1, 2])
