@@ -6,7 +6,9 @@ so the contribution of head i to exit n is w^(n-i) f_i, and these sum exactly to
 its confidence always use F_n. With w = 0 the same module is the ordinary joint-training baseline (F_n = f_n).
 This module is the one place F_n is computed: `exit_step` (one exit, given F_{n-1}) is called by `ensemble`
 (all exits), the loss, real early exit (early_exit.py, through `BoostNet.exit_step`), traces (inference.py) and
-attributions (explain.py).
+attributions (explain.py); `contribution` (head i's share w^(n-i) f_i of F_n) by the traces and attributions. The
+ONNX graphs (engines/onnx_graphs.py) and the README's plain ONNX Runtime loop write the same sum in their own
+operators; tests/test_exit_rule.py holds every path to the same exits and logits.
 How sure an exit is (its score) is an exit criterion's business (criteria.py), not this module's.
 
 Training (one forward pass, all heads): loss = sum_n CE(f_n + stopgrad(w F_{n-1}), y). Only the earlier ensemble
@@ -89,8 +91,7 @@ class BoostNet(nn.Module):
 
     def contributions(self, head_logits: list[torch.Tensor], exit_index: int) -> torch.Tensor:
         """[exit_index + 1, B, C]: w^(n-i) f_i for every head i <= n = exit_index; they sum to F_n."""
-        n = exit_index
-        return torch.stack([self.reweight ** (n - i) * head_logits[i] for i in range(n + 1)])
+        return torch.stack([contribution(head_logits[i], i, exit_index, self.reweight) for i in range(exit_index + 1)])
 
     def exit_step(self, head_logits: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """F_n from f_n and F_{n-1} (None at the first exit), for code that walks the exits itself (early_exit.py)."""
@@ -106,6 +107,11 @@ class BoostNet(nn.Module):
 def exit_step(head_logits: torch.Tensor, previous: torch.Tensor | None, reweight: float) -> torch.Tensor:
     """One exit of the ensemble: F_n = f_n + w F_{n-1} (F_1 = f_1 when `previous` is None)."""
     return head_logits if previous is None else head_logits + reweight * previous
+
+
+def contribution(head_logits: torch.Tensor, head: int, exit_index: int, reweight: float) -> torch.Tensor:
+    """Head `head`'s additive share of F at exit `exit_index` (0-based, head <= exit): w^(n-i) f_i."""
+    return reweight ** (exit_index - head) * head_logits
 
 
 def ensemble(head_logits: list[torch.Tensor], reweight: float) -> list[torch.Tensor]:

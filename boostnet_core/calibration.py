@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ArgumentError
-from .thresholds import ANY_SCORE, ExitPredictions, assign_exits, exit_fractions, fit_thresholds
+from .thresholds import ANY_SCORE, ExitPredictions, assign_exits, exit_fractions, fit_thresholds, reaches
 
 RISKS = ("disagreement", "accuracy-drop")
 FAMILY_Q = tuple(2.0 ** (e / 4) for e in range(32, -33, -1))   # q from 2^8 (safe) down to 2^-8 (cheap)
@@ -91,10 +91,9 @@ def threshold_family(scores: torch.Tensor, macs: list[float]) -> torch.Tensor:
 
 def family_exits(scores: torch.Tensor, family: torch.Tensor) -> torch.Tensor:
     """int64 [J, N]: the exit of every image under every member of the family."""
-    scores = scores.double()
     exits = torch.full((len(family), scores.shape[1]), scores.shape[0] - 1, dtype=torch.int64)
     for k in range(scores.shape[0] - 2, -1, -1):   # from the back, so the first exit passed wins
-        exits[scores[k][None] >= family[:, k, None]] = k
+        exits[reaches(scores[k][None], family[:, k, None])] = k
     return exits
 
 

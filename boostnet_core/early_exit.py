@@ -19,7 +19,7 @@ from .criteria import Criterion, get_criterion, softmax_top
 from .errors import ArgumentError
 from .engines import InferenceEngine, engine_for, engine_name
 from .models.stepwise import concat_samples, eval_mode, iter_exits, select_samples
-from .thresholds import check_thresholds
+from .thresholds import check_thresholds, reaches
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _decide(model, step, carried: dict | None, thresholds: list[float], criterio
     if step.index == model.num_exits - 1:
         leave = torch.ones_like(conf, dtype=torch.bool)
     else:
-        leave = score.double() >= thresholds[step.index]
+        leave = reaches(score, thresholds[step.index])
     return exit_logits, conf, score, leave, {"logits": exit_logits, "earlier": torch.cat([earlier, top[:, None]], 1)}
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boosting import exit_step
+from .boosting import contribution, exit_step
 from .errors import ArgumentError
 from .models.stepwise import eval_mode, iter_exits
 
@@ -41,7 +41,7 @@ class ExitTarget(nn.Module):
             f = backbone.head(j)(self.tap(feature) if j == tapped else feature)
             if self.head is not None:
                 if j == self.head:
-                    return w ** (self.exit_index - j) * f
+                    return contribution(f, j, self.exit_index, w)
             else:
                 total = exit_step(f, total, w)
         return total

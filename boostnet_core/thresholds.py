@@ -195,11 +195,19 @@ def format_thresholds(thresholds) -> str:
     return ",".join(format_threshold(v) for v in values)
 
 
+def reaches(scores: torch.Tensor, thresholds) -> torch.Tensor:
+    """The exit rule, written once: a sample may leave at an exit when its score reaches the threshold there,
+    score >= t compared in float64 (so a threshold printed and read back exactly leaves exactly the same samples; +inf:
+    nobody). Broadcasts. Used by `assign_exits`, real early exit (early_exit.py) and calibration's family; the ONNX
+    early-exit graph and the README's ONNX Runtime loop write it in their own operators (tests/test_exit_rule.py)."""
+    return scores.double() >= torch.as_tensor(thresholds, dtype=torch.float64, device=scores.device)
+
+
 def assign_exits(confidence: torch.Tensor, thresholds, score_range: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
     """[n_samples] exit index: the first exit whose score reaches its threshold; the last takes the rest."""
     confidence = _check_confidence(confidence)
     t = check_thresholds(thresholds, confidence.shape[0], score_range).to(confidence.device)
-    passed = confidence.double() >= t[:, None]
+    passed = reaches(confidence, t[:, None])
     passed[-1] = True
     return passed.to(torch.uint8).argmax(0)
 
