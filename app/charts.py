@@ -151,7 +151,7 @@ def attribution_svg(view: np.ndarray, heat: np.ndarray, title: str, size: int = 
              f'<image href="{bar}" x="{bar_x}" y="{top}" width="14" height="{h}" preserveAspectRatio="none"/>'
              f'<text transform="translate({bar_x + 62} {top + h / 2:.1f}) rotate(-90)" text-anchor="middle">'
              'attribution</text>']
-    for value, label in ((1.0, "≥ p99"), (0.5, "0.5"), (0.0, "0")):
+    for value, label in ((1.0, "top 1%"), (0.5, "0.5"), (0.0, "0")):   # 1 = the strongest 1% of the map
         y = top + h * (1 - value)
         parts.append(f'<line x1="{bar_x + 14}" x2="{bar_x + 18}" y1="{y:.1f}" y2="{y:.1f}" stroke="currentColor"/>'
                      f'<text x="{bar_x + 21}" y="{max(y + 4, top + 8):.1f}">{label}</text>')

@@ -176,8 +176,10 @@ def strip(images: list[np.ndarray], box: int = 72, gap: int = 8) -> np.ndarray:
 # ---------------------------------------------------------------- uploads
 
 # The app enforces this limit itself, with a sentence naming the file; Streamlit's own (server.maxUploadSize in
-# .streamlit/config.toml) is set higher so that it never answers first.
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# .streamlit/config.toml) is set higher so that it never answers first. In megabytes of 10^6 bytes, the unit the
+# uploader's own list of files uses, so that a file's size reads the same there and in the app's sentence.
+MEGABYTE = 1_000_000
+MAX_UPLOAD_BYTES = 20 * MEGABYTE
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
 
@@ -188,7 +190,7 @@ def decode_upload(data: bytes, name: str) -> np.ndarray:
     if not data:
         raise DataError(f"{name} is empty.")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise DataError(f"{name} is {len(data) / 2**20:.1f} MB, over the app's {MAX_UPLOAD_BYTES // 2**20} MB "
+        raise DataError(f"{name} is {len(data) / MEGABYTE:.1f} MB, over the app's {MAX_UPLOAD_BYTES // MEGABYTE} MB "
                         "limit per image; it was not read.")
     img = open_image(io.BytesIO(data), name=name)
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float greys: scale to 8 bits for display
@@ -202,8 +204,10 @@ def decode_upload(data: bytes, name: str) -> np.ndarray:
 def decode_uploads(files: list[tuple[str, bytes]], input_size: int) -> tuple[list[tuple[str, np.ndarray]], list[str], list[str]]:
     """Uploaded (name, bytes) -> (decoded (shown name, pixels), error sentences, notes).
 
-    Two files of the same name are shown as "name (1)", "name (2)" with a note; an image smaller than the model's
-    input is accepted with a note saying it was resized from its size."""
+    Two files of the same name are shown as "name (1)", "name (2)" with a note, and named so in their sentences too;
+    an image smaller than the model's input is accepted with a note saying it was resized from its size. Any file may
+    be uploaded (the uploaders take every type): one that is not an image gets the app's sentence, not only the
+    uploader's red mark with its reason on hover."""
     counts: dict[str, int] = {}
     for name, _ in files:
         counts[name] = counts.get(name, 0) + 1
@@ -215,7 +219,7 @@ def decode_uploads(files: list[tuple[str, bytes]], input_size: int) -> tuple[lis
             seen[name] = seen.get(name, 0) + 1
             shown = f"{name} ({seen[name]})"
         try:
-            pixels = decode_upload(data, name)
+            pixels = decode_upload(data, shown)
         except DataError as e:
             errors.append(str(e))
             continue

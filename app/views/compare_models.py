@@ -13,7 +13,7 @@ from boostnet_core.thresholds import outcome_at, reach_per_exit
 import projector
 from charts import (contribution_panels, contribution_range, fmt_macs, fmt_macs_short, fmt_pct, model_color, plot_layout,
                     svg_block, threshold_line)
-from images import UPLOAD_TYPES, dataset_images, decode_uploads, thumbnail
+from images import dataset_images, decode_uploads, thumbnail
 from session import ExitMode, bind, exit_setting_controls, remembered_uploads, set_remembered, thresholds_for
 from store import (available_checkpoints, data_group, data_name, label, load_or_error, metadata, predictions,
                    scored_or_error, seed_siblings_of)
@@ -67,7 +67,8 @@ DASHES, SYMBOLS = ("solid", "dash"), ("circle", "diamond")   # B drawn dashed wi
 
 def same_images_section():
     st.subheader("The same images through both models")
-    uploads = remembered_uploads("compare_uploads", "Upload images to compare (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)", UPLOAD_TYPES)
+    # Every file type is taken: a PDF gets the app's sentence rather than the uploader's red mark alone.
+    uploads = remembered_uploads("compare_uploads", "Upload images to compare (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)", None)
     items, errors, notes = decode_uploads(uploads, min(m.meta["input_size"] for m in models))
     for sentence in errors:
         st.error(sentence)

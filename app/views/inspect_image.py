@@ -378,6 +378,7 @@ def shown_images() -> None:
     setting_now = exit_setting()
     thresholds_now = thresholds_for(path, net.num_exits, setting_now)
     lesson = st.container()   # filled last, drawn first: the picture and the strip above the uploader and the picker
+    # Every file type is taken: a PDF gets the app's sentence rather than the uploader's red mark alone.
     uploads = remembered_uploads("inspect_uploads", "Upload images (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)",
                                  None)
     decoded, errors, notes = decode_uploads(uploads, net.meta["input_size"])

@@ -33,7 +33,8 @@ def open_image(source, mode: str | None = None, name: str | None = None) -> Imag
     except Image.DecompressionBombError:
         raise DataError(f"{name} is a decompression bomb (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels); it was not decoded.") from None
     except UnidentifiedImageError:
-        raise DataError(f"{name} is not a readable image (its content is not an image format Pillow knows).") from None
+        raise DataError(f"{name} is not a readable image: its content is not in an image format this program reads "
+                        "(JPEG, PNG, WebP, BMP, GIF or TIFF).") from None
     except (OSError, SyntaxError, ValueError) as e:
         if "truncated" in str(e):  # Pillow's "image file is truncated (3 bytes not processed)": no nested brackets
             raise DataError(f"{name} is truncated: the file ends before the image does.") from None
