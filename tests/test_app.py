@@ -700,3 +700,103 @@ def test_a_reload_of_the_tab_keeps_the_exit_setting_the_uploads_and_the_projecto
     assert reloaded.session_state["projector_mode"] is True
     other = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120).run()
     assert "uploads" not in other.session_state and other.query_params["tab"] != first.query_params["tab"]
+
+
+# ---------------------------------------------------------------- the classroom (issue 27)
+
+
+def test_network_picture_is_drawn_from_the_model_blocks_scales_heads_and_what_an_exit_skips():
+    import xml.etree.ElementTree as ET
+    from boostnet_core import load_model
+    from network_svg import describe, network_svg
+    net = load_model(MNIST)
+    pic = describe(net)
+    cfg = net.backbone.cfg
+    assert pic.kind == "MSDNet" and len(pic.rows) == cfg.n_scales and pic.rows[0] == "scale 1 (28x28)"
+    assert max(c.col for c in pic.cells) + 1 == cfg.n_blocks
+    # Every block's own MACs plus the heads' add up to the cost of the last exit (model.macs, the paper's count).
+    assert sum(c.macs for c in pic.cells if c.macs >= 0) + sum(pic.head_macs) == pytest.approx(net.macs[-1], rel=1e-6)
+    svg = ET.fromstring(network_svg(pic, taken=1, marks={1: "A, C"}))
+    rects = svg.findall("rect")
+    heads = [r for r in rects if "head" in r.get("class")]
+    assert [("taken" in h.get("class"), "skipped" in h.get("class")) for h in heads] == \
+        [(False, False), (True, False)] + [(False, True)] * (cfg.n_blocks - 2)
+    blocks = [r for r in rects if "block" in r.get("class")]
+    assert {"skipped" in b.get("class") for b in blocks if "block 1:" in b.find("title").text} == {False}
+    assert {"skipped" in b.get("class") for b in blocks if "block 5:" in b.find("title").text} == {True}
+    assert any(t.text == "A, C" for t in svg.findall("text"))
+    # RANet: its flows as rows, each exit's head where the exit plan puts it; an exit skips the later flows' blocks.
+    from types import SimpleNamespace
+    from boostnet_core.macs import exit_macs
+    from boostnet_core.models.ranet import RANet, RANetConfig
+    backbone = RANet(RANetConfig(n_blocks=1, block_step=1, step=1, n_channels=8, growth_rate=8, scale_list=(1, 2, 2),
+                                 gr_factor=(2, 1, 1), bn_factor=(2, 1, 1), head_channels=8))
+    ranet = SimpleNamespace(backbone=backbone, input_shape=(3, 16, 16), macs=exit_macs(backbone, (3, 16, 16)),
+                            num_exits=backbone.num_exits)   # a small RANet: describe() reads only these
+    rpic = describe(ranet)
+    assert rpic.kind == "RANet" and len(rpic.rows) == len(ranet.backbone.cfg.scale_list)
+    assert rpic.head_at == ranet.backbone.exit_plan
+    assert {c.needed_by for c in rpic.cells if c.row == 0} <= {0, 1} and max(c.needed_by for c in rpic.cells) == ranet.num_exits - 1
+
+
+def test_inspect_step_and_play_sweep_the_threshold_and_the_strip_follows(monkeypatch):
+    """Issue 27, finding 3: step buttons move the threshold by 0.05; play sweeps it, one step per fragment run, and
+    every shown image's line in the strip follows; at the end it stops and the sidebar's slider shows the value."""
+    import re
+    import player
+    from session import ExitSetting
+    at = page("inspect_image")
+    at.session_state["exit_setting"] = ExitSetting(threshold=0.5)
+    at.run()
+    strip = lambda: next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)   # noqa: E731
+    exits = lambda: re.findall(r"(\d) of 5(?:<br>|</td>)", strip())   # noqa: E731
+    assert len(exits()) == 3                                 # one line per image shown
+    at.button(key="player_forward").click().run()
+    assert at.session_state["exit_setting"].threshold == 0.55 and at.slider(key="exit_threshold").value == 0.55
+    at.button(key="player_back").click().run()
+    at.button(key="player_back").click().run()
+    assert at.session_state["exit_setting"].threshold == 0.45
+    monkeypatch.setattr(player, "PLAY_SECONDS", 0.0)          # a step at every run, not once per 0.9 s
+    at.session_state["exit_setting"] = ExitSetting(threshold=0.8)   # from 0.8: four steps to the end
+    at.button(key="player_play").click().run()
+    seen = {tuple(exits())}
+    for _ in range(8):
+        if not at.session_state["player_playing"]:
+            break
+        at.run()
+        seen.add(tuple(exits()))
+    assert not at.session_state["player_playing"] and at.session_state["exit_setting"].threshold == 1.0
+    assert at.slider(key="exit_threshold").value == 1.0 and not at.exception
+    assert len(seen) > 1 and ("5", "5", "5") in seen         # the images' exits changed, all at the last one at 1.0
+
+
+def test_inspect_says_what_the_network_sees_its_classes_and_a_photo_far_from_its_training_data():
+    """Issue 27, finding 10: the class list and input size, each upload at the input size beside it, and a note
+    when a picture is far from the training data (a white page for MNIST's light-on-black digits; a huge photo)."""
+    at = page("inspect_image").run()
+    assert any(c.value.startswith("This model knows 10 classes: 0, 1, 2") and "28x28 pixels, in grey" in c.value
+               for c in at.caption)
+    at.file_uploader[0].set_value([("page.png", png_bytes(np.full((28, 28, 3), 250, np.uint8)), "image/png"),
+                                   ("photo.png", png_bytes(np.full((600, 400, 3), 20, np.uint8)), "image/png")]).run()
+    assert not at.exception
+    strip = next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)
+    assert "Far from the training data: much brighter" in strip and "MNIST digits are light strokes" in strip
+    assert "Far from the training data: a 400x600 picture shrunk to 28x28, 21 times smaller" in strip
+    captions = [c for img in at.get("image") for c in [i.caption for i in img.proto.imgs]]
+    assert "what the network sees (28x28)" in captions
+    assert strip.count("<img ") == 2 * 5                       # each image and its view at the input size
+
+
+def test_gallery_rows_never_show_one_image_twice():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gallery_rows_only", REPO / "app" / "views" / "dataset_exits.py")
+    source = (REPO / "app" / "views" / "dataset_exits.py").read_text()
+    code = source[source.index("def gallery_rows("):source.index('st.subheader("Gallery')]
+    space = {"np": np}
+    exec(compile(code, str(spec.origin), "exec"), space)
+    for n in (1, 5, 6, 15, 16, 40):
+        order = np.arange(n)
+        most, least = space["gallery_rows"](order)
+        assert not set(most) & set(least) and len(most) <= 8 and len(least) <= 8
+        assert list(most) == list(order[:len(most)]) and (n < 2 or len(least) > 0)
+        assert list(least) == sorted(least, reverse=True)   # the least confident first
