@@ -15,7 +15,8 @@ import torch
 
 from boostnet_core import CheckpointError, UserError, load_model
 from boostnet_core.checkpoint import CACHE, META, RESULTS, WEIGHTS, data_key, read_meta
-from boostnet_core.evaluation import ExitPredictions, load_cache
+from boostnet_core.thresholds import ExitPredictions
+from boostnet_core.evaluation import load_cache
 from boostnet_core.engines import engine_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def run_folders_here() -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def _seed_siblings(path: str, candidates: tuple[str, ...], versions: tuple[float, ...]) -> list[str]:
-    from boostnet_core.study_report import seed_siblings
+    from boostnet_core.study.runs import seed_siblings
     return [str(p) for p in seed_siblings(path, candidates)] or [path]
 
 

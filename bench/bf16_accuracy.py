@@ -2,7 +2,7 @@
 
 Reads two finished, evaluated runs (model.json, evaluation.json and the per-sample test cache) and prints one JSON
 object: test top-1 per exit of each, the difference bf16 - fp32 per exit and averaged over the exits with a 95%
-paired bootstrap interval over the test images and McNemar's exact test (boostnet_core/study_report.py), and each
+paired bootstrap interval over the test images and McNemar's exact test (boostnet_core/study/stats.py), and each
 run's training speed from its log. One seed says only whether the difference exceeds the test set's noise; seeds
 differ from each other by more (README, "Studies").
 Usage: python bench/bf16_accuracy.py FP32_RUN BF16_RUN
@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from boostnet_core.study_report import compare, load_runs
+from boostnet_core.study.compare import compare
+from boostnet_core.study.runs import load_runs
 
 
 def _readable(d: dict) -> dict:

@@ -22,7 +22,8 @@ import torch
 from boostnet_core import load_model
 from boostnet_core.data import load_dataset
 from boostnet_core.engines import prepare_inference
-from boostnet_core.evaluation import fit_to_budget, load_cache, predict_split
+from boostnet_core.thresholds import fit_to_budget
+from boostnet_core.evaluation import load_cache, predict_split
 from boostnet_core.factory import input_channels
 from boostnet_core.study.stats import bootstrap_difference, mcnemar
 from boostnet_core.thresholds import assign_exits

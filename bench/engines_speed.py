@@ -17,7 +17,8 @@ import torch
 from boostnet_core import load_model
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.engines import engine_for
-from boostnet_core.evaluation import fit_to_budget, load_cache
+from boostnet_core.thresholds import fit_to_budget
+from boostnet_core.evaluation import load_cache
 from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
 

@@ -17,7 +17,8 @@ from boostnet_core import load_model
 from boostnet_core.boosting import ensemble
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early
-from boostnet_core.evaluation import assign_exits, fit_to_budget, load_cache
+from boostnet_core.evaluation import assign_exits, load_cache
+from boostnet_core.thresholds import fit_to_budget
 from boostnet_core.engines import ENGINES, prepare_inference
 from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits

@@ -11,7 +11,8 @@ import time
 import torch
 
 from boostnet_core.criteria import get_criterion
-from boostnet_core.evaluation import assign_exits, assign_exits_loop, exit_fractions, fit_thresholds, fit_thresholds_loop
+from boostnet_core.evaluation import assign_exits, fit_thresholds
+from boostnet_core.thresholds import assign_exits_loop, exit_fractions, fit_thresholds_loop
 
 
 def confidences(samples: int, exits: int, classes: int, seed: int = 0, criterion: str = "max_softmax") -> torch.Tensor:

@@ -387,7 +387,7 @@ def _predict(args, argv) -> int:
 
 def _export(args, argv) -> int:
     from . import load_model
-    from .engines.export import export_onnx
+    from .export import export_onnx
     model = load_model(args.checkpoint)
     certificate = None
     if args.certificate:

@@ -17,11 +17,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import ArgumentError
-from ..data import IN_MEMORY_MAX_SIZE
-from ..factory import input_channels
-from ..thresholds import check_thresholds, thresholds_to_json
-from .onnx_graphs import OPSET, early_exit_graph, export_pieces, join_pieces
+from .data import IN_MEMORY_MAX_SIZE
+from .engines.onnx_graphs import OPSET, early_exit_graph, export_pieces, join_pieces
+from .errors import ArgumentError
+from .factory import input_channels
+from .thresholds import check_thresholds, thresholds_to_json
 
 MANIFEST = "manifest.json"
 

@@ -4,7 +4,7 @@ A trace is everything the app shows about one input: every head's raw logits f_i
 contribution w^(n-i) f_i to every exit F_n, each exit's softmax and top classes, each exit's score under an exit
 criterion (criteria.py; `rescore` switches criterion without running the model again), and the exit taken at a
 threshold.
-Real early exit itself lives in early_exit.py (re-exported here).
+Real early exit itself lives in early_exit.py.
 """
 from __future__ import annotations
 
@@ -16,16 +16,14 @@ import torch
 from .boosting import ensemble
 from .criteria import get_criterion
 from .data import IN_MEMORY_MAX_SIZE, decode_to_array, normalize, open_image, resize_center_crop
-from .early_exit import EarlyExit, predict_early, predict_early_stream
+from .early_exit import predict_early
 from .engines import engine_for, engine_name
 from .errors import DataError
 from .factory import input_channels
 from .models.stepwise import eval_mode, iter_exits
 from .thresholds import assign_exits, check_thresholds
 
-# Real early exit lives in early_exit.py; it is re-exported here, where it was first published.
-__all__ = ["EarlyExit", "at_threshold", "predict_early", "predict_early_stream", "predict_files", "preprocess_image",
-           "rescore", "trace"]
+__all__ = ["at_threshold", "predict_files", "preprocess_image", "rescore", "trace"]
 
 
 # ---------------------------------------------------------------- preprocessing

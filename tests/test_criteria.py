@@ -180,7 +180,8 @@ def test_criteria_comparison_labels_its_intervals():
 def test_max_softmax_path_gives_the_shipped_budgeted_curve_exactly(name):
     """The default criterion through score_cache reproduces every threshold, accuracy and cost of evaluation.json."""
     import json
-    from boostnet_core.evaluation import budgeted_curve, load_cache
+    from boostnet_core.thresholds import budgeted_curve
+    from boostnet_core.evaluation import load_cache
     folder = REPO / "checkpoints" / name
     shipped = json.loads((folder / "evaluation.json").read_text())
     scored = score_cache(load_cache(folder), None)

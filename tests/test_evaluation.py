@@ -6,8 +6,9 @@ import torch
 
 from boostnet_core.cli import main
 from boostnet_core.errors import ArgumentError
-from boostnet_core.evaluation import (ExitPredictions, assign_exits, budgeted_curve, check_thresholds, exit_fractions,
-                                      assign_exits_loop, fit_thresholds, fit_thresholds_loop, fit_to_budget, load_cache)
+from boostnet_core.thresholds import (ExitPredictions, budgeted_curve, check_thresholds, exit_fractions,
+                                      assign_exits_loop, fit_thresholds_loop, fit_to_budget)
+from boostnet_core.evaluation import assign_exits, fit_thresholds, load_cache
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -80,7 +80,7 @@ def test_every_engine_walk_and_one_graph(setting, name):
 
 
 def test_the_readme_loop_over_an_export(setting, tmp_path):
-    from boostnet_core.engines.export import export_onnx
+    from boostnet_core.export import export_onnx
     from test_export import readme_loop
     model, x, exits, confidence, settings = setting
     export_onnx(model, tmp_path / "onnx")

@@ -9,8 +9,9 @@ import pytest
 from boostnet_core.cli import main
 from boostnet_core.errors import ArgumentError
 from boostnet_core.study import Variant, commands_for, epochs_done, plan, run_folder_name, run_study
-from boostnet_core.study_report import (bootstrap_difference, build_report, markdown, mcnemar, mean_sd, t_interval,
-                                        write_report)
+from boostnet_core.study.stats import bootstrap_difference, mcnemar, mean_sd, t_interval
+from boostnet_core.study.report import build_report, write_report
+from boostnet_core.study.markdown import markdown
 
 from conftest import REPO, built_once, scan_streamlit_components_once
 
@@ -182,7 +183,8 @@ def test_report_statistics_match_hand_computations(digits_grid, grid_report):
 def test_t_intervals_alone_equal_the_full_comparison(digits_grid):
     """The app's light comparison (no per-seed tests) gives the report's t-intervals; with one seed it keeps the
     bootstrap interval, which is then the only one there is."""
-    from boostnet_core.study_report import compare, load_runs
+    from boostnet_core.study.compare import compare
+    from boostnet_core.study.runs import load_runs
     runs = load_runs(digits_grid)
     a = {r.seed: r for r in runs if r.variant == Variant("boostnet", True)}
     b = {r.seed: r for r in runs if r.variant == Variant("joint", False)}

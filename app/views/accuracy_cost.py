@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from boostnet_core.study_report import seed_band
+from boostnet_core.study.runs import seed_band
 from boostnet_core.thresholds import outcome_at
 import projector
 from charts import plot_layout, model_color

@@ -24,7 +24,8 @@ PER_PAGE = 12
 @st.cache_data(show_spinner="Comparing the seeds ...")
 def seed_comparison(a_folders: tuple, b_folders: tuple) -> dict:
     """A − B per exit over the seeds both have: the study report's t-intervals (its per-seed tests are left out)."""
-    from boostnet_core.study_report import compare, load_runs
+    from boostnet_core.study.compare import compare
+    from boostnet_core.study.runs import load_runs
     a = {r.seed: r for r in load_runs(list(a_folders))}
     b = {r.seed: r for r in load_runs(list(b_folders))}
     return compare(a, b, per_seed_tests=False)
@@ -151,8 +152,8 @@ st.markdown(f"**At the shared exit setting** (A: {label(path_a)}, B: {label(path
 # Short values with the unit in the label (st.metric cuts long ones), in a row that wraps on a narrow screen.
 with projector.chart_row():
     for j, (path, o) in enumerate(zip(paths, outcomes)):
-        st.metric(f"{'A' if j == 0 else 'B'}: accuracy (top-1)", fmt_pct(o.top1), help=label(path), width=190)
-        st.metric(f"{'A' if j == 0 else 'B'}: average cost (MACs)", fmt_macs_short(o.avg_macs), help=label(path), width=190)
+        st.metric(f"{'A' if j == 0 else 'B'}: accuracy (top-1)", fmt_pct(o.top1), help=label(path), width=projector.figure_width(190))
+        st.metric(f"{'A' if j == 0 else 'B'}: average cost (MACs)", fmt_macs_short(o.avg_macs), help=label(path), width=projector.figure_width(190))
 
 fig = go.Figure()
 for path, o, color in zip(paths, outcomes, colors):
