@@ -4,8 +4,8 @@ from the published generators."""
 from .attacks import EPSILON, slowdown_attack, slowdown_loss, universal_slowdown
 from .corruptions import CORRUPTIONS, FAMILIES, NAMES, SEVERITIES, corrupt
 from .run import (ATTACKS, Condition, ConditionRun, ExitRule, attack, corruption, exit_outputs, iter_runs,
-                  run_condition, stress_images, stress_test, summarise)
+                  load_outputs, run_condition, stress_images, stress_test, summarise)
 
 __all__ = ["ATTACKS", "CORRUPTIONS", "Condition", "ConditionRun", "EPSILON", "ExitRule", "FAMILIES", "NAMES",
-           "SEVERITIES", "attack", "corrupt", "corruption", "exit_outputs", "iter_runs", "run_condition",
+           "SEVERITIES", "attack", "corrupt", "corruption", "exit_outputs", "iter_runs", "load_outputs", "run_condition",
            "slowdown_attack", "slowdown_loss", "stress_images", "stress_test", "summarise", "universal_slowdown"]

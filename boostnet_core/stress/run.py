@@ -88,7 +88,7 @@ class ConditionRun:
     exits: torch.Tensor                       # int64 [N]
     summary: dict = field(default_factory=dict)
     pixels: torch.Tensor | None = None        # float [N, C, H, W] in [0, 1], kept when asked (the app shows them)
-    extra: dict = field(default_factory=dict)  # attacks: the loss curve; universal: the crafting images used
+    extra: dict = field(default_factory=dict)  # attacks: the loss curve; universal: the perturbation, where crafted
 
 
 @torch.inference_mode()
@@ -111,12 +111,14 @@ def exit_outputs(model, pixels: torch.Tensor, labels: torch.Tensor, batch_size: 
             conf, pred = softmax_top(exit_logits)
             k = min(5, exit_logits.shape[-1])
             top5 = (exit_logits.topk(k, dim=-1).indices == y[None, :, None]).any(-1)
-            confs.append(conf.cpu()); preds.append(pred.cpu()); hits.append(top5.cpu()); logits.append(exit_logits.cpu())
+            confs.append(conf.cpu()); preds.append(pred.cpu()); hits.append(top5.cpu())
+            logits.append(exit_logits.cpu())
     predictions = ExitPredictions(torch.cat(confs, 1), torch.cat(preds, 1), torch.cat(hits, 1), labels.cpu())
     return predictions, torch.cat(logits, 1)
 
 
-def summarise(predictions: ExitPredictions, scores: torch.Tensor, rule: ExitRule, macs: list[float]) -> tuple[torch.Tensor, dict]:
+def summarise(predictions: ExitPredictions, scores: torch.Tensor, rule: ExitRule,
+              macs: list[float]) -> tuple[torch.Tensor, dict]:
     """(exits taken [N], the condition's summary; see the module docstring)."""
     crit = rule.criterion or get_criterion(None)
     exits = assign_exits(scores, rule.thresholds, crit.score_range)
@@ -161,8 +163,8 @@ def run_condition(model, pixels: torch.Tensor, labels: torch.Tensor, condition: 
         delta, history = universal_slowdown(model, source, condition.epsilon,
                                             iterations=condition.steps or UNIVERSAL_ITERATIONS, progress=progress)
         stressed = (pixels + delta).clamp(0, 1)
-        extra.update(loss=history.tolist(), crafted_on="the attacked images themselves" if crafting is None
-                     else f"{len(crafting)} other images")
+        extra.update(loss=history.tolist(), perturbation=delta,
+                     crafted_on="the attacked images themselves" if crafting is None else f"{len(crafting)} other images")
     predictions, logits = exit_outputs(model, stressed, labels, batch_size, engine, fast)
     crit = rule.criterion or get_criterion(None)
     scores = predictions.confidence if crit.name == "max_softmax" else crit.scores(logits)
@@ -181,8 +183,8 @@ def stress_test(model, pixels: torch.Tensor, labels: torch.Tensor, conditions: l
     out = {"clean": clean.summary, "conditions": []}
     for run in runs:
         row = dict(run.condition.describe(), **run.summary)
-        if run.extra:
-            row["attack"] = run.extra
+        if run.extra:   # the attack's loss curve (and where a universal perturbation was crafted), not the tensor
+            row["attack"] = {k: v for k, v in run.extra.items() if k != "perturbation"}
         out["conditions"].append(row)
     return out
 
@@ -229,3 +231,20 @@ def stress_images(model, n: int, data_root: str | None = None, seed: int = 0, cr
     chosen = order[:n].sort().values
     other = order[n:n + crafting].sort().values
     return (test.images[chosen].numpy(), test.labels[chosen], chosen.numpy(), test.images[other].numpy())
+
+
+def load_outputs(path) -> tuple[dict[str, ExitPredictions], dict[str, torch.Tensor]]:
+    """What scripts/stress_results.py stored for one model (assets/stress/<model>.safetensors): per condition key
+    ("clean", "<corruption>/<severity>", "attack/slowdown", "attack/universal") the per-exit max-softmax confidence
+    (stored in float16, read as float32) and top class with the labels; and the other tensors (the test indices, the
+    attacks' loss curves, the universal perturbation [C, H, W])."""
+    from ..checkpoint import load_tensors
+    t = load_tensors(path)
+    outputs = {}
+    for key in sorted({k.rsplit(".", 1)[0] for k in t if k.endswith(".confidence")}):
+        prediction = t[f"{key}.prediction"].long()
+        no_top5 = torch.zeros_like(prediction, dtype=torch.bool)   # not stored
+        outputs[key] = ExitPredictions(t[f"{key}.confidence"].float(), prediction, no_top5,
+                                       t.get(f"{key}.labels", t["labels"]))
+    others = {k: v for k, v in t.items() if not k.endswith((".confidence", ".prediction"))}
+    return outputs, others
