@@ -61,7 +61,7 @@ def plot_layout(fig, x_title: str, y_title: str, height: int = 320, legend: bool
                       legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
     if title:
         fig.update_layout(title=dict(text=title, x=0, xanchor="left", xref="paper", y=1, yref="container",
-                                     yanchor="top", pad=dict(t=4), font=dict(size=size + 2)))
+                                     yanchor="top", pad=dict(t=8), font=dict(size=size + 2)))
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)")
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)")
     return fig

@@ -26,7 +26,9 @@ def start_of_run() -> str:
 def style() -> None:
     """The page style: less empty space above the title (the first screen is what a class sees), and in projector
     mode larger text everywhere (Streamlit's sizes are in rem, so the root size scales them all)."""
+    # A folded sidebar gives its room back (the router's min-width, which keeps model names whole, held 20rem).
     css = ("[data-testid='stMainBlockContainer'] {padding-top: 2.5rem;} "
+           "section[data-testid='stSidebar'][data-collapsed='true'] {min-width: 0 !important;} "
            ".exit-strip td, .exit-strip th {padding: 0.15rem 0.4rem !important; vertical-align: middle;} ")
     if on():
         css += "html {font-size: 20px;} "
@@ -41,12 +43,17 @@ def toggle() -> None:
 def chart_row():
     """A row of charts that wraps: each keeps its width (`chart_width`) and moves to the next row when the page is
     too narrow, instead of all shrinking until their labels collide."""
-    return st.container(horizontal=True, wrap=True, gap="medium")
+    return st.container() if on() else st.container(horizontal=True, wrap=True, gap="medium")   # projector: one per row
 
 
 def chart_width(pixels: int):
     """A chart's width in a `chart_row`: fixed, or the whole row in projector mode."""
     return "stretch" if on() else pixels
+
+
+def figure_width(pixels: int) -> int:
+    """A fixed width for a figure's box (st.metric) that still holds its label in projector mode's larger text."""
+    return round(pixels * 1.25) if on() else pixels
 
 
 def font_size() -> int:

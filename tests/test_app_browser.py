@@ -239,3 +239,24 @@ def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, sc
     print(f"screenshots of every page at {width}x{height}: {shots}")
     assert {t: p for t, p in found.items() if p} == {}
     assert OUTSIDE == []
+
+
+def test_projector_mode_folds_the_sidebar_enlarges_the_text_and_gives_each_chart_a_row(browser, app_url):
+    """?projector=1 (or the sidebar's toggle): the sidebar starts folded and gives its room back, the text is larger,
+    Threshold and exits shows one chart per row, and nothing collides (screenshot kept in tests/screenshots/)."""
+    tab = browser.new_page(viewport={"width": 1024, "height": 768}, reduced_motion="reduce")
+    tab.goto(app_url + "/dataset_exits?model=cifar10-boostnet&projector=1")
+    tab.wait_for_selector("h1:has-text('Threshold and exits')", timeout=60000)
+    _wait_idle(tab)
+    tab.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] svg.main-svg').length >= 3")
+    tab.wait_for_timeout(600)   # the sidebar's folding and plotly's resize to the freed width
+    assert tab.locator('[data-testid="stSidebar"]').get_attribute("data-collapsed") == "true"
+    assert tab.evaluate("() => getComputedStyle(document.documentElement).fontSize") == "20px"
+    assert tab.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"] > 1000   # the sidebar's room
+    charts = [c.bounding_box() for c in tab.locator('[data-testid="stPlotlyChart"]').all()]
+    assert len(charts) == 3, charts
+    assert charts[0]["y"] + charts[0]["height"] <= charts[1]["y"] and charts[1]["y"] + charts[1]["height"] <= charts[2]["y"]
+    assert tab.evaluate(LAYOUT_CHECK) == []
+    (SHOTS / "projector").mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / "projector" / "threshold-1024x768-projector-mode.png"))
+    tab.close()

@@ -152,8 +152,9 @@ st.markdown(f"**At the shared exit setting** (A: {label(path_a)}, B: {label(path
 # Short values with the unit in the label (st.metric cuts long ones), in a row that wraps on a narrow screen.
 with projector.chart_row():
     for j, (path, o) in enumerate(zip(paths, outcomes)):
-        st.metric(f"{'A' if j == 0 else 'B'}: accuracy (top-1)", fmt_pct(o.top1), help=label(path), width=projector.figure_width(190))
-        st.metric(f"{'A' if j == 0 else 'B'}: average cost (MACs)", fmt_macs_short(o.avg_macs), help=label(path), width=projector.figure_width(190))
+        which, width = "A" if j == 0 else "B", projector.figure_width(190)
+        st.metric(f"{which}: accuracy (top-1)", fmt_pct(o.top1), help=label(path), width=width)
+        st.metric(f"{which}: average cost (MACs)", fmt_macs_short(o.avg_macs), help=label(path), width=width)
 
 fig = go.Figure()
 for path, o, color in zip(paths, outcomes, colors):

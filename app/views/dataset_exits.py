@@ -73,15 +73,15 @@ exits = outcome.exits.numpy()
 # Short values with the unit in the label (st.metric cuts a long value with an ellipsis: "12.12 M M..."), each
 # figure at a width that holds its label, in a row that wraps at 1024 px instead of cutting the labels.
 with projector.chart_row():
-    st.metric("Accuracy (top-1)", fmt_pct(outcome.top1), width=FIGURE_WIDTH)
-    with st.container(width=FIGURE_WIDTH, gap=None):
+    st.metric("Accuracy (top-1)", fmt_pct(outcome.top1), width=projector.figure_width(FIGURE_WIDTH))
+    with st.container(width=projector.figure_width(FIGURE_WIDTH), gap=None):
         st.metric("Average cost (MACs)", fmt_macs_short(outcome.avg_macs),
                   help="Multiply-adds per image, over the test split, at this setting.")
         st.caption(f"{100 * outcome.cost_ratio:.1f}% of the full network's MACs"
                    + (f" (budget {setting.budget_share}%, fitted on the validation split)" if setting.mode is ExitMode.BUDGET else ""))
-    st.metric("MACs saved (times fewer)", f"{1 / outcome.cost_ratio:.2f}x", width=FIGURE_WIDTH,
+    st.metric("MACs saved (times fewer)", f"{1 / outcome.cost_ratio:.2f}x", width=projector.figure_width(FIGURE_WIDTH),
               help="The full network's multiply-adds divided by this setting's: a ratio of work, not of measured time.")
-    st.metric("Last exit alone", fmt_pct(mismatch["accuracy_all"][-1]), width=FIGURE_WIDTH,
+    st.metric("Last exit alone", fmt_pct(mismatch["accuracy_all"][-1]), width=projector.figure_width(FIGURE_WIDTH),
               help="every sample through the whole network")
 
 counts = outcome.counts.numpy()
