@@ -99,7 +99,7 @@ class ExitSetting:
         if self.mode is ExitMode.BUDGET:
             return f"thresholds fitted to {self.budget_share}% of the full MACs{by}"
         if self.mode is ExitMode.CERTIFIED:
-            return f"certified {self.risk} ≤ {self.epsilon:g} with probability ≥ {1 - self.delta:g}{by}"
+            return f"certified {self.risk} ≤ {100 * self.epsilon:g}% with probability ≥ {100 * (1 - self.delta):g}%{by}"
         return f"threshold {self.threshold:.2f}{by}" if self.criterion != "patience" else f"patience {self.threshold:g}"
 
 

@@ -653,12 +653,12 @@ def test_certified_mode_states_the_guarantee_the_test_risk_and_the_cost_saved():
     at.number_input(key="exit_epsilon").set_value(0.05).run()
     assert not at.exception
     want = calibrate_checkpoint(MNIST, "disagreement", 0.05, 0.1, "max_softmax")
-    assert metric(at, "Risk seen on the test split") == f"{want['test']['risk']:.4f}"
-    assert metric(at, "Cost saved") == f"{100 * (1 - want['test']['cost_ratio']):.1f}%"
-    assert any(m.value.startswith("**The guarantee**: with probability at least 0.9 over the") for m in at.markdown)
+    assert metric(at, "Risk seen (test split)") == f"{100 * want['test']['risk']:.2f}%"   # in percent, as epsilon
+    assert metric(at, "MACs saved") == f"{100 * (1 - want['test']['cost_ratio']):.1f}%"
+    assert any(m.value.startswith("**The guarantee**: with probability at least 90% over the") for m in at.markdown)
     at.toggle(key="show_reliability").set_value(True).run()
-    titles = [a["text"] for a in _figure(at, "reliability")["layout"]["annotations"]]
-    assert titles[0] == f"exit 1: ECE {reliability(load_cache(MNIST)['test'])[0]['ece']:.3f}"
+    title = _figure(at, "reliability_0")["layout"]["title"]["text"]   # one figure per exit, ECE in percent
+    assert title == f"exit 1: ECE {100 * reliability(load_cache(MNIST)['test'])[0]['ece']:.1f}%"
     at2 = page("compare_models")   # the mode is the session's: another page of it is certified too
     at2.session_state["exit_setting"] = at.session_state["exit_setting"]
     at2.run()

@@ -14,6 +14,14 @@ from store import ASSETS, available_checkpoints, label, load_or_error, weights_m
 
 REPORT = ASSETS / "report" / "report.json"  # written by `boostnet study report` (see the README's Results)
 
+
+def plain_variant(report_label: str) -> str:
+    """A study report's variant label in words: "boostnet, rescaling on" -> "BoostNet with gradient rescaling"."""
+    method, _, rescaling = (part.strip() for part in report_label.partition(","))
+    name = {"boostnet": "BoostNet", "joint": "joint training"}.get(method, method)
+    words = {"rescaling on": " with gradient rescaling", "rescaling off": ""}
+    return name + words.get(rescaling, f" ({rescaling})" if rescaling else "")
+
 st.title("What is BoostNet?")
 options = available_checkpoints()
 current = st.session_state.get("model") or (options[0] if options else None)
@@ -67,14 +75,17 @@ else:
         st.markdown(f"*{recipe['recipe']}*")
         for c in pairs:
             m = c["mean_over_exits"]
+            a, b = plain_variant(c["a"]), plain_variant(c["b"])
             n = len(c["seeds"])
             how = (f"range from the spread over {n} seeds" if n > 1
                    else "one seed; range from resampling the test images")
             verdict = {"A above B": "BoostNet ahead", "A below B": "joint ahead"}.get(m["verdict"], "not distinguishable from noise")
             exits = ", ".join(f"{e['difference']:+.2f}" for e in c["exits"])
-            st.markdown(f"- {c['a']} − {c['b']}: mean over exits **{m['difference']:+.2f} points** of "
+            st.markdown(f"- {a} − {b}: mean over exits **{m['difference']:+.2f} points** of "
                         f"accuracy, 95% range {m['low']:+.2f} to {m['high']:+.2f} ({how}): **{verdict}**. Per exit: "
                         f"{exits}.")
+    st.caption("Gradient rescaling: MSDNet's recipe that scales each block's gradient by the number of heads after "
+               "it, so that no block is dominated by the many losses of the later heads.")
     st.caption(f"From {REPORT.relative_to(ASSETS.parent)}, written by `boostnet study report` from the shipped evaluations. The paper reports +1 to +3 points "
                "at the middle exits on CIFAR-100 with 300 epochs; these are short runs on smaller problems.")
 

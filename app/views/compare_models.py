@@ -146,7 +146,9 @@ if min(len(s) for s in siblings) > 1 and path_a != path_b:
         m = result["mean_over_exits"]
         st.markdown(f"**{label(path_a)} − {label(path_b)}** over seeds {', '.join(map(str, result['seeds']))}: mean "
                     f"{m['difference']:+.2f} points [{m['low']:+.2f}, {m['high']:+.2f}], {m['verdict']}")
-        st.plotly_chart(plot_layout(fig, "exit", "A − B, points (95% t-interval)", 300, legend=False), key="cmp_seeds")
+        st.plotly_chart(plot_layout(fig, "exit", "A − B, points (95% range)", 300, legend=False), key="cmp_seeds")
+        st.caption("Each bar: where the true difference lies with 95% confidence, from the spread over the seeds "
+                   "(a t-interval); a bar across 0 means the two are not distinguishable.")
 
 st.markdown(f"**At the shared exit setting** (A: {label(path_a)}, B: {label(path_b)})")
 # Short values with the unit in the label (st.metric cuts long ones), in a row that wraps on a narrow screen.

@@ -44,17 +44,20 @@ if setting.mode is ExitMode.CERTIFIED and "val" in cache:
         st.markdown(f"**Certified thresholds** ({RISKS[setting.risk]}, {CRITERION_NAMES[setting.criterion]}): "
                     + ", ".join("no exit" if t is None else f"{t:.3f}" for t in c["thresholds"][:-1])
                     + ", the last exit takes the rest (\"no exit\": no image leaves at that exit; exact values below).")
-        st.markdown(f"**The guarantee**: with probability at least {1 - setting.delta:g} over the "
+        st.markdown(f"**The guarantee**: with probability at least {100 * (1 - setting.delta):g}% over the "
                     f"{c['calibration']['images']:,} validation images used to calibrate, the "
-                    f"{RISKS[setting.risk]} on new images like them is at most {setting.epsilon:g}"
+                    f"{RISKS[setting.risk]} on new images like them is at most {100 * setting.epsilon:g}% of them"
                     + (" (nothing cheaper could be certified: every image goes to the last exit)." if not c["nontrivial"]
                        else "."))
-        g1, g2, g3 = st.columns(3)
-        g1.metric("Risk seen on the test split", f"{c['test']['risk']:.4f}", help=f"allowed: {setting.epsilon:g}")
-        g2.metric("Cost saved against the full network", f"{100 * (1 - c['test']['cost_ratio']):.1f}%",
-                  help="Share of the last exit's MACs not spent, on the test split.")
-        g3.metric("Top-1 on the test split", fmt_pct(c["test"]["top1"]),
-                  help=f"the last exit alone: {fmt_pct(c['test']['last_exit_top1'])}")
+        # In percent, as epsilon is stated; short labels in a wrapping row (three columns cut them at 1024 px).
+        with projector.chart_row():
+            width = projector.figure_width(FIGURE_WIDTH)
+            st.metric("Risk seen (test split)", f"{100 * c['test']['risk']:.2f}%", width=width,
+                      help=f"Allowed: {100 * setting.epsilon:g}% of images.")
+            st.metric("MACs saved", f"{100 * (1 - c['test']['cost_ratio']):.1f}%", width=width,
+                      help="Share of the full network's multiply-adds not spent, on the test split.")
+            st.metric("Top-1 (test split)", fmt_pct(c["test"]["top1"]), width=width,
+                      help=f"the last exit alone: {fmt_pct(c['test']['last_exit_top1'])}")
         with st.expander("Use these thresholds outside the app (exact values, certificate file)"):
             st.caption("The certificate holds the exact thresholds, the guarantee and the SHA-256 of these weights; "
                        "`boostnet predict` and `boostnet export` take it and refuse it for any other weights.")
