@@ -800,3 +800,19 @@ def test_gallery_rows_never_show_one_image_twice():
         assert not set(most) & set(least) and len(most) <= 8 and len(least) <= 8
         assert list(most) == list(order[:len(most)]) and (n < 2 or len(least) > 0)
         assert list(least) == sorted(least, reverse=True)   # the least confident first
+
+
+def test_inspect_with_many_uploads_keeps_the_picker_above_every_image_s_detail():
+    """Issue 27, finding 6: with six uploads the test-image picker sat below every result (screen 9 of 14). Now the
+    strip comes first, then the uploader and the picker, then each image's detail, folded but the first."""
+    at = page("inspect_image").run()
+    at.file_uploader[0].set_value([(f"u{i}.png", png_bytes(np.full((28, 28), 40 * i, np.uint8)), "image/png")
+                                   for i in range(6)]).run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels[0].startswith("Pick test images") and len(labels) == 1 + 6 + 3, labels   # and 3 test images
+    assert [label.split(":")[0] for label in labels[1:]] == list("ABCDEFGHI")
+    assert [label.split(", ")[0][3:] for label in labels[1:7]] == [f"u{i}.png" for i in range(6)]   # uploads first
+    assert [e.proto.expanded for e in at.expander[1:]] == [True] + [False] * 8
+    strip = next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)
+    assert strip.count("<tr ") == 1 + 9   # the header and one line per image
