@@ -14,8 +14,8 @@ from PIL import Image
 
 from boostnet_core.explain import attribute, has_evidence
 from boostnet_core.inference import at_threshold, preprocess_image, rescore, trace
-from charts import (TAKEN_COLOR, attribution_svg, contribution_panels, fmt_macs, png_uri, score_bars_svg, stat_block,
-                    svg_block, top_classes_table)
+from charts import (TAKEN_COLOR, attribution_svg, contribution_panels, fmt_macs, fmt_macs_short, png_uri,
+                    score_bars_svg, stat_block, svg_block, top_classes_table)
 from images import dataset_images, decode_uploads, picture_digest, thumbnail_png
 from network_svg import network_svg, picture_of
 import player
@@ -181,12 +181,12 @@ def strip_html(rows: list[dict]) -> str:
     in words), the prediction with its score and the MACs spent. One HTML element, so a play step redraws little."""
     out = ['<table class="exit-strip" style="width:100%;font-size:0.9rem;border-collapse:collapse">'
            '<tr style="text-align:left"><th></th><th>picture, as seen</th><th>image</th><th>exit taken'
-           '</th><th>prediction (score)</th><th>MACs spent</th></tr>']
+           '</th><th>prediction (score)</th><th>MACs spent (share)</th></tr>']
     for r in rows:
         note = (f'<div style="font-size:0.75rem;color:#B5651D">{escape(r["note"])}</div>' if r["note"] else "")
         out.append(
             f'<tr style="border-top:1px solid rgba(128,128,128,0.3)"><td style="font-weight:bold">{r["letter"]}</td>'
-            f'<td style="white-space:nowrap"><img src="{r["thumb"]}" width="40" height="40"> '
+            f'<td style="white-space:nowrap;min-width:92px"><img src="{r["thumb"]}" width="40" height="40"> '
             f'<img src="{r["view"]}" width="40" height="40" style="image-rendering:pixelated"></td>'
             f'<td style="max-width:16rem;overflow-wrap:anywhere">{escape(r["name"])}{note}</td>'
             f'<td style="white-space:nowrap">{exit_glyph(r["n"], r["k"])} {r["k"] + 1} of {r["n"]}'
@@ -220,7 +220,7 @@ def detail(item: dict, section: str, first: bool) -> None:
                  f"score {float(t['scores'][k]):.3f} at exit {k + 1} ({CRITERION_NAMES[criterion.name].split(' (')[0]})"
                  + ("; below the threshold, but the last exit takes every image that reaches it" if last_below else "")),
                 ("Prediction", t["label"], ""),
-                ("MACs spent", fmt_macs(t["macs"]),
+                ("MACs spent", fmt_macs_short(t["macs"]),
                  f"{t['cost_ratio']:.0%} of the full network's MACs ({fmt_macs(t['full_macs'])}); {plain_seconds(t)}")],
                 helps={"Exit taken": "Exits are counted from 1, the first head. An image leaves at the first exit whose "
                                      "score reaches the threshold; the last exit takes every image that reaches it."}),
@@ -231,9 +231,9 @@ def detail(item: dict, section: str, first: bool) -> None:
             scores = score_bars_svg(exit_names, t["scores"].numpy(), k, float(item["thresholds"][0])
                                     if exit_setting().mode is ExitMode.THRESHOLD else np.asarray(item["thresholds"]), top,
                                     f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})")
-            # The chart and the table of the top classes in one element (far lighter for the browser than a data
-            # grid, redrawn on every threshold move).
-            st.markdown(svg_block(scores) + top_classes_table(exit_names, t["top_k"]), unsafe_allow_html=True)
+            st.markdown(svg_block(scores), unsafe_allow_html=True)
+        # The top classes under both columns: beside the picture, at 1024 px, the table scrolled its last exits away.
+        st.markdown(top_classes_table(exit_names, t["top_k"]), unsafe_allow_html=True)
 
         st.markdown("**What each head adds at every exit** (w = "
                     f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})\n\n"
@@ -311,7 +311,7 @@ def overview(items: list[dict], setting_now) -> None:
                              "thumb": small_png(it["digest"], it["pixels"], 40), "view": small_png(it["view_digest"], it["view"], 40),
                              "n": net.num_exits, "k": it["t"]["exit_index"], "last_below": it["last_below"],
                              "label": it["t"]["label"], "score": float(it["t"]["scores"][it["t"]["exit_index"]]),
-                             "macs": f"{fmt_macs(it['t']['macs'])} ({it['t']['cost_ratio']:.0%})"} for it in items]),
+                             "macs": f"{fmt_macs_short(it['t']['macs'])} ({it['t']['cost_ratio']:.0%})"} for it in items]),
                 unsafe_allow_html=True)
 
 
