@@ -126,8 +126,9 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
     recorded = read_tensor_metadata(path).get("weights_sha256")
     weights = read_meta(folder)["weights_sha256"]
     if recorded != weights and (recorded is not None or (folder / WEIGHTS).is_file()):
-        found = "records no weights" if recorded is None else f"was computed from weights {recorded[:12]}..."
-        raise CheckpointError(f"The evaluation cache of {str(folder)!r} {found}, not from this model's weights "
+        found = ("records no weights hash (an earlier version wrote it), so it cannot be matched to"
+                 if recorded is None else f"was computed from weights {recorded[:12]}..., not from")
+        raise CheckpointError(f"The evaluation cache of {str(folder)!r} {found} this model's weights "
                               f"{weights[:12]}...; re-run 'boostnet evaluate {folder} --write'.")
     t = load_tensors(path)
     names = sorted({k.split(".")[0] for k in t})

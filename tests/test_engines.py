@@ -222,6 +222,21 @@ def test_an_engine_that_fails_or_disagrees_is_refused(digits_model, monkeypatch)
     assert "differ from the eager model's by 0.001" in messages and "unsupported operator" in messages
 
 
+def test_a_runtime_that_fails_at_its_first_run_gives_way(digits_model, monkeypatch):
+    """A runtime may accept a graph and refuse only when it runs (an operator at this shape): its own error class at
+    the first run (check_agreement) makes the engine unavailable, with the next engine and one warning."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+    from boostnet_core.engines import onnx_engines
+
+    def fails(self, x):
+        raise RuntimeException("Non-zero status code returned while running Conv node")
+    monkeypatch.setattr(onnx_engines.OnnxRuntimeEngine, "head_logits", fails)
+    monkeypatch.setattr(registry, "_warned", set())
+    model = copy.deepcopy(digits_model)
+    with pytest.warns(RuntimeWarning, match="'onnxruntime' .*its first run failed .*Conv node"):
+        assert prepare_inference(model, "onnxruntime").name == "torch-jit"
+
+
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "torch-jit", "auto"])
 def test_a_bug_inside_an_engine_raises_instead_of_falling_back(digits_model, monkeypatch, engine):
     """Only the failures an engine expects (not installed, a graph its runtime refuses, disagreement) give way to

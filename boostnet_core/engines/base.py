@@ -9,7 +9,8 @@ What an engine can do beyond the contract is declared here, with the answer of a
 overridden by those that can (nothing is found by probing for attributes):
 - `fused_whole`: `head_logits` runs one fused graph (not the block walk);
 - `fused_early_exit(batch)`: max-softmax early exit as one graph, or None;
-- `parts_from`: the batch size from which the whole network runs another way (OpenVINO's parts), or None.
+- `parts_from`: the batch size from which the whole network runs another way (OpenVINO's parts), or None;
+- `runtime_errors`: the exception classes of its runtime that mean "cannot do this here".
 A failure an engine expects (its runtime not installed, a graph its runtime refuses, logits that disagree with the
 eager model) is an `EngineUnavailable`; anything else is a bug and raises (engines/registry.py).
 """
@@ -38,6 +39,9 @@ class InferenceEngine:
     name = "engine"
     grad_rescale = False
     fused_whole = False             # head_logits is one fused graph
+    # The exception classes by which this engine's runtime reports what it cannot do (a graph it refuses, an operator
+    # or a platform it lacks), at preparation or at the first run: they make the engine unavailable, not a crash.
+    runtime_errors: tuple[type[BaseException], ...] = ()
     parts_from: int | None = None   # the batch size from which the whole network runs another way (OpenVINO's parts)
 
     def __init__(self, backbone, precision: str = "fp32"):

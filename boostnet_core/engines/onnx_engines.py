@@ -121,20 +121,23 @@ class OnnxRuntimeEngine(OnnxEngine):
         if precision != "fp32":
             raise EngineUnavailable("ONNX Runtime runs fp32 only here (no bf16 convolutions on a CPU)")
         import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
         self._ort = ort
+        # ONNX Runtime's own error classes (none is a Python built-in class); those this version has.
+        self.runtime_errors = tuple(getattr(state, name) for name in (
+            "Fail", "InvalidGraph", "InvalidArgument", "InvalidProtobuf", "NotImplemented", "RuntimeException",
+            "EPFail", "NotFound", "NoSuchFile", "EngineError", "ModelLoaded", "ModelRequiresCompilation")
+            if isinstance(getattr(state, name, None), type))
         super().__init__(model, precision, graphs)
 
     def compile(self, onnx_bytes: bytes):
-        from onnxruntime.capi import onnxruntime_pybind11_state as state
-        refusals = (state.Fail, state.InvalidGraph, state.InvalidArgument, state.InvalidProtobuf, state.NotImplemented,
-                    state.RuntimeException)   # ONNX Runtime's own errors (none is a Python built-in class)
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
             session = self._ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        except refusals as e:
+        except self.runtime_errors as e:
             raise EngineUnavailable(f"ONNX Runtime refused the graph ({str(e).splitlines()[0]})") from e
         names = [i.name for i in session.get_inputs()]
         return lambda arrays: session.run(None, dict(zip(names, arrays)))
@@ -143,9 +146,14 @@ class OnnxRuntimeEngine(OnnxEngine):
 class OpenVinoEngine(OnnxEngine):
     name = "openvino"
 
+    runtime_errors = (RuntimeError,)   # OpenVINO reports what it cannot read, compile or run as a RuntimeError
+
     def __init__(self, model, precision: str = "fp32", graphs=None):
         import openvino as ov
-        self._core = ov.Core()
+        try:
+            self._core = ov.Core()
+        except RuntimeError as e:   # no usable CPU plugin on this machine
+            raise EngineUnavailable(f"OpenVINO cannot start here ({str(e).splitlines()[0]})") from e
         # A batch of PARTS_FROM or more runs in parts, one per thread (`_in_parts`); one thread: never.
         self.parts_from = PARTS_FROM if torch.get_num_threads() >= 2 else None
         super().__init__(model, precision, graphs)

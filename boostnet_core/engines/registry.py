@@ -42,7 +42,10 @@ def _build(model, name: str, precision: str) -> InferenceEngine:
     else:
         from .onnx_engines import OpenVinoEngine
         engine = OpenVinoEngine(model, precision, _graphs(model))
-    check_agreement(engine, model, AGREEMENT_TOLERANCE if precision == "fp32" else None)
+    try:   # the first run: a runtime may refuse only now (an operator it cannot run at this shape)
+        check_agreement(engine, model, AGREEMENT_TOLERANCE if precision == "fp32" else None)
+    except engine.runtime_errors as e:
+        raise EngineUnavailable(f"its first run failed ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
     return engine
 
 

@@ -15,6 +15,8 @@ LEVELS = {"torch": None, "torch-fold": "fold", "torch-jit": "jit"}
 class TorchEngine(InferenceEngine):
     """A stepwise backbone run by PyTorch (bf16: autocast, logits returned as fp32)."""
 
+    runtime_errors = (RuntimeError,)   # torch.jit's tracer and oneDNN report what they cannot do as RuntimeError
+
     def __init__(self, name: str, model, precision: str = "fp32"):
         level = LEVELS[name]
         super().__init__(model.backbone, precision)
@@ -23,7 +25,7 @@ class TorchEngine(InferenceEngine):
             with torch.inference_mode(False), torch.no_grad():   # a copy of normal tensors, also in inference mode
                 self.runner = model.backbone if level is None else PreparedBackbone(model.backbone, level,
                                                                                     model.input_shape)
-        except RuntimeError as e:   # torch.jit's tracer and oneDNN report what they cannot do as RuntimeError
+        except self.runtime_errors as e:
             raise EngineUnavailable(f"{name} could not be prepared ({str(e).splitlines()[0]})") from e
 
     def _autocast(self):
