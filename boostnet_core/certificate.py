@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CertificateError
-from .thresholds import check_thresholds, format_thresholds
+from .thresholds import check_thresholds
+from .weights import weights_sha256
 
 FORMAT = "boostnet-certificate/1"
 MAX_BYTES = 1 << 20   # a certificate is a few kilobytes; anything larger is not one
@@ -45,16 +46,13 @@ class Certificate:
         return get_criterion(self.criterion)
 
     def check_model(self, model, source: str = "the model") -> None:
-        """Refuse (CertificateError) a model whose weights are not the ones the thresholds were certified on."""
-        found = (getattr(model, "meta", None) or {}).get("weights_sha256")
+        """Refuse (CertificateError) a model whose weights are not the ones the thresholds were certified on: the
+        hash of its tensors in memory (weights.py), so weights changed after loading are refused too."""
+        found = weights_sha256(model)
         if found != self.weights_sha256:
             raise CertificateError(
                 f"This certificate was computed for weights with SHA-256 {self.weights_sha256[:12]}..., but {source} "
-                f"has weights {str(found)[:12]}...; calibrate this model again ('boostnet calibrate ... --out').")
-
-    def as_text(self) -> str:
-        """The thresholds as `--threshold` accepts them (exact)."""
-        return format_thresholds(self.thresholds)
+                f"has weights {found[:12]}...; calibrate this model again ('boostnet calibrate ... --out').")
 
 
 def certificate_record(result: dict, weights_sha256: str, cache_sha256: str, criterion_params: dict | None) -> dict:

@@ -20,9 +20,9 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_write_bytes, atomic_write_json, temp_beside  # re-exported: their old home
 from .boosting import BoostNet
 from .errors import CheckpointError
+from .weights import FORMAT   # "boostnet-checkpoint/1": in model.json and every safetensors file
 from .factory import model_from_meta
 
-FORMAT = "boostnet-checkpoint/1"
 WEIGHTS = "model.safetensors"          # the trained weights
 META = "model.json"                    # what rebuilds them: architecture, data conventions, recipe, metrics
 TRAIN_STATE = "train_state.safetensors"  # weights, momentum and loop counters for --resume
@@ -69,6 +69,7 @@ def save_model(model: BoostNet, folder: str | os.PathLike, extra: dict | None = 
     meta = dict(model_meta(model), **(extra or {}))
     meta.update(format=FORMAT, weights_sha256=sha256_of(weights))
     atomic_write_json(folder / META, meta)
+    model.meta["weights_sha256"] = meta["weights_sha256"]   # the model in memory now is what this folder holds
     return folder
 
 

@@ -129,9 +129,14 @@ def test_a_certificate_for_other_weights_is_refused(mnist, digit_files, tmp_path
     assert main(["calibrate", str(mnist), *SETTING, "--out", str(cert)]) == 0
     old = read_meta(mnist)["weights_sha256"]
     model = load_model(mnist)
+    certificate = read_certificate(cert)
+    model.predict_early(torch.randn(1, 1, 28, 28), certificate)   # its own weights: accepted
     with torch.no_grad():
         model.backbone.head(0).linear.bias += 0.01         # new weights, as a resumed epoch would give
+    with pytest.raises(CertificateError, match="calibrate this model again"):   # in memory, before any file changes
+        model.predict_early(torch.randn(1, 1, 28, 28), certificate)
     save_model(model, mnist)
+    assert model.meta["weights_sha256"] == read_meta(mnist)["weights_sha256"] != old
     new = read_meta(mnist)["weights_sha256"]
     capsys.readouterr()
     assert main(["predict", str(mnist), *digit_files, "--certificate", str(cert)]) == 2
@@ -212,3 +217,10 @@ def test_calibrate_a_model_without_a_validation_split(mnist, capsys):
     assert main(["calibrate", str(mnist), *SETTING]) == 2
     err = capsys.readouterr().err
     assert "trained without a validation split" in err and "evaluate" not in err
+
+
+def test_the_weights_hash_in_memory_is_the_files():
+    """weights.weights_sha256 hashes the tensors as save_model writes them, so a loaded model's hash is its file's."""
+    from boostnet_core.weights import weights_sha256
+    for name in ("mnist5k-boostnet", "cifar10-joint"):
+        assert weights_sha256(load_model(REPO / "checkpoints" / name)) == read_meta(REPO / "checkpoints" / name)["weights_sha256"]
