@@ -97,3 +97,12 @@ def test_criteria_doc_shows_the_generated_tables():
     for name, content in script["criteria_block_contents"]().items():
         assert script["embedded"](doc, name, "criteria.md") == content, \
             f"docs/criteria.md's {name!r} block is stale: run scripts/results.py --readme"
+
+
+def test_every_shipped_cache_beside_weights_is_theirs():
+    """A cache that sits beside its weights records their hash (load_cache refuses it otherwise): every shipped
+    checkpoint folder, the study's included, can be read by calibrate, the app and `study report`."""
+    folders = [p.parent for p in CKPT.rglob("model.safetensors") if (p.parent / "eval_cache.safetensors").is_file()]
+    assert len(folders) >= 7
+    for folder in folders:
+        assert load_cache(folder), folder

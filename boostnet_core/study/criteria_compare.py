@@ -32,7 +32,11 @@ def usable_shares(macs: list[float], shares=BUDGET_SHARES) -> list[float]:
 
 def budgeted_points(folder, criterion: str, macs: list[float], shares=BUDGET_SHARES) -> list[dict]:
     """Per share: test top-1, test cost ratio and the per-image correctness (bool numpy) under `criterion`."""
-    _, scored = prepare(load_cache(folder), criterion, folder)
+    cache = load_cache(folder)
+    if "val" not in cache:
+        raise ArgumentError(f"{folder} has no validation split to fit budgeted thresholds on (trained with "
+                            "--val-size 0).")
+    _, scored = prepare(cache, criterion, folder)
     val, test = scored["val"], scored["test"]
     points = []
     for share in shares:
