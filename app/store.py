@@ -89,14 +89,38 @@ def load_or_error(path: str):
         return None
 
 
+def cache_key(path: str) -> tuple[float, float, float]:
+    """What every result computed from a checkpoint's cache depends on: the cache, the weights and model.json (a
+    `train --resume` or new weights make the cache stale, and load_cache then refuses it)."""
+    return _mtime_of(path, CACHE), _mtime_of(path, WEIGHTS), _mtime_of(path, META)
+
+
 @st.cache_resource(show_spinner=False)
-def cached_predictions(path: str, mtime: float = 0.0) -> dict[str, ExitPredictions]:
-    """The checkpoint's cached per-exit predictions {split: ExitPredictions}; shared, read-only."""
-    return load_cache(path)
+def cached_predictions(path: str, key: tuple = ()) -> dict[str, ExitPredictions] | str:
+    """The checkpoint's cached per-exit predictions {split: ExitPredictions}, shared and read-only; or the core's
+    sentence when the cache cannot be used (computed from other weights)."""
+    try:
+        return load_cache(path)
+    except CheckpointError as e:
+        return str(e)
 
 
 def predictions(path: str) -> dict[str, ExitPredictions]:
-    return cached_predictions(path, _mtime_of(path, CACHE))
+    """The cached splits, or {} when there is no usable cache (`cache_problem` says why)."""
+    found = cached_predictions(path, cache_key(path))
+    return {} if isinstance(found, str) else found
+
+
+def cache_problem(path: str) -> str | None:
+    """Why a checkpoint's cache cannot be used (one sentence), or None."""
+    found = cached_predictions(path, cache_key(path))
+    return found if isinstance(found, str) else None
+
+
+def no_cache_sentence(path: str) -> str:
+    """What a page that needs the cached splits says without them."""
+    return cache_problem(path) or (f"{path} has no cached evaluation. Run `boostnet evaluate {path}` once; the app "
+                                   "then reads its cache.")
 
 
 @st.cache_data(show_spinner=False)
@@ -110,7 +134,7 @@ def results(path: str) -> dict | None:
 
 
 @st.cache_resource(show_spinner="Scoring the cached splits with the exit criterion ...", max_entries=32)
-def _scored(path: str, criterion: str, mtime: float):
+def _scored(path: str, criterion: str, key: tuple):
     from boostnet_core.criteria import prepare
     return prepare(predictions(path), criterion, path)
 
@@ -119,7 +143,7 @@ def scored(path: str, criterion: str = "max_softmax"):
     """(criterion ready to use, the cached splits with `confidence` holding its scores): max-softmax is the cache
     itself; the learned score is fitted on part of the validation split. Raises the core's one-sentence errors (a
     cache without the logits a criterion needs says how to rebuild it)."""
-    return _scored(path, criterion, _mtime_of(path, CACHE))
+    return _scored(path, criterion, cache_key(path))
 
 
 def scored_or_error(path: str, criterion: str):
@@ -132,7 +156,7 @@ def scored_or_error(path: str, criterion: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _budget_thresholds(path: str, share: int, criterion: str, mtime: float) -> np.ndarray:
+def _budget_thresholds(path: str, share: int, criterion: str, key: tuple) -> np.ndarray:
     from boostnet_core.thresholds import fit_to_budget
     m = model(path)
     return fit_to_budget(scored(path, criterion)[1]["val"], m.macs, share / 100 * m.macs[-1]).numpy()
@@ -140,18 +164,18 @@ def _budget_thresholds(path: str, share: int, criterion: str, mtime: float) -> n
 
 def budget_thresholds(path: str, share: int, criterion: str = "max_softmax") -> np.ndarray:
     """Per-exit thresholds fitted on the validation split to an average of `share` % of the full MACs."""
-    return _budget_thresholds(path, share, criterion, _mtime_of(path, CACHE))
+    return _budget_thresholds(path, share, criterion, cache_key(path))
 
 
 @st.cache_data(show_spinner="Certifying thresholds on the validation split ...", max_entries=128)
-def _certified(path: str, risk: str, epsilon: float, delta: float, criterion: str, mtime: float) -> dict:
+def _certified(path: str, risk: str, epsilon: float, delta: float, criterion: str, key: tuple) -> dict:
     from boostnet_core.calibration import calibrate_checkpoint
     return calibrate_checkpoint(path, risk, epsilon, delta, criterion)
 
 
 def certified(path: str, risk: str, epsilon: float, delta: float, criterion: str) -> dict:
     """What `boostnet calibrate --json` prints: certified per-exit thresholds, the guarantee, the test results."""
-    return _certified(path, risk, epsilon, delta, criterion, _mtime_of(path, CACHE))
+    return _certified(path, risk, epsilon, delta, criterion, cache_key(path))
 
 
 def run_folders_here() -> list[str]:

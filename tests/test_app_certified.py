@@ -43,3 +43,25 @@ def test_a_delta_out_of_range_is_refused_with_a_sentence_and_the_old_value_kept(
     at.number_input(key="exit_epsilon").set_value(0.0).run()
     assert at.session_state["exit_setting"].epsilon == 0.02
     assert any("epsilon is a share of images" in e.value for e in at.error)
+
+
+def test_a_cache_of_other_weights_is_a_sentence_on_every_page_that_reads_it(tmp_path):
+    """New weights beside an old cache (a `train --resume`): the pages say what to run instead of a traceback, and
+    Inspect still works for uploads."""
+    import shutil
+    import torch
+    from boostnet_core import load_model
+    from boostnet_core.checkpoint import save_model
+    folder = tmp_path / "resumed"
+    shutil.copytree(MNIST, folder)
+    model = load_model(folder)
+    with torch.no_grad():
+        model.backbone.head(0).linear.bias += 0.01
+    save_model(model, folder)
+    for name in ("dataset_exits", "inspect_image"):
+        at = AppTest.from_file(str(REPO / "app" / "views" / f"{name}.py"), default_timeout=120)
+        at.session_state["extra_checkpoints"] = [str(folder)]   # loaded on the Models page
+        at.session_state["model"] = str(folder)
+        at.run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert any("was computed from weights" in w.value and "--write" in w.value for w in at.warning), name

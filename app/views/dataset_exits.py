@@ -12,7 +12,7 @@ import projector
 from charts import EXIT_COLORS, LIGHT, fmt_macs_short, fmt_pct, plot_layout
 from images import dataset_images, strip
 from session import CRITERION_NAMES, RISKS, ExitMode, exit_setting_controls, pick_loaded_model, thresholds_for
-from store import certified, predictions, scored_or_error
+from store import certified, no_cache_sentence, predictions, scored_or_error
 
 FIGURE_WIDTH = 200   # px: the longest figure label ("MACs saved (times fewer)") with its help mark
 
@@ -20,7 +20,7 @@ st.title("Threshold and exits over a data set")
 path, model = pick_loaded_model()
 cache = predictions(path)
 if "test" not in cache:
-    st.warning(f"{path} has no cached evaluation. Run `boostnet evaluate {path}` once; the app then reads its cache.")
+    st.warning(no_cache_sentence(path))
     st.stop()
 macs = np.array(model.macs)
 n_exits = model.num_exits

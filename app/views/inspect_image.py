@@ -21,7 +21,7 @@ from network_svg import network_svg, picture_of
 import player
 from session import (CRITERION_NAMES, UPLOADS, ExitMode, bind, exit_setting, exit_setting_controls, pick_loaded_model,
                      remembered_uploads, set_remembered, thresholds_for)
-from store import model, predictions, scored_or_error, weights_mtime
+from store import cache_problem, model, predictions, scored_or_error, weights_mtime
 
 METHOD_NAMES = {"grad_cam": "Grad-CAM", "integrated_gradients": "Integrated Gradients", "saliency": "Saliency"}
 
@@ -29,6 +29,8 @@ st.title("Inspect an image")
 path, net = pick_loaded_model()
 
 cache = predictions(path)
+if cache_problem(path):   # uploads still work; the test images and budgets need the cache
+    st.warning(cache_problem(path))
 setting = exit_setting_controls(lowest_share=int(np.ceil(100 * net.macs[0] / net.macs[-1])), budget_ok="val" in cache,
                                 n_exits=net.num_exits)
 criterion, _ = scored_or_error(path, setting.criterion)
