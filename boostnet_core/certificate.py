@@ -101,12 +101,42 @@ def certificate_from_record(record, source: str = "the certificate") -> Certific
         check_thresholds(thresholds, len(thresholds), (-math.inf, math.inf))
     except ValueError as e:
         raise CertificateError(f"{source}: {e}") from None
+    for name in ("epsilon", "delta"):
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise CertificateError(f"{source}: {name!r} must be a number strictly between 0 and 1, got {value!r}.")
+    for name in ("weights_sha256", "cache_sha256"):
+        value = record[name]
+        if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+            raise CertificateError(f"{source}: {name!r} must be a SHA-256 (64 hexadecimal digits), got {value!r}.")
+    from .calibration import RISKS
+    from .criteria import CRITERIA
+    if record["risk"] not in RISKS or record["criterion"] not in CRITERIA:
+        raise CertificateError(f"{source}: unknown risk {record['risk']!r} or criterion {record['criterion']!r}.")
     params = record.get("criterion_params")
-    if record["criterion"] == "learned" and not isinstance(params, dict):
-        raise CertificateError(f"{source} certifies the learned criterion but holds no fitted parameters.")
+    if record["criterion"] == "learned":
+        _check_learned(params, len(thresholds), source)
     return Certificate(tuple(thresholds), str(record["criterion"]), params, str(record["risk"]),
                        float(record["epsilon"]), float(record["delta"]), str(record["guarantee"]),
                        str(record["weights_sha256"]), str(record["cache_sha256"]), record)
+
+
+def _check_learned(params, n_exits: int, source: str) -> None:
+    """The learned score's fitted parameters: per exit, the features' mean and scale, the coefficients and the
+    intercept, with one value per feature (criteria.LEARNED_FEATURES)."""
+    from .criteria import LEARNED_FEATURES
+    n = len(LEARNED_FEATURES)
+
+    def numbers(v, length):
+        return (isinstance(v, list) and len(v) == length
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+    ok = isinstance(params, dict) and all(
+        isinstance(params.get(key), list) and len(params[key]) == n_exits for key in ("mean", "scale", "coef"))
+    ok = ok and all(numbers(row, n) for key in ("mean", "scale", "coef") for row in params[key])
+    ok = ok and numbers(params.get("intercept"), n_exits)
+    if not ok:
+        raise CertificateError(f"{source} certifies the learned criterion, but its fitted parameters are missing or "
+                               f"incomplete (per exit: {n} means, scales and coefficients, and an intercept).")
 
 
 def _refuse_constant(name: str):

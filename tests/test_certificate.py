@@ -160,11 +160,19 @@ def test_a_cache_that_records_no_weights_is_refused_beside_weights(mnist):
         load_cache(mnist)
 
 
+EDITS = [{"epsilon": "x"}, {"epsilon": None}, {"delta": 1.5}, {"weights_sha256": "abc"}, {"risk": "other"},
+         {"criterion": "learned", "criterion_params": {}}, {"thresholds": [0.5, "x"]}, {"thresholds": []}]
+
+
 @pytest.mark.parametrize("content", ["{", '{"format": "other"}', '{"format": "boostnet-certificate/1"}',
-                                     '{"format": "boostnet-certificate/1", "thresholds": [NaN]}'])
+                                     '{"format": "boostnet-certificate/1", "thresholds": [NaN]}', *EDITS])
 def test_a_file_that_is_not_a_certificate_is_one_sentence(mnist, digit_files, tmp_path, capsys, content):
     bad = tmp_path / "bad.json"
-    bad.write_text(content)
+    if isinstance(content, dict):   # a real certificate, edited by hand
+        record = calibrate_checkpoint(mnist, "disagreement", 0.05, 0.1)
+        bad.write_text(json.dumps(dict(record, **content)))
+    else:
+        bad.write_text(content)
     assert main(["predict", str(mnist), *digit_files, "--certificate", str(bad)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(CertificateError):
