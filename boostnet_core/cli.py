@@ -532,12 +532,13 @@ def _stress(args, argv) -> int:
 
 def _stress_table(result: dict) -> str:
     """The conditions as a text table: early exit's top-1, MACs, the share at the last exit, the certified risk."""
+    from .thresholds import format_thresholds
     rows = [("clean", result["clean"])] + [
         (f"{c['name']} {c['severity']}" if c["kind"] == "corruption" else f"{c['name']} attack", c)
         for c in result["conditions"]]
     risk = "risk" in result["clean"]
     lines = [f"{result['images']} test images of {result['checkpoint']}; thresholds "
-             + ", ".join("none" if t is None else f"{t:.4g}" for t in result["thresholds"]),
+             + format_thresholds(result["thresholds"]),
              f"{'condition':24s} {'top-1':>7s} {'last exit':>9s} {'MACs':>9s} {'share':>6s} {'at last':>7s}"
              + ("  risk / epsilon" if risk else "")]
     for name, r in rows:

@@ -107,3 +107,19 @@ def test_engines_shows_the_picks_with_when_and_where_they_were_measured(tmp_path
     assert "image/whole    onnxruntime  (onnxruntime 1.00 ms, openvino 2.00 ms)" in out and "load 0.50" in out
     assert main(["engines", checkpoint, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["picks"]["image/whole"]["measured"] == measured
+
+
+def test_engines_reads_a_damaged_picks_file_as_nothing_measured(tmp_path, monkeypatch, capsys):
+    from boostnet_core import load_model
+    from boostnet_core.engines.registry import disk_of
+    from conftest import REPO
+    monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
+    monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
+    checkpoint = str(REPO / "checkpoints" / "mnist5k-boostnet")
+    model = load_model(checkpoint)
+    disk = disk_of(model)
+    disk.keep_pick("fp32", "image", "whole", "onnxruntime", {"onnxruntime": 0.001})
+    (path,) = disk.folder.glob("auto-fp32-*.json")
+    path.write_text('{"image/whole": "openvino", "batch/whole": {"engine": "torch", "seconds": {"torch": "x"}}}')
+    assert disk.picks("fp32") == {}
+    assert main(["engines", checkpoint]) == 0 and "Nothing measured yet" in capsys.readouterr().out

@@ -51,6 +51,15 @@ def weights_key(model) -> str:
     return digest.hexdigest()[:32]
 
 
+def _well_formed(pick) -> bool:
+    """{"engine": name, "seconds": {name: number}, "measured": {...}} as keep_pick writes it."""
+    if not isinstance(pick, dict) or not isinstance(pick.get("engine"), str):
+        return False
+    seconds, measured = pick.get("seconds", {}), pick.get("measured", {})
+    return (isinstance(seconds, dict) and isinstance(measured, dict)
+            and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in seconds.values()))
+
+
 class EngineCache:
     """The disk entry of one model's weights (or a no-op when the cache is off)."""
 
@@ -104,7 +113,9 @@ class EngineCache:
             found = json.loads(path.read_text()) if path is not None else {}
         except (OSError, ValueError):
             return {}
-        return found if isinstance(found, dict) else {}
+        if not isinstance(found, dict):
+            return {}
+        return {use: pick for use, pick in found.items() if _well_formed(pick)}   # a damaged entry is measured again
 
     def keep_pick(self, precision: str, use: str, mode: str, engine: str, seconds: dict | None,
                   measured: dict | None = None) -> None:
