@@ -12,6 +12,8 @@ least 1 - delta over the draw of the calibration images, R <= epsilon on new ima
 The procedure (Learn-then-Test, Angelopoulos et al. 2021, with fixed-sequence testing):
 1. the validation split is cut in two fixed random halves (`calibration_parts`): a family part and a calibration part;
 2. on the family part, the paper's thresholds for exit fractions ~ q^k, q from 2^8 down to 2^-8 (`threshold_family`),
+   each moved to the midpoint below it between two scores of the family part (the same family-part samples leave,
+   and no image's exit depends on float rounding: printed thresholds reproduce the certified exits on any engine),
    ordered by their cost on the family part, safest first; member 0 sends everyone to the last exit (risk 0). The
    family depends on the family part only, so it is fixed before the calibration part is looked at;
 3. on the calibration part, for members 1, 2, ... in that order: the exact binomial p-value of "R > epsilon",
@@ -76,13 +78,28 @@ def calibration_parts(n: int, seed: int = 0, share: float = 0.5) -> tuple[torch.
     return order[:cut], order[cut:]
 
 
+def between_scores(thresholds: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Each finite threshold but the last moved down to the midpoint between it and the next lower score at its exit
+    (`scores` [E, N]). The paper's fit puts a threshold exactly on a sample's score, where another engine's float
+    rounding (1e-7) decides whether that sample leaves; between two scores it leaves the same samples of `scores` and
+    no rounding decides an exit."""
+    out = thresholds.clone()
+    for k in range(len(out) - 1):
+        if math.isfinite(out[k]):
+            below = scores[k].double()[scores[k].double() < out[k]]
+            if below.numel():
+                out[k] = (out[k] + below.max()) / 2
+    return out
+
+
 def threshold_family(scores: torch.Tensor, macs: list[float]) -> torch.Tensor:
     """[J, E] per-exit thresholds, safest first: row 0 sends everyone to the last exit; rows 1.. the paper's fits for
-    q in FAMILY_Q on `scores` [E, N] (the family part), ordered by their average cost there, repeats dropped."""
+    q in FAMILY_Q on `scores` [E, N] (the family part), each placed between two scores (`between_scores`), ordered
+    by their average cost there, repeats dropped."""
     n_exits = scores.shape[0]
     safest = torch.full((n_exits,), math.inf, dtype=torch.float64)
     safest[-1] = 0.0
-    fits = [safest] + [fit_thresholds(scores, exit_fractions(q, n_exits)) for q in FAMILY_Q]
+    fits = [safest] + [between_scores(fit_thresholds(scores, exit_fractions(q, n_exits)), scores) for q in FAMILY_Q]
     family = torch.unique_consecutive(torch.stack(fits), dim=0)
     cost = torch.tensor(macs, dtype=torch.float64)[family_exits(scores, family)].mean(1)
     cost[0] = math.inf   # everyone to the last exit stays first

@@ -3,7 +3,7 @@
 - Anytime (arXiv 2211.16726, section 4, experiments; docs/method.md): top-1 and top-5 of F_k at every exit over a whole split,
   streamed in batches (memory grows only with one confidence, prediction and top-5 flag per sample and exit).
 - Budgeted batch: thresholds fitted on the held-out validation split, applied to the test split (thresholds.py holds
-  the protocol; its public functions are re-exported here).
+  the protocol).
 - The cache: every sample's per-exit confidence (max-softmax), prediction and top-5 hit for the validation and test
   splits, in CHECKPOINT/eval_cache.safetensors, so the app and the reports never recompute what a file already
   holds; and the exit logits F_k in float32 (what early exit scores) for models with up to `LOGITS_MAX_CLASSES`
@@ -37,8 +37,8 @@ from .thresholds import (ExitPredictions, assign_exits, budgeted_curve, exit_out
 __all__ = ["anytime_accuracy", "anytime_from", "assign_exits", "evaluate_checkpoint", "fit_thresholds", "load_cache",
            "predict_split", "save_cache", "upgrade_cache"]
 
-# The cache keeps the exit logits F_k (float32) up to this many classes: 15,000 CIFAR-10 images x 7 exits x 10
-# classes is 2 MB; ImageNet's 100,000 val + test images x 5 exits x 1,000 classes would be 1 GB.
+# The cache keeps the exit logits F_k (float32) up to this many classes: 15,000 CIFAR-10 images x 5 exits x 10
+# classes is 3 MB; ImageNet's 100,000 val + test images x 5 exits x 1,000 classes would be 2 GB.
 LOGITS_MAX_CLASSES = 100
 
 

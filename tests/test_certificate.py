@@ -232,3 +232,21 @@ def test_the_weights_hash_in_memory_is_the_files():
     from boostnet_core.weights import weights_sha256
     for name in ("mnist5k-boostnet", "cifar10-joint"):
         assert weights_sha256(load_model(REPO / "checkpoints" / name)) == read_meta(REPO / "checkpoints" / name)["weights_sha256"]
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_certified_exits_are_reproduced_by_real_early_exit_on_the_validation_split(engine):
+    """The certified thresholds lie between scores, so real early exit on the validation images (any engine, its own
+    float rounding) takes exactly the exits the certificate was computed from."""
+    from boostnet_core.data import load_dataset, normalize
+    folder = REPO / "checkpoints" / "mnist5k-boostnet"
+    model = load_model(folder)
+    data = model.meta["data"]
+    val = load_dataset("mnist5k", None, model.meta["input_size"], 1, data["val_size"], data["split_seed"]).val
+    record = calibrate_checkpoint(folder, "disagreement", 0.02, 0.1)
+    cached = load_cache(folder)["val"]
+    assert torch.equal(val.labels, cached.labels)
+    x = normalize(val.images, model.meta["mean"], model.meta["std"])
+    got = model.predict_early(x, record["thresholds"], engine=engine).exit_index
+    assert torch.equal(got, assign_exits(cached.confidence, record["thresholds"]))
+    assert len(set(got.tolist())) >= 2
