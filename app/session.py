@@ -182,7 +182,7 @@ def thresholds_for(path: str, n_exits: int, setting: ExitSetting | None = None) 
         return budget_thresholds(path, s.budget_share, s.criterion)
     if s.mode is ExitMode.CERTIFIED and "val" in predictions(path):
         found = certified(path, s.risk, s.epsilon, s.delta, s.criterion)["thresholds"]
-        return np.array([np.inf if t is None or t == "inf" else float(t) for t in found])
+        return np.array([np.inf if t is None else float(t) for t in found])   # JSON null: no exit here
     return np.full(n_exits, float(s.threshold))
 
 

@@ -224,7 +224,7 @@ def calibrate_checkpoint(folder, risk: str, epsilon: float, delta: float, criter
                               "val_size": data.get("val_size"), "split_seed": data.get("split_seed")},
               "test": risk_and_cost(scored["test"], cert.thresholds, macs, risk), "full_macs": macs[-1]}
     return certificate_record(result, meta["weights_sha256"], sha256_of(Path(folder) / CACHE),
-                              getattr(crit, "params", None))
+                              crit.params)
 
 
 # ---------------------------------------------------------------- does the guarantee hold? (re-drawing the data)

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_write_bytes, atomic_write_json, temp_beside  # re-exported: their old home
+from .atomic import atomic_write_json, temp_beside
 from .boosting import BoostNet
 from .errors import CheckpointError
 from .weights import FORMAT   # "boostnet-checkpoint/1": in model.json and every safetensors file

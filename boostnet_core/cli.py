@@ -342,7 +342,7 @@ def _evaluate(args, argv) -> int:
                                  monotone=args.monotone, budgets=args.budget or [], progress=not args.quiet,
                                  fast=not args.eager, engine=args.engine, write=True if args.write else None)
     if args.out:
-        from .checkpoint import atomic_write_json
+        from .atomic import atomic_write_json
         atomic_write_json(Path(args.out), result)
     if "note" in result:
         print(f"boostnet: note: {result['note']}", file=sys.stderr)

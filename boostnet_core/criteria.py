@@ -71,6 +71,7 @@ class Criterion:
     low, high = 0.0, 1.0
     needs_logits = True   # False: the cached confidence and predictions are enough
     one_graph = False     # True: the engines' one-graph early exit computes this score (max softmax only)
+    params: dict | None = None   # fitted parameters (the learned score's); the others have none
 
     @property
     def score_range(self) -> tuple[float, float]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (CACHE, RESULTS, WEIGHTS, atomic_save_tensors, atomic_write_json, load_model, load_tensors,
+from .atomic import atomic_write_json
+from .checkpoint import (CACHE, RESULTS, WEIGHTS, atomic_save_tensors, load_model, load_tensors,
                          read_meta, read_tensor_metadata)
 from .data import FileImages, FileSet, ImageSet, load_dataset, normalize
 from .errors import ArgumentError, CheckpointError, DataError

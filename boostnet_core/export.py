@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 from .data import IN_MEMORY_MAX_SIZE
@@ -82,8 +82,7 @@ def export_onnx(model, out, thresholds=None, source: str | None = None, certific
         "certificate": certified,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes the folder private; an export folder follows the umask
+    staging = _new_folder(out.parent, f".{out.name}.")
     try:
         for name, proto in files.items():
             (staging / name).write_bytes(proto.SerializeToString())
@@ -101,7 +100,14 @@ def export_onnx(model, out, thresholds=None, source: str | None = None, certific
     return manifest
 
 
-def _umask() -> int:
-    mask = os.umask(0)   # reading the umask means setting it; put it back at once
-    os.umask(mask)
-    return mask
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder in `parent` with the process's umask applied (os.mkdir's mode is masked by it; mkdtemp
+    would make it private, 0o700, and an export folder is meant to be shared like any other)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue

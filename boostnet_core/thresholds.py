@@ -145,9 +145,13 @@ def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] 
     number in the criterion's `score_range`, or None / +inf for "no exit here"."""
     if isinstance(thresholds, (list, tuple)):
         t = torch.tensor([_as_float(v) for v in thresholds], dtype=torch.float64)
-    elif isinstance(thresholds, torch.Tensor) or hasattr(thresholds, "__array__"):   # tensors, numpy arrays
-        t = torch.as_tensor(thresholds, dtype=torch.float64).detach().cpu()
+    elif isinstance(thresholds, torch.Tensor):
+        t = thresholds.detach().to("cpu", torch.float64)
         t = t.reshape(-1) if t.ndim else t
+    elif hasattr(thresholds, "tolist"):   # numpy arrays and scalars (an object array may hold None)
+        values = thresholds.tolist()
+        t = torch.tensor([_as_float(v) for v in values] if isinstance(values, list) else _as_float(values),
+                         dtype=torch.float64)
     else:
         t = torch.tensor(_as_float(thresholds), dtype=torch.float64)
     if t.ndim == 0:

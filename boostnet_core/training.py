@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
+from .atomic import atomic_write_bytes
 from .boosting import METHODS, BoostNet, boosting_loss
 from .data import DataBundle, FileImages, ImageSet, augment_batch, load_dataset, normalize, split_validation
 from .devices import DEVICES, pick_device
@@ -405,7 +406,7 @@ def _save_epoch(run: _Run, cfg: TrainConfig) -> None:
              "metrics": {k: v for k, v in last.items() if k.endswith("top1")}}
     ckpt.save_model(run.model, run.out, extra)
     lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in counters["log"])
-    ckpt.atomic_write_bytes(run.out / ckpt.LOG, lines.encode())
+    atomic_write_bytes(run.out / ckpt.LOG, lines.encode())
 
 
 def _progress(cfg: TrainConfig, rank: int, total: int, desc: str):

@@ -226,7 +226,7 @@ def embedded(readme: str, name: str, document: str = "README.md") -> str:
 
 
 def write_blocks(path: Path, contents: dict[str, str]) -> None:
-    from boostnet_core.checkpoint import atomic_write_bytes
+    from boostnet_core.atomic import atomic_write_bytes
     text = path.read_text()
     for name, content in contents.items():
         embedded(text, name, path.name)  # both markers are there

@@ -68,6 +68,12 @@ def run_in_background(cfg: TrainConfig, live: LiveRun, stop: threading.Event) ->
                 live.message += f" Its evaluation failed: {e2}"
     except (UserError, OSError) as e:
         live.status, live.message = "failed", str(e)
+    except Exception as e:   # a bug in the core: the run is marked failed with what happened, and the thread's
+        import traceback     # traceback goes to the server's log, so the page does not wait for it forever
+        traceback.print_exc()
+        live.status = "failed"
+        live.message = (f"Training stopped on an unexpected error ({type(e).__name__}: {e}); this is a bug, and the "
+                        "server's log has the details. The last finished epoch's checkpoint is kept.")
 
 
 def run_all(configs: list[TrainConfig], runs: list[LiveRun], stop: threading.Event) -> None:

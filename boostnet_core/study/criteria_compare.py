@@ -88,7 +88,8 @@ def write_comparison(boostnet: list, joint: list, out) -> dict:
     """`boostnet study criteria`: the comparison of seed-paired run folders, written atomically to `out` (JSON)."""
     from pathlib import Path
 
-    from ..checkpoint import atomic_write_json, load_model
+    from ..atomic import atomic_write_json
+    from ..checkpoint import load_model
     result = compare_criteria(boostnet, joint, load_model(boostnet[0]).macs)
     atomic_write_json(Path(out), result)
     return result

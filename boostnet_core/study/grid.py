@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, atomic_write_json, read_meta
+from ..atomic import atomic_write_json
+from ..checkpoint import LOG, META, RESULTS, TRAIN_STATE, WEIGHTS, CheckpointError, read_meta
 from ..errors import ArgumentError
 from ..training import EXECUTION_FIELDS, TrainConfig
 from .variants import Variant

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 def plot(report: dict, path: Path) -> None:

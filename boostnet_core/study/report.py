@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write_bytes, atomic_write_json
+from ..atomic import atomic_write_bytes, atomic_write_json
 from ..criteria import MissingOutputs
 from ..errors import ArgumentError
 from .compare import BUDGET_SHARES, budgeted_at, compare, orient
