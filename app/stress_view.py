@@ -61,8 +61,11 @@ def risk_sentence(clean_p, stressed_p, what: str, cert: dict, s: ExitSetting, as
              "choose the certified exit rule in the sidebar to set another)")
     verdict = (f"**held**: {risk:.3f} ≤ {eps:g}" if risk <= eps else
                f"**broken** by {risk - eps:.3f} ({risk / eps:.1f} × ε): {risk:.3f} > {eps:g}")
+    at_last = bool((assign_exits(stressed_p.confidence, t, (-np.inf, np.inf)) == len(t) - 1).all())
+    why = (" Every image reaches the last exit, where early exit cannot disagree with it: the stress takes the "
+           "savings, not the guarantee." if at_last and risk <= eps else "")
     return (f"{which} promises its risk on new images like its calibration images. Clean, it sees {clean_risk:.3f}; "
-            f"under {what} it is {verdict}.")
+            f"under {what} it is {verdict}.{why}")
 
 
 def histogram_figure(names: list[str], clean: np.ndarray, stressed: np.ndarray, what: str) -> go.Figure:

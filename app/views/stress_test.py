@@ -49,8 +49,8 @@ st.caption("Early exit trusts an exit's confidence, and confidence is what break
            f"{setting.describe()} (sidebar).")
 
 c1, c2, c3 = st.columns([2, 3, 3])
-kind = c1.radio("Stress", ["corruption", "attack"], format_func=lambda k: {"corruption": "a common corruption",
-                                                                          "attack": "the slowdown attack"}[k],
+kind = c1.radio("Stress", ["corruption", "attack"], format_func=lambda k: {"corruption": "corruption",
+                                                                          "attack": "slowdown attack"}[k],
                 **bind("stress_kind", "corruption"))
 if kind == "corruption":
     corruption_name = c2.selectbox("Corruption", NAMES, format_func=lambda n: f"{PRETTY[n]} ({CORRUPTIONS[n].family})",
@@ -82,15 +82,16 @@ else:
     clean = summary(clean_p, thresholds, macs)
     stressed = summary(stressed_p, thresholds, macs)
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Top-1 at the exits taken", fmt_pct(stressed["top1"]), f"{stressed['top1'] - clean['top1']:+.2f} points",
-              help=f"clean: {fmt_pct(clean['top1'])}; the last exit alone: {fmt_pct(stressed['last_top1'])} "
-                   f"(clean {fmt_pct(clean['last_top1'])})")
-    m2.metric("MACs, share of the full network", f"{100 * stressed['share']:.1f}%",
+    m1.metric("Top-1", fmt_pct(stressed["top1"]), f"{stressed['top1'] - clean['top1']:+.2f} points",
+              help=f"Top-1 of early exit, each image at the exit it took. Clean: {fmt_pct(clean['top1'])}; the last "
+                   f"exit alone: {fmt_pct(stressed['last_top1'])} (clean {fmt_pct(clean['last_top1'])})")
+    m2.metric("MACs, % of full", f"{100 * stressed['share']:.1f}%",
               f"{100 * (stressed['share'] - clean['share']):+.1f} points", delta_color="inverse",
-              help=f"clean: {100 * clean['share']:.1f}%. Multiply-adds, not measured time.")
-    m3.metric("Images at the last exit", f"{stressed['last']:.1f}%", f"{stressed['last'] - clean['last']:+.1f} points",
-              delta_color="inverse", help=f"clean: {clean['last']:.1f}%")
-    m4.metric("Left early and wrong", f"{stressed['early_wrong']:.1f}%",
+              help=f"Average multiply-adds spent, as a share of the full network's (not measured time). Clean: "
+                   f"{100 * clean['share']:.1f}%.")
+    m3.metric("At the last exit", f"{stressed['last']:.1f}%", f"{stressed['last'] - clean['last']:+.1f} points",
+              delta_color="inverse", help=f"Images that reach the last exit. Clean: {clean['last']:.1f}%")
+    m4.metric("Early & wrong", f"{stressed['early_wrong']:.1f}%",
               f"{stressed['early_wrong'] - clean['early_wrong']:+.1f} points", delta_color="inverse",
               help="Images that exit before the last exit with a wrong class ('underthinking').")
     names = [f"exit {k + 1}" for k in range(n_exits)]
@@ -101,8 +102,10 @@ else:
         s = ExitSetting() if assumed else setting
         cert = certified(path, s.risk, s.epsilon, s.delta, "max_softmax")
         st.markdown(risk_sentence(clean_p, stressed_p, what, cert, s, assumed))
-    st.caption(f"{stressed['n']:,} test images drawn at random (seed 0), the same clean and stressed"
-               + (", the per-image attack on 200 of them" if key == "attack/slowdown" else "")
+    drawn = outputs["clean"].labels.numel()
+    st.caption(f"{drawn:,} test images drawn at random (seed 0), the same clean and stressed"
+               + (f"; the per-image attack ran on {stressed['n']} of them, compared here with the same images clean"
+                  if key == "attack/slowdown" else "")
                + "; shipped in assets/stress (scripts/stress_results.py). Exits from half-precision scores.")
 
 # ---------------------------------------------------------------- the shown images, live
@@ -188,7 +191,8 @@ else:
 
 clean_pixels = torch.from_numpy(clean_u8).float() / 255
 versions = [clean_pixels] + ([stressed_pixels] if stressed_pixels is not None else [])
-outs = [exit_outputs(net, p, labels)[0] for p in versions]
+# a few images: the model as trained (eager) answers at once, with no engine to prepare first
+outs = [exit_outputs(net, p, labels, fast=False)[0] for p in versions]
 exits = [assign_exits(o.confidence, thresholds, (-np.inf, np.inf)) for o in outs]
 
 
@@ -196,20 +200,20 @@ def view(pixels_chw: np.ndarray) -> np.ndarray:
     return pixels_chw[0] if pixels_chw.shape[0] == 1 else pixels_chw.transpose(1, 2, 0)
 
 
-head = st.columns([2, 1, 1, 3, 3])
-for col, text in zip(head, ["image", "clean", what.split(" at ")[0] if kind == "corruption" else "attacked",
-                            "exit clean → stressed", "prediction (confidence), MACs"]):
+WIDTHS = [2, 1.3, 1.3, 3, 3]
+head = st.columns(WIDTHS)
+for col, text in zip(head, ["image", "clean", "stressed", "exit clean → stressed", "prediction (confidence), MACs"]):
     col.markdown(f"**{escape(text)}**")
 for j, (shown_name, x, _, label) in enumerate(shown):
-    row = st.columns([2, 1, 1, 3, 3])
+    row = st.columns(WIDTHS)
     row[0].markdown(escape(shown_name))
     clean_view = view(x)
-    row[1].image(thumbnail_png(picture_digest(clean_view), clean_view, 64), width=64, output_format="PNG")
+    row[1].image(thumbnail_png(picture_digest(clean_view), clean_view, 72), width=72, output_format="PNG")
     if stressed_pixels is None:
         row[3].markdown(exit_squares(n_exits, int(exits[0][j])), unsafe_allow_html=True)
         continue
     s_view = view(np.uint8(np.clip(np.round(stressed_pixels[j].numpy() * 255), 0, 255)))
-    row[2].image(thumbnail_png(picture_digest(s_view), s_view, 64), width=64, output_format="PNG")
+    row[2].image(thumbnail_png(picture_digest(s_view), s_view, 72), width=72, output_format="PNG")
     k0, k1 = int(exits[0][j]), int(exits[1][j])
     row[3].markdown(exit_squares(n_exits, k0) + "<br>" + exit_squares(n_exits, k1), unsafe_allow_html=True)
     p0, p1 = outs[0], outs[1]
