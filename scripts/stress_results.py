@@ -3,6 +3,7 @@ docs/stress.md reports (issue 26).
 
     python scripts/stress_results.py run --data-root ../shared/data/cifar10-jpg --images 1000 --attack-images 200
     python scripts/stress_results.py tables            # the Markdown tables of docs/stress.md, from what `run` wrote
+    python scripts/stress_results.py differences       # BoostNet - joint per family and severity, paired
 
 `run` draws --images test images at random (seed 0; the same images for both models, so comparisons are paired),
 corrupts them with each of the 15 corruptions at 5 severities (boostnet_core.stress, seed 0), attacks the first
@@ -235,6 +236,31 @@ def tables(out: Path = OUT) -> None:
             print(f"| {k} | " + " | ".join(cells) + " |")
 
 
+def family_differences(out: Path = OUT) -> None:
+    """BoostNet − joint per family and severity, paired over images: each image's value averaged over the family's
+    corruptions, then a 95% bootstrap interval over images (threshold 0.9)."""
+    s = json.loads((out / "summary.json").read_text())
+    models = {name: load_model(REPO / "checkpoints" / name) for name in MODELS}
+    outputs = {name: load_outputs(out / f"{name}.safetensors")[0] for name in MODELS}
+    families = {}
+    for n, fam in s["corruptions"].items():
+        families.setdefault(fam, []).append(n)
+    rng = np.random.default_rng(0)
+    print("| family | severity | top-1 | MACs share (points) | early and wrong (points) |")
+    print("|---|---|---|---|---|")
+    for fam, names in families.items():
+        for sev in SEVERITIES:
+            per = {k: [] for k in ("top1", "macs_share", "early_wrong")}
+            for n in names:
+                va, vb = (per_image(outputs[m][f"{n}/{sev}"], [THRESHOLD] * 5, models[m].macs) for m in MODELS)
+                for k in per:
+                    per[k].append(va[k] - vb[k])
+            index = rng.integers(0, len(per["top1"][0]), size=(RESAMPLES, len(per["top1"][0])))
+            cells = [interval(np.mean(per[k], 0) * scale, index) for k, scale in
+                     (("top1", 1), ("macs_share", 100), ("early_wrong", 100))]
+            print(f"| {fam} | {sev} | " + " | ".join(f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" for m, lo, hi in cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,11 +273,14 @@ def main() -> None:
     r.add_argument("--out", default=str(OUT))
     sub.add_parser("summarise").add_argument("--out", default=str(OUT))
     sub.add_parser("tables").add_argument("--out", default=str(OUT))
+    sub.add_parser("differences").add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     if args.command == "run":
         run(args)
     elif args.command == "summarise":
         summarise(Path(args.out))
+    elif args.command == "differences":
+        family_differences(Path(args.out))
     else:
         tables(Path(args.out))
 
