@@ -41,7 +41,9 @@ setting = exit_setting_controls(lowest_share=int(np.ceil(100 * macs[0] / macs[-1
                                 n_exits=n_exits)
 if setting.criterion != "max_softmax":
     st.sidebar.info("The stress test reads the max-softmax score; the other criteria are not used on this page.")
-    setting = replace(setting, criterion="max_softmax")
+    # a patience count is no max-softmax threshold: the default threshold then
+    setting = replace(setting, criterion="max_softmax",
+                      threshold=setting.threshold if setting.criterion != "patience" else ExitSetting().threshold)
 thresholds = np.asarray(thresholds_for(path, n_exits, setting), dtype=np.float64)
 st.caption("Early exit trusts an exit's confidence, and confidence is what breaks outside the training data. Pick a "
            "common corruption (CIFAR-10-C's 15, 5 severities) or the slowdown attack (Hong et al., ICLR 2021: a "
@@ -134,8 +136,9 @@ if options and labels_all is not None:
     defaults = defaults[:: max(1, len(defaults) // 3)][:3]
 picked = st.multiselect("Test images", options, format_func=describe_test, max_selections=MAX_SHOWN,
                         **bind("stress_picks", defaults or options[:3])) if options else []
-uploads = remembered_uploads("stress_uploads", "Or upload images (png, jpg, webp, bmp, gif, tiff; up to 20 MB each)",
-                             ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"])
+# Every file type is taken (as on Inspect): a PDF gets the app's sentence rather than the uploader's red mark alone.
+uploads = remembered_uploads("stress_uploads", "Or upload images (JPEG, PNG, WebP, BMP, GIF, TIFF; up to 20 MB each)",
+                             None)
 items, errors, notes = decode_uploads(uploads[:MAX_SHOWN], net.meta["input_size"])
 for e in errors:
     st.error(e)
