@@ -2,9 +2,8 @@
 
 The sweep moves the session's one exit setting (session.py): the global threshold in steps of 0.05, patience one
 exit at a time, or the budget in steps of 5% of the full network's MACs; certified thresholds have nothing to sweep.
-Playing reruns only the page's fragment that shows the images (`st.fragment(run_every=PLAY_SECONDS)`), each run one
-step further (`advance`); the sidebar's slider shows the value again at the end of the sweep or when Stop is
-pressed (a fragment's run cannot redraw the sidebar).
+Playing is a small fragment that wakes every PLAY_SECONDS (`st.fragment(run_every=...)`), moves one step
+(`advance`) and runs the whole page again, so that the sidebar's slider, the strip and every image's detail agree.
 """
 from __future__ import annotations
 
@@ -90,15 +89,17 @@ def controls(n_exits: int, lowest_share: int) -> None:
             st.caption("Certified thresholds come from the risk you allow: change epsilon in the sidebar instead.")
 
 
-def advance(n_exits: int, lowest_share: int) -> None:
-    """While playing, one step further when the last one is PLAY_SECONDS old (inside the fragment's run); at the end
-    of the range the sweep stops and the whole page runs again, so that the sidebar shows the value reached."""
+def advance(n_exits: int, lowest_share: int) -> bool:
+    """While playing, one step further when the last one is PLAY_SECONDS old (the page's own runs in between do not
+    step); at the end of the range the sweep stops. True when the setting changed or the sweep stopped: the page
+    should run again."""
     if not playing() or time.monotonic() - st.session_state.get(LAST_STEP, 0.0) < 0.8 * PLAY_SECONDS:
-        return
+        return False
     found = sweep(exit_setting(), n_exits, lowest_share)
     value = _neighbour(found[1], getattr(exit_setting(), found[0]), 1) if found else None
     if value is None:
         _stop()
-        st.rerun()
+        return True
     _move(found[0], value)
     st.session_state[LAST_STEP] = time.monotonic()
+    return True

@@ -165,7 +165,6 @@ def classes_sentence() -> str:
             "classes whatever the picture shows.")
 
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Said beside an image that reached the last exit below the threshold (it left there all the same).
 LAST_TAKES_THE_REST = '<br><span style="font-size:0.75rem;opacity:0.7">below the threshold: the last exit takes the rest</span>'
 
@@ -179,7 +178,7 @@ def exit_glyph(n: int, taken: int) -> str:
 
 
 def strip_html(rows: list[dict]) -> str:
-    """One line per shown image: its letter, the picture and what the network sees, the exit taken (as squares and
+    """One line per shown image: its name (U1.. uploads, T1.. test images), the picture and what the network sees, the exit taken (as squares and
     in words), the prediction with its score and the MACs spent. One HTML element, so a play step redraws little."""
     out = ['<table class="exit-strip" style="width:100%;font-size:0.9rem;border-collapse:collapse">'
            '<tr style="text-align:left"><th></th><th>picture, as seen</th><th>image</th><th>exit taken'
@@ -266,8 +265,9 @@ def detail(item: dict, section: str, first: bool) -> None:
                     st.markdown(svg_block(chart), unsafe_allow_html=True)
 
 
-def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: np.ndarray, first_letter: int) -> list[dict]:
-    """Each image (name, pixels) with its trace at the thresholds, its letter, its view at the input size and keys."""
+def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: np.ndarray) -> list[dict]:
+    """Each image (name, pixels) with its trace at the thresholds, its short name ("U2": the second upload, "T1": the
+    first test image; an upload never renames a test image), its view at the input size and its keys."""
     seen: dict[str, int] = {}
     weights_version = weights_mtime(path)
     out = []
@@ -282,14 +282,14 @@ def prepared(items: list[tuple[str, np.ndarray]], section: str, thresholds_now: 
         k = t["exit_index"]
         view = model_view(x, net.meta)
         out.append({"name": name, "pixels": pixels, "digest": digest, "image_key": image_key, "t": t,
-                    "ident": f"{section}{digest[:12]}_{seen[digest]}", "letter": LETTERS[(first_letter + position) % 26],
+                    "ident": f"{section}{digest[:12]}_{seen[digest]}", "letter": f"{section.upper()}{position + 1}",
                     "view": view, "view_digest": picture_digest(view), "note": unusual(pixels, x, net.meta), "thresholds": thresholds_now,
                     "last_below": bool(k == net.num_exits - 1 and float(t["scores"][k]) < float(thresholds_now[k]))})
     return out
 
 
 def overview(items: list[dict], setting_now) -> None:
-    """The first screen's lesson: the network picture for one chosen image (the others' letters at their exits) and
+    """The first screen's lesson: the network picture for one chosen image (the others' names at their exits) and
     one line per image."""
     picture = picture_of(path, weights_mtime(path))
     letters = [it["letter"] for it in items]
@@ -317,23 +317,38 @@ def overview(items: list[dict], setting_now) -> None:
                 unsafe_allow_html=True)
 
 
-def test_image_picker(have_uploads: bool) -> list[tuple[str, np.ndarray]]:
-    """The test-image picker (open on a session's first visit without uploads) and the (name, pixels) it picks."""
+PICKS = f"samples_{path}"
+
+
+def picked_now(have_uploads: bool) -> list[tuple[str, np.ndarray]]:
+    """(name, pixels) of the test images picked: what the picker below holds, read before it is drawn (the strip
+    above it shows them). Picks kept from a visit when the whole split was here are kept only if still here."""
+    images, _ = dataset_images(path)
+    if images is None:
+        return []
+    test_labels = cache["test"].labels.numpy() if "test" in cache else None
+    if f"saved_{PICKS}" in st.session_state:
+        st.session_state[f"saved_{PICKS}"] = [i for i in st.session_state[f"saved_{PICKS}"] if images.has(np.array([i]))[0]]
+    picks = st.session_state.get(f"saved_{PICKS}", [] if have_uploads else default_picks(images.indices, test_labels))
+    return [(f"test #{i}" + (f" (true: {classes[test_labels[i]]})" if test_labels is not None else ""), images.image(i))
+            for i in picks]
+
+
+def test_image_picker(have_uploads: bool) -> None:
+    """The test-image picker (open on a session's first visit without uploads); a change runs the whole page."""
     images, why_not = dataset_images(path)
     if images is None:
         if not have_uploads:
             st.info(why_not + " Upload an image above.")
-        return []
+        return
     test_labels = cache["test"].labels.numpy() if "test" in cache else None
     where = f"from {images.note}" if images.is_sample else "from the model's test split"
     # Open on the session's first visit if it has no uploads, then the same for the whole session (also after the
     # uploads are cleared). The user's own clicks still open and close it.
     picker_open = st.session_state.setdefault("picker_open", not have_uploads)
     with st.expander(f"Pick test images {where}", expanded=picker_open):
-        pick_key = f"samples_{path}"
+        pick_key = PICKS
         describe_pick = (lambda i: f"#{i} {classes[test_labels[i]]}") if test_labels is not None else (lambda i: f"#{i}")
-        if f"saved_{pick_key}" in st.session_state:   # kept from a visit when the whole split was here
-            st.session_state[f"saved_{pick_key}"] = [i for i in st.session_state[f"saved_{pick_key}"] if images.has(np.array([i]))[0]]
         # The picker lists only the images picked (remove one with its x); images are added by number or from a
         # class's thumbnails. Listing all 10,000 test images made the page resend them at every rerun.
         kept = bind(pick_key, [] if have_uploads else default_picks(images.indices, test_labels))
@@ -364,8 +379,6 @@ def test_image_picker(have_uploads: bool) -> list[tuple[str, np.ndarray]]:
             pills_key = f"add_{path}"
             st.pills("Add an image to those shown", shown, format_func=lambda i: f"#{i}", key=pills_key,
                      on_change=add_from_thumbnails, args=(pick_key, pills_key))
-    return [(f"test #{i}" + (f" (true: {classes[test_labels[i]]})" if test_labels is not None else ""), images.image(i))
-            for i in picks]
 
 
 LOWEST_SHARE = int(np.ceil(100 * net.macs[0] / net.macs[-1]))
@@ -373,10 +386,24 @@ player.controls(net.num_exits, LOWEST_SHARE)
 st.caption(classes_sentence())
 
 
-# Everything below the buttons is one fragment: an upload, a pick or a play step reruns only it (not the sidebar and
-# the model's setup above), and while playing it reruns by itself every PLAY_SECONDS, one step further each time.
+# Playing: a fragment that wakes every PLAY_SECONDS, moves the setting one step and runs the whole page again, so
+# that the sidebar, the strip and every image's detail show the same value.
+def play_ticker() -> None:
+    if player.advance(net.num_exits, LOWEST_SHARE):
+        st.rerun(scope="app")
+
+
+st.fragment(play_ticker, run_every=player.PLAY_SECONDS if player.playing() else None)()
+
+# The strip, the uploader and the uploads' details are one fragment: an upload reruns only it, not the sidebar, the
+# picker and the test images' details below. Test images are named T1, T2, ... and uploads U1, U2, ..., so that an
+# upload never renames a test image whose detail it does not redraw. The uploads' details are folded when there are
+# several, so that the picker stays a few lines below the uploader.
+TESTS = "_inspect_tests"
+
+
+@st.fragment
 def shown_images() -> None:
-    player.advance(net.num_exits, LOWEST_SHARE)
     setting_now = exit_setting()
     thresholds_now = thresholds_for(path, net.num_exits, setting_now)
     lesson = st.container()   # filled last, drawn first: the picture and the strip above the uploader and the picker
@@ -388,17 +415,18 @@ def shown_images() -> None:
         st.error(sentence)
     for sentence in notes:
         st.info(sentence)
-    have_uploads = bool(st.session_state.get(UPLOADS))
-    picked = test_image_picker(have_uploads)
-    uploaded = prepared(decoded, "u", thresholds_now, 0)
-    tests = prepared(picked, "t", thresholds_now, len(uploaded))
-    items = uploaded + tests
-    if not items:
-        return
-    with lesson:
-        overview(items, setting_now)
-    for position, item in enumerate(items):   # the first one unfolded, with its attribution
-        detail(item, item["ident"][0], first=position == 0)
+    uploaded = prepared(decoded, "u", thresholds_now)
+    tests = prepared(picked_now(bool(st.session_state.get(UPLOADS))), "t", thresholds_now)
+    st.session_state[TESTS] = tests
+    if uploaded or tests:
+        with lesson:
+            overview(uploaded + tests, setting_now)
+    for item in uploaded:   # unfolded, with its attribution, when it is the only upload
+        detail(item, "u", first=len(uploaded) == 1)
 
 
-st.fragment(shown_images, run_every=player.PLAY_SECONDS if player.playing() else None)()
+shown_images()
+have_uploads = bool(st.session_state.get(UPLOADS))   # as of this full run (an upload alone reruns only the fragment)
+test_image_picker(have_uploads)
+for position, item in enumerate(st.session_state.get(TESTS, [])):
+    detail(item, "t", first=position == 0 and not have_uploads)
