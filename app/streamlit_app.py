@@ -40,7 +40,6 @@ pages = [
     st.Page("views/accuracy_cost.py", title="Accuracy vs cost"),
     st.Page("views/compare_models.py", title="Compare models"),
     st.Page("views/stress_test.py", title="Stress test", url_path="stress_test"),
-    st.Page("views/stress_test.py", title="Stress test", url_path="stress_test"),
     st.Page("views/train.py", title="Train"),
     st.Page("views/models.py", title="Models"),
 ]

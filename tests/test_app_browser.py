@@ -59,9 +59,9 @@ def page(browser, app_url):
     return new_tab(browser, app_url)
 
 
-TITLES = ["What is BoostNet?", "Inspect an image", "Threshold and exits", "Accuracy vs cost", "Compare models", "Train",
-          "Models"]
-URLS = ["", "inspect_image", "dataset_exits", "accuracy_cost", "compare_models", "train", "models"]
+TITLES = ["What is BoostNet?", "Inspect an image", "Threshold and exits", "Accuracy vs cost", "Compare models",
+          "Stress test", "Train", "Models"]
+URLS = ["", "inspect_image", "dataset_exits", "accuracy_cost", "compare_models", "stress_test", "train", "models"]
 
 
 def _titles_and_wide_layout(page, where: str) -> None:
