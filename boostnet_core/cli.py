@@ -499,20 +499,23 @@ def _stress(args, argv) -> int:
     conditions += [attack(name, args.epsilon, args.steps) for name in args.attack]
     crafting = args.images if "universal" in args.attack else 0   # as many other images to craft on
     images, labels, keys, others = stress_images(model, args.images, args.data_root, args.seed, crafting)
-    bar = None
+    bar, current = None, []
     if not args.quiet:
         from tqdm import tqdm
         bar = tqdm(total=len(conditions) + 1, desc="stress", unit="condition", file=sys.stderr)
 
-    def step(name):
+    def starting(name):   # a condition starts: the one before it is done
         if bar is not None:
-            bar.update(0 if step.started is None else 1)
+            bar.update(1 if current else 0)
             bar.set_postfix_str(name)
-        step.started = name
-    step.started = None
+        current[:] = [name]
+
+    def attack_step(done, total):
+        if bar is not None:
+            bar.set_postfix_str(f"{current[0]}, step {done} of {total}")
     result = stress_test(model, torch.from_numpy(images), labels, conditions, rule, keys=keys, seed=args.seed,
                          crafting=torch.from_numpy(others) if len(others) else None, batch_size=args.batch_size,
-                         progress=step)
+                         progress=starting, attack_progress=attack_step)
     if bar is not None:
         bar.update(1)
         bar.close()
@@ -545,7 +548,8 @@ def _stress_table(result: dict) -> str:
         line = (f"{name:24s} {r['top1_at_exits']:6.2f}% {r['top1'][-1]:8.2f}% {r['mean_macs'] / 1e6:8.2f}M "
                 f"{100 * r['macs_share']:5.1f}% {100 * r['last_exit_share']:6.1f}%")
         if risk:
-            line += f"  {r['risk']['observed']:.4f} / {r['risk']['epsilon']:g} " + ("held" if r["risk"]["held"] else "BROKEN")
+            held = "held" if r["risk"]["held"] else "BROKEN"
+            line += f"  {r['risk']['observed']:.4f} / {r['risk']['epsilon']:g} {held}"
         lines.append(line)
     return "\n".join(lines)
 

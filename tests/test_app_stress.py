@@ -21,7 +21,6 @@ def test_every_shipped_condition_reads_summarises_and_corrupts_the_shown_images(
     split's summary against clean, the certified risk's sentence, the histogram, and the live corruption of images."""
     import json
 
-    from boostnet_core import load_model
     from boostnet_core.stress import NAMES, SEVERITIES, corrupt, load_outputs
     from images import shipped_sample
     from session import ExitSetting
@@ -30,27 +29,28 @@ def test_every_shipped_condition_reads_summarises_and_corrupts_the_shown_images(
     wanted = {"clean", "attack/slowdown", "attack/universal"} | {f"{n}/{s}" for n in NAMES for s in SEVERITIES}
     assert set(outputs) == wanted
     assert extra["attack/universal.perturbation"].abs().max() <= 8 / 255 + 1e-6
-    net = load_model(REPO / "checkpoints" / name)
-    thresholds, setting = np.full(net.num_exits, 0.9), ExitSetting()
+    recorded = json.loads((STRESS / "summary.json").read_text())["models"][name]
+    macs = recorded["macs"]
+    thresholds, setting = np.full(len(macs), 0.9), ExitSetting()
     # the certified thresholds of the default setting, as the script recorded them (calibrate_checkpoint's)
-    rules = json.loads((STRESS / "summary.json").read_text())["models"][name]["conditions"]["clean"]["rules"]
+    rules = recorded["conditions"]["clean"]["rules"]
     cert = {"thresholds": rules["certified disagreement 0.02 (delta 0.1)"]["thresholds"]}
-    clean = summary(outputs["clean"], thresholds, net.macs)
+    clean = summary(outputs["clean"], thresholds, macs)
     _, tiles = shipped_sample()
-    shown = tiles[:3]
+    shown = tiles[:1]
     for key, p in outputs.items():
-        s = summary(p, thresholds, net.macs)
+        s = summary(p, thresholds, macs)
         assert s["counts"].sum() == s["n"] and 0 < s["share"] <= 1
         sentence = risk_sentence(outputs["clean"], p, key, cert, setting, True)
         assert ("**held**" in sentence) != ("**broken**" in sentence), sentence
         if key.startswith(("attack", "fog/")):   # the figure's code does not depend on the condition
-            histogram_figure(["e"] * net.num_exits, clean["counts"], s["counts"], key)
+            histogram_figure(["e"] * len(macs), clean["counts"], s["counts"], key)
         if key.count("/") and not key.startswith("attack"):
             corruption, severity = key.split("/")
-            stressed = corrupt(shown, corruption, int(severity), keys=[0, 1, 2])
+            stressed = corrupt(shown, corruption, int(severity), keys=[0])
             assert stressed.shape == shown.shape
     # the attack does what it is for: more MACs and more images at the last exit than clean
-    attacked = summary(outputs["attack/slowdown"], thresholds, net.macs)
+    attacked = summary(outputs["attack/slowdown"], thresholds, macs)
     assert attacked["share"] > clean["share"] and attacked["last"] > clean["last"]
 
 

@@ -174,11 +174,12 @@ def run_condition(model, pixels: torch.Tensor, labels: torch.Tensor, condition: 
 
 def stress_test(model, pixels: torch.Tensor, labels: torch.Tensor, conditions: list[Condition], rule: ExitRule, *,
                 keys=None, seed: int = 0, crafting: torch.Tensor | None = None, batch_size: int = 250,
-                engine=None, fast: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+                engine=None, fast: bool = True, progress: Callable[[str], None] | None = None,
+                attack_progress: Callable[[int, int], None] | None = None) -> dict:
     """{"clean": R, "conditions": [{"kind", "name", "severity", ...R}]}: the JSON of `boostnet stress`.
-    progress(label) is called as each condition starts."""
+    progress(label) is called as each condition starts; attack_progress(done, total) after each attack step."""
     runs = iter_runs(model, pixels, labels, conditions, rule, keys=keys, seed=seed, crafting=crafting,
-                     batch_size=batch_size, engine=engine, fast=fast, progress=progress)
+                     batch_size=batch_size, engine=engine, fast=fast, progress=progress, steps=attack_progress)
     clean = next(runs)
     out = {"clean": clean.summary, "conditions": []}
     for run in runs:
@@ -189,12 +190,13 @@ def stress_test(model, pixels: torch.Tensor, labels: torch.Tensor, conditions: l
     return out
 
 
-def iter_runs(model, pixels, labels, conditions, rule, *, progress=None, **options):
-    """The clean run, then one ConditionRun per condition, one at a time (so a caller can show progress)."""
+def iter_runs(model, pixels, labels, conditions, rule, *, progress=None, steps=None, **options):
+    """The clean run, then one ConditionRun per condition, one at a time (so a caller can show progress):
+    progress(label) as each starts, steps(done, total) after each attack step."""
     for condition in [None, *conditions]:
         if progress:
             progress("clean" if condition is None else label(condition))
-        yield run_condition(model, pixels, labels, condition, rule, **options)
+        yield run_condition(model, pixels, labels, condition, rule, progress=steps, **options)
 
 
 def label(condition: Condition) -> str:
