@@ -814,7 +814,8 @@ def test_inspect_with_many_uploads_keeps_the_picker_a_few_lines_below_the_upload
     at.run()   # an upload reruns only its fragment; the next full run draws the picker and the test images again
     assert not at.exception
     labels = [e.label for e in at.expander]
-    assert [label.split(":")[0] for label in labels] == [f"U{i}" for i in range(1, 7)] + ["Pick test images from the model's test split", "T1", "T2", "T3"], labels
+    picker = "Pick test images from the model's test split"
+    assert [label.split(":")[0] for label in labels] == [f"U{i}" for i in range(1, 7)] + [picker, "T1", "T2", "T3"]
     assert [label.split(", ")[0].split(": ")[1] for label in labels[:6]] == [f"u{i}.png" for i in range(6)]
     assert not any(e.proto.expanded for e in at.expander[:6])   # six uploads: each one line until opened
     strip = next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)
