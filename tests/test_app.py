@@ -820,3 +820,14 @@ def test_inspect_with_many_uploads_keeps_the_picker_a_few_lines_below_the_upload
     assert not any(e.proto.expanded for e in at.expander[:6])   # six uploads: each one line until opened
     strip = next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)
     assert strip.count("<tr ") == 1 + 9   # the header and one line per image
+
+def test_inspect_says_in_words_that_the_last_exit_takes_an_image_below_the_threshold():
+    """Issue 27, finding 3: at threshold 0.95 a cat left at exit 5 with score 0.87, below the red line, and why was
+    behind a '?'. The strip and the image's figures now say it."""
+    from session import ExitSetting
+    at = page("inspect_image")
+    at.session_state["exit_setting"] = ExitSetting(threshold=1.0)   # no score reaches 1.0: every image runs to the end
+    at.run()
+    strip = next(m.value for m in at.markdown if 'class="exit-strip"' in m.value)
+    assert strip.count("5 of 5<br>") == 3 and strip.count("below the threshold: the last exit takes the rest") == 3
+    assert any("below the threshold, but the last exit takes every image that reaches it" in m.value for m in at.markdown)
