@@ -233,10 +233,9 @@ def detail(item: dict, section: str, first: bool) -> None:
                                     if exit_setting().mode is ExitMode.THRESHOLD else np.asarray(item["thresholds"]), top,
                                     f"score of F_k: {short}", label=f"{name}: the score of every exit ({short})")
             st.markdown(svg_block(scores), unsafe_allow_html=True)
-        # The top classes under both columns: beside the picture, at 1024 px, the table scrolled its last exits away.
-        st.markdown(top_classes_table(exit_names, t["top_k"]), unsafe_allow_html=True)
-
-        st.markdown("**What each head adds at every exit** (w = "
+        # The top classes under both columns (beside the picture, at 1024 px, the table scrolled its last exits away),
+        # in one element with the contribution panels: every element is redrawn at every threshold step.
+        st.markdown(top_classes_table(exit_names, t["top_k"]) + "\n\n**What each head adds at every exit** (w = "
                     f"{net.reweight:g}{': joint training, each exit is its own head' if net.reweight == 0 else ''})\n\n"
                     + svg_block(contribution_figure(path, item["image_key"], t)), unsafe_allow_html=True)
 
@@ -305,11 +304,11 @@ def overview(items: list[dict], setting_now) -> None:
     for it in items:
         marks.setdefault(it["t"]["exit_index"], []).append(it["letter"])
     focus = items[chosen]
+    # The picture and the strip as one element (fewer elements: a lighter redraw at each threshold step).
     st.markdown(svg_block(network_svg(picture, focus["t"]["exit_index"], marks={k: ", ".join(v) for k, v in marks.items()},
                                       title=f"{focus['letter']}: {focus['name']} leaves at exit "
-                                            f"{focus['t']['exit_index'] + 1}; grey blocks and heads were skipped")),
-                unsafe_allow_html=True)
-    st.markdown(strip_html([{"letter": it["letter"], "name": it["name"], "note": it["note"],
+                                            f"{focus['t']['exit_index'] + 1}; grey blocks and heads were skipped"))
+                + strip_html([{"letter": it["letter"], "name": it["name"], "note": it["note"],
                              "thumb": small_png(it["digest"], it["pixels"], 40), "view": small_png(it["view_digest"], it["view"], 40),
                              "n": net.num_exits, "k": it["t"]["exit_index"], "last_below": it["last_below"],
                              "label": it["t"]["label"], "score": float(it["t"]["scores"][it["t"]["exit_index"]]),
