@@ -35,12 +35,18 @@ from boostnet_core import load_model  # noqa: E402
 from boostnet_core.atomic import atomic_write_bytes  # noqa: E402
 from boostnet_core.calibration import calibrate_checkpoint, losses  # noqa: E402
 from boostnet_core.checkpoint import atomic_save_tensors  # noqa: E402
+from boostnet_core.evaluation import load_cache  # noqa: E402
 from boostnet_core.stress import (NAMES, SEVERITIES, ExitRule, attack, corruption, load_outputs,  # noqa: E402
                                   run_condition, stress_images)
 from boostnet_core.stress.corruptions import CORRUPTIONS  # noqa: E402
 from boostnet_core.thresholds import ExitPredictions, assign_exits  # noqa: E402
 
-MODELS = ("cifar10-boostnet", "cifar10-joint")
+MODELS = ("cifar10-boostnet", "cifar10-joint")   # BoostNet first, then joint: folders under checkpoints/
+
+
+def key_of(model: str) -> str:
+    """A model's name in the files and the summary: its folder's own name."""
+    return Path(model).name
 OUT = REPO / "assets" / "stress"
 # The exit rules reported: one global threshold, and certified thresholds (the README's setting and a looser one).
 THRESHOLD = 0.9
@@ -56,14 +62,16 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    first = load_model(REPO / "checkpoints" / MODELS[0])
+    models = tuple(args.models)
+    first = load_model(REPO / "checkpoints" / models[0])
     images, labels, keys, crafting = stress_images(first, args.images, args.data_root, seed=0, crafting=args.craft_images)
     pixels = torch.from_numpy(images)
     conditions = [corruption(n, s) for n in NAMES for s in SEVERITIES]
     corrupted = {}   # corrupt once, run both models on the same pictures
     started = time.time()
-    for name in MODELS:
-        model = load_model(REPO / "checkpoints" / name)
+    for path in models:
+        name = key_of(path)
+        model = load_model(REPO / "checkpoints" / path)
         rule = ExitRule.of(THRESHOLD, model.num_exits)
         tensors = {"labels": labels, "test_index": torch.from_numpy(keys)}
 
@@ -84,6 +92,10 @@ def run(args) -> None:
             print(f"{name} {c.name} {c.severity}: {r.summary['top1_at_exits']:.2f}% at "
                   f"{100 * r.summary['macs_share']:.1f}% ({time.time() - started:.0f} s)", flush=True)
         # the per-image attack on evenly spaced images of the draw (which is in test order, grouped by class)
+        if args.no_attacks:
+            atomic_save_tensors(out / f"{name}.safetensors", tensors, {"model": path, "images": str(len(pixels)),
+                                                                        "seed": "0", "command": " ".join(sys.argv)})
+            continue
         n_attack = min(args.attack_images, len(pixels))
         subset = torch.from_numpy(np.unique(np.linspace(0, len(pixels) - 1, n_attack).round().astype(np.int64)))
         r = run_condition(model, pixels[subset], labels[subset], attack("slowdown"), rule)
@@ -99,7 +111,7 @@ def run(args) -> None:
         meta = {"model": name, "images": str(len(pixels)), "attack_images": str(n_attack),
                 "craft_images": str(len(crafting)), "seed": "0", "command": " ".join(sys.argv)}
         atomic_save_tensors(out / f"{name}.safetensors", tensors, meta)
-    summarise(out)
+    summarise(out, models)
 
 
 # ---------------------------------------------------------------- summaries with intervals
@@ -125,19 +137,22 @@ def interval(values: np.ndarray, index: np.ndarray) -> list[float]:
     return [float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def summarise(out: Path = OUT) -> dict:
-    models = {name: load_model(REPO / "checkpoints" / name) for name in MODELS}
-    outputs = {name: load_outputs(out / f"{name}.safetensors")[0] for name in MODELS}
+def summarise(out: Path = OUT, pair=MODELS) -> dict:
+    models = {key_of(p): load_model(REPO / "checkpoints" / p) for p in pair}
+    outputs = {name: load_outputs(out / f"{name}.safetensors")[0] for name in models}
+    names = list(models)
     rules = {name: [("threshold 0.9", [THRESHOLD] * m.num_exits, None, None)] for name, m in models.items()}
-    for name in MODELS:
+    for name, path in zip(names, pair):
+        if "val" not in load_cache(REPO / "checkpoints" / path):
+            continue   # trained without a validation split (--val-size 0): nothing to certify on
         for risk, eps, delta in CERTIFIED:
-            c = calibrate_checkpoint(REPO / "checkpoints" / name, risk, eps, delta)
+            c = calibrate_checkpoint(REPO / "checkpoints" / path, risk, eps, delta)
             t = [math.inf if v is None else v for v in c["thresholds"]]
             rules[name].append((f"certified {risk} {eps:g} (delta {delta:g})", t, risk, eps))
     rng = np.random.default_rng(0)
     summary = {"made_by": "python scripts/stress_results.py run ... (docstring); then summarised by `tables`",
                "threshold": THRESHOLD, "certified": [list(c) for c in CERTIFIED], "resamples": RESAMPLES,
-               "corruptions": {n: CORRUPTIONS[n].family for n in NAMES}, "models": {}}
+               "corruptions": {n: CORRUPTIONS[n].family for n in NAMES}, "pair": list(pair), "models": {}}
     for name, model in models.items():
         rows = {}
         for key, p in outputs[name].items():
@@ -156,12 +171,12 @@ def summarise(out: Path = OUT) -> dict:
     # BoostNet - joint, paired over the same images (the attack's per-image pictures differ: each model is
     # attacked on its own, but the clean images are the same)
     diff = {}
-    a, b = (outputs[m] for m in MODELS)
+    a, b = (outputs[m] for m in names)
     for key in a:
         n = a[key].labels.numel()
         index = rng.integers(0, n, size=(RESAMPLES, n))
-        va = per_image(a[key], [THRESHOLD] * 5, models[MODELS[0]].macs)
-        vb = per_image(b[key], [THRESHOLD] * 5, models[MODELS[1]].macs)
+        va = per_image(a[key], [THRESHOLD] * 5, models[names[0]].macs)
+        vb = per_image(b[key], [THRESHOLD] * 5, models[names[1]].macs)
         diff[key] = {k: interval(va[k] - vb[k], index) for k in ("top1", "macs_share", "last_top1", "early_wrong")}
     summary["boostnet_minus_joint"] = {"rule": "threshold 0.9", "conditions": diff}
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode())
@@ -182,7 +197,8 @@ def tables(out: Path = OUT) -> None:
     for n, fam in s["corruptions"].items():
         families.setdefault(fam, []).append(n)
     rule = "threshold 0.9"
-    b, j = (s["models"][m]["conditions"] for m in MODELS)
+    pair_names = [key_of(p) for p in s.get("pair", MODELS)]
+    b, j = (s["models"][m]["conditions"] for m in pair_names)
     d = s["boostnet_minus_joint"]["conditions"]
     print(f"### Per family and severity ({rule}; mean over the family's corruptions; {b['clean']['images']} images)\n")
     print("| condition | BoostNet top-1 | joint top-1 | BoostNet − joint | BoostNet MACs | joint MACs | "
@@ -214,20 +230,20 @@ def tables(out: Path = OUT) -> None:
     print(f"\n### The slowdown attack ({rule})\n")
     print("| model | condition | images | top-1 at exits | last exit top-1 | MACs % of full | at the last exit |")
     print("|---|---|---|---|---|---|---|")
-    for m, conds in zip(MODELS, (b, j)):
-        for k in ("clean", "attack/slowdown", "attack/universal"):
+    for m, conds in zip(pair_names, (b, j)):
+        for k in [k for k in ("clean", "attack/slowdown", "attack/universal") if k in conds]:
             r = conds[k]["rules"][rule]
             print(f"| {m} | {k} | {conds[k]['images']} | {fmt(r['top1'])} | {fmt(r['last_top1'])} | "
                   f"{fmt(r['macs_share'], 100)} | {fmt(r['last_exit'], 100)}% |")
     print("\n### Certified thresholds under shift: observed risk (mean over images) against epsilon\n")
     labels = [r for r in next(iter(b.values()))["rules"] if r.startswith("certified")]
-    for m, conds in zip(MODELS, (b, j)):
+    for m, conds in zip(pair_names, (b, j)):
         print(f"\n{m}:\n")
         print("| condition | " + " | ".join(labels) + " |")
         print("|---|" + "---|" * len(labels))
         keys = ["clean"] + [f"{n}/{sev}" for n in s["corruptions"] for sev in (1, 3, 5)] + ["attack/slowdown",
                                                                                              "attack/universal"]
-        for k in keys:
+        for k in [k for k in keys if k in conds]:
             cells = []
             for lab in labels:
                 r = conds[k]["rules"][lab]
@@ -240,8 +256,9 @@ def family_differences(out: Path = OUT) -> None:
     """BoostNet − joint per family and severity, paired over images: each image's value averaged over the family's
     corruptions, then a 95% bootstrap interval over images (threshold 0.9)."""
     s = json.loads((out / "summary.json").read_text())
-    models = {name: load_model(REPO / "checkpoints" / name) for name in MODELS}
-    outputs = {name: load_outputs(out / f"{name}.safetensors")[0] for name in MODELS}
+    pair = s.get("pair", MODELS)
+    models = {key_of(p): load_model(REPO / "checkpoints" / p) for p in pair}
+    outputs = {name: load_outputs(out / f"{name}.safetensors")[0] for name in models}
     families = {}
     for n, fam in s["corruptions"].items():
         families.setdefault(fam, []).append(n)
@@ -252,7 +269,7 @@ def family_differences(out: Path = OUT) -> None:
         for sev in SEVERITIES:
             per = {k: [] for k in ("top1", "macs_share", "early_wrong")}
             for n in names:
-                va, vb = (per_image(outputs[m][f"{n}/{sev}"], [THRESHOLD] * 5, models[m].macs) for m in MODELS)
+                va, vb = (per_image(outputs[m][f"{n}/{sev}"], [THRESHOLD] * 5, models[m].macs) for m in models)
                 for k in per:
                     per[k].append(va[k] - vb[k])
             index = rng.integers(0, len(per["top1"][0]), size=(RESAMPLES, len(per["top1"][0])))
@@ -271,14 +288,19 @@ def main() -> None:
     r.add_argument("--craft-images", type=int, default=500)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", default=str(OUT))
-    sub.add_parser("summarise").add_argument("--out", default=str(OUT))
+    r.add_argument("--models", nargs=2, default=list(MODELS), metavar=("BOOSTNET", "JOINT"),
+                   help="two checkpoint folders under checkpoints/ (default: the shipped CIFAR-10 pair)")
+    r.add_argument("--no-attacks", action="store_true", help="corruptions only")
+    sm = sub.add_parser("summarise")
+    sm.add_argument("--out", default=str(OUT))
+    sm.add_argument("--models", nargs=2, default=list(MODELS), metavar=("BOOSTNET", "JOINT"))
     sub.add_parser("tables").add_argument("--out", default=str(OUT))
     sub.add_parser("differences").add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     if args.command == "run":
         run(args)
     elif args.command == "summarise":
-        summarise(Path(args.out))
+        summarise(Path(args.out), tuple(args.models))
     elif args.command == "differences":
         family_differences(Path(args.out))
     else:
