@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .certificate import RISKS
 from .errors import ArgumentError
 from .thresholds import ANY_SCORE, ExitPredictions, assign_exits, exit_fractions, fit_thresholds, reaches
 
-RISKS = ("disagreement", "accuracy-drop")
 FAMILY_Q = tuple(2.0 ** (e / 4) for e in range(32, -33, -1))   # q from 2^8 (safe) down to 2^-8 (cheap)
 
 
