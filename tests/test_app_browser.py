@@ -6,6 +6,7 @@ assets/. Screenshots of the pages it visits land in tests/screenshots/ (git-igno
 chromium or playwright is absent.
 """
 import io
+import os
 import re
 import shutil
 import sys
@@ -19,6 +20,9 @@ sys.path.insert(0, str(REPO / "app"))
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "tests" / "screenshots"
+# Whole-page screenshots of every page at projector sizes cost about a fifth of the suite's browser time; the first
+# screen of every page is always kept. BOOSTNET_FULL_SCREENSHOTS=1 keeps the whole pages too.
+FULL_PAGE_SHOTS = os.environ.get("BOOSTNET_FULL_SCREENSHOTS", "") not in ("", "0")
 # One Streamlit server and one Chromium for the module: under pytest-xdist its tests stay on one worker.
 pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
               pytest.mark.xdist_group("browser"), pytest.mark.slow]
@@ -213,8 +217,8 @@ LAYOUT_CHECK = (REPO / "app" / "layout_check.js").read_text()
 def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, scheme):
     """Every page of the sidebar at a projector's size: no text box of a chart (title, legend, tick and axis labels,
     bar labels; the app's own SVG charts' text) over another one, none leaving its chart, no figure or formula cut
-    (app/layout_check.js, one evaluation per page). Screenshots of each page (its first screen, and the whole page)
-    are kept in tests/screenshots/projector/ for a person to look at."""
+    (app/layout_check.js, one evaluation per page). Screenshots of each page (its first screen; the whole page with
+    BOOSTNET_FULL_SCREENSHOTS=1) are kept in tests/screenshots/projector/ for a person to look at."""
     shots = SHOTS / "projector"
     shots.mkdir(parents=True, exist_ok=True)
     # The page is laid out at the projector's width; the window is taller than the projector's so that a whole page
@@ -235,12 +239,13 @@ def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, sc
         found[title] = tab.evaluate(LAYOUT_CHECK)
         name = f"{title.split()[0].lower()}-{width}x{height}-{scheme}"
         tab.screenshot(path=str(shots / f"{name}-first-screen.png"), clip={"x": 0, "y": 0, "width": width, "height": height})
-        needed = tab.evaluate("() => Math.max(...[...document.querySelectorAll('section, div')].map(e => e.scrollHeight))")
-        if needed > tall:
-            tall = min(needed, 8000)
-            tab.set_viewport_size({"width": width, "height": tall})
-            tab.wait_for_timeout(300)
-        tab.screenshot(path=str(shots / f"{name}.png"))
+        if FULL_PAGE_SHOTS:   # the whole page too: a window up to 8,000 px tall, laid out again and photographed
+            needed = tab.evaluate("() => Math.max(...[...document.querySelectorAll('section, div')].map(e => e.scrollHeight))")
+            if needed > tall:
+                tall = min(needed, 8000)
+                tab.set_viewport_size({"width": width, "height": tall})
+                tab.wait_for_timeout(300)
+            tab.screenshot(path=str(shots / f"{name}.png"))
     tab.close()
     print(f"screenshots of every page at {width}x{height}: {shots}")
     assert {t: p for t, p in found.items() if p} == {}
