@@ -1,0 +1,50 @@
+"""Benchmark: the README's test command on a fresh clone with cold caches, as CI and a new user first run it.
+
+Clones this repository's committed HEAD into a temporary folder (the development data beside it, as in a checkout:
+../shared is linked when it exists), gives the run a new empty $HOME (no ~/.cache/boostnet, no browser profile),
+runs `python -m pytest -q` there, and prints one JSON object: wall seconds, the summary line, and the slowest tests.
+The goal is at most 90 s on 2 idle cores; run it on a quiet machine.
+Usage: python bench/cold_suite.py [--slowest 15]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slowest", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cold-suite-") as folder:
+        root = Path(folder)
+        subprocess.run(["git", "clone", "-q", str(REPO), str(root / "main")], check=True)
+        shared = REPO.parent / "shared"
+        if shared.is_dir():
+            (root / "shared").symlink_to(shared)
+        home = root / "home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("BOOSTNET_CACHE",)}
+        env["HOME"] = str(home)
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              f"--durations={args.slowest}"], cwd=root / "main", env=env, capture_output=True,
+                             text=True)
+        seconds = time.perf_counter() - start
+    lines = run.stdout.splitlines()
+    summary = next((line for line in reversed(lines) if re.search(r"\d+ (passed|failed)", line)), "")
+    slowest = [line.strip() for line in lines if re.match(r"^\d+\.\d+s (call|setup|teardown)", line)]
+    print(json.dumps({"benchmark": "README test command on a fresh clone, cold caches", "seconds": round(seconds, 1),
+                      "goal_seconds": 90, "returncode": run.returncode, "summary": summary,
+                      "cpus": os.cpu_count(), "load_average_1min_after": os.getloadavg()[0], "slowest": slowest}))
+
+
+if __name__ == "__main__":
+    main()
