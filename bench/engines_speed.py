@@ -15,7 +15,9 @@ Usage: python bench/engines_speed.py [--checkpoint checkpoints/cifar10-boostnet]
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -26,6 +28,9 @@ from boostnet_core.thresholds import fit_to_budget
 from boostnet_core.evaluation import load_cache
 from boostnet_core.factory import input_channels
 from boostnet_core.models.stepwise import iter_exits
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gemm import gemm_rate  # noqa: E402  (bench/gemm.py: the machine's fp32 GEMM rate)
 
 
 def interleaved(fns: dict, rounds: int) -> dict:
@@ -40,25 +45,6 @@ def interleaved(fns: dict, rounds: int) -> dict:
             fn()
             times[name].append(time.perf_counter() - t)
     return times
-
-
-GEMM_SIZE = 1024
-
-
-def gemm_rate(calls: int = 20) -> float:
-    """Multiply-adds per second of one fp32 GEMM_SIZE^3 torch.mm, the best of `calls` (after a pause and a warm-up)."""
-    a = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=torch.Generator().manual_seed(0))
-    b = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=torch.Generator().manual_seed(1))
-    time.sleep(0.5)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(calls))
-    return GEMM_SIZE ** 3 / best
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def per_block(model, x, rounds: int) -> dict:

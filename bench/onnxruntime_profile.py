@@ -11,11 +11,12 @@ Usage: python bench/onnxruntime_profile.py [--checkpoint checkpoints/cifar10-boo
 """
 import argparse
 import json
-import math
 import os
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,21 +24,10 @@ import torch
 from boostnet_core import load_model
 from boostnet_core.engines.onnx_graphs import ModelGraphs
 
+sys.path.insert(0, str(Path(__file__).parent))
+from gemm import gemm_rate  # noqa: E402  (bench/gemm.py: the machine's fp32 GEMM rate)
+
 CONVOLUTIONS = ("Conv", "FusedConv", "NchwcConv")
-
-
-def gemm_rate(threads: int, rounds: int = 5) -> float:
-    """Multiply-adds per second of a 1024^3 fp32 torch.mm on `threads` threads (best of `rounds`)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(4):
-            torch.mm(a, b)
-        best = min(best, (time.perf_counter() - t) / 4)
-    return 1024 ** 3 / best
 
 
 def conv_macs(args: dict) -> float:
@@ -67,7 +57,7 @@ def main():
     model = load_model(args.checkpoint)
     graph = ModelGraphs().whole(model)
     x = np.random.default_rng(0).standard_normal((args.batch, *model.input_shape)).astype(np.float32)
-    rate_before = gemm_rate(args.threads)
+    rate_before = gemm_rate()
     with tempfile.TemporaryDirectory() as folder:
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
@@ -81,7 +71,7 @@ def main():
             session.run(None, {name: x})
         wall = (time.perf_counter() - start) / args.runs
         events = json.load(open(session.end_profiling()))
-    rate = max(rate_before, gemm_rate(args.threads))
+    rate = max(rate_before, gemm_rate())
     by_op, conv_us, conv_work = defaultdict(float), 0.0, 0.0
     runs_seen = sum(1 for e in events if e.get("name") == "model_run")
     for e in events:

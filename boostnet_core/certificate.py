@@ -31,7 +31,7 @@ class Certificate:
     thresholds: tuple            # one per exit: float, or None for "no exit here"
     criterion: str               # the exit criterion's name (criteria.py)
     criterion_params: dict | None  # the learned score's fitted parameters; None for the others
-    risk: str                    # calibration.RISKS
+    risk: str                    # one of RISKS
     epsilon: float
     delta: float
     guarantee: str               # the promise in one sentence
@@ -76,7 +76,7 @@ def read_certificate(path) -> Certificate:
     """A certificate file, checked to be one (CertificateError with one sentence otherwise)."""
     path = Path(path)
     if not path.is_file():
-        raise CertificateError(f"Certificate {str(path)!r} does not exist; write one with "
+        raise CertificateError(f"Certificate {str(path)!r} does not exist or is not a file; write one with "
                                "'boostnet calibrate CKPT --risk ... --epsilon ... --delta ... --out FILE'.")
     if path.stat().st_size > MAX_BYTES:
         raise CertificateError(f"{str(path)!r} is {path.stat().st_size:,} bytes, too large for a certificate.")
@@ -111,7 +111,7 @@ def certificate_from_record(record, source: str = "the certificate") -> Certific
         if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
             raise CertificateError(f"{source}: {name!r} must be a SHA-256 (64 hexadecimal digits), got {value!r}.")
     from .criteria import CRITERIA
-    if record["risk"] not in RISKS or record["criterion"] not in CRITERIA:
+    if record["risk"] not in RISKS or not isinstance(record["criterion"], str) or record["criterion"] not in CRITERIA:
         raise CertificateError(f"{source}: unknown risk {record['risk']!r} or criterion {record['criterion']!r}.")
     params = record.get("criterion_params")
     if record["criterion"] == "learned":

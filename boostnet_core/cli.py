@@ -474,6 +474,7 @@ def _stress(args, argv) -> int:
     import torch
     from . import load_model
     from .stress import ExitRule, attack, corruption, stress_images, stress_test
+    from .thresholds import thresholds_to_json
     if not args.corruption and not args.attack:
         raise ArgumentError("Give --corruption NAME|all, --attack slowdown|universal, or both.")
     if args.severity is not None and not args.corruption:
@@ -520,7 +521,7 @@ def _stress(args, argv) -> int:
         bar.update(1)
         bar.close()
     result = {"checkpoint": str(args.checkpoint), "images": len(images), "seed": args.seed,
-              "thresholds": [None if v == float("inf") else v for v in rule.thresholds.tolist()],
+              "thresholds": thresholds_to_json(rule.thresholds),
               "criterion": rule.criterion.name, **result}
     text = json.dumps(result, allow_nan=False)
     if args.out:

@@ -131,11 +131,15 @@ def load_cache(folder) -> dict[str, ExitPredictions]:
                  if recorded is None else f"was computed from weights {recorded[:12]}..., not from")
         raise CheckpointError(f"The evaluation cache of {str(folder)!r} {found} this model's weights "
                               f"{weights[:12]}...; re-run 'boostnet evaluate {folder} --write'.")
+    return _read_splits(path)
+
+
+def _read_splits(path: Path, logits: bool = True) -> dict[str, ExitPredictions]:
+    """The splits a cache file holds, as written by save_cache (logits=False: without the exit logits)."""
     t = load_tensors(path)
-    names = sorted({k.split(".")[0] for k in t})
     return {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"],
-                               None if t.get(f"{n}.logits") is None else t[f"{n}.logits"].float())
-            for n in names}
+                               t[f"{n}.logits"].float() if logits and f"{n}.logits" in t else None)
+            for n in sorted({k.split(".")[0] for k in t})}
 
 
 def checkpoint_data(model, folder, dataset: str | None = None, data_root: str | None = None):
@@ -168,10 +172,7 @@ def upgrade_cache(folder, device="cpu", batch_size: int = 500, progress: bool = 
     """
     model = load_model(folder, device)
     _, _, bundle = checkpoint_data(model, folder)
-    path = Path(folder) / CACHE
-    t = load_tensors(path)
-    cached = {n: ExitPredictions(t[f"{n}.confidence"], t[f"{n}.prediction"], t[f"{n}.top5"].bool(), t[f"{n}.labels"])
-              for n in sorted({k.split(".")[0] for k in t})}
+    cached = _read_splits(Path(folder) / CACHE, logits=False)   # load_cache would refuse a cache without the hash
     fresh = {"test": bundle.test, "val": bundle.val}
     gaps = {}
     for name, p in cached.items():

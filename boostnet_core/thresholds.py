@@ -162,7 +162,7 @@ def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] 
     bad = torch.isnan(t) | (t < low) | ((t > high) & ~torch.isposinf(t))
     if bad.any():
         raise ArgumentError(f"Thresholds must lie in [{low:g}, {high:g}] or be none (no exit here), got "
-                            f"{[v for v in t[bad].tolist()]}.")
+                            f"{t[bad].tolist()}.")
     return t
 
 

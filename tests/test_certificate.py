@@ -161,7 +161,8 @@ def test_a_cache_that_records_no_weights_is_refused_beside_weights(mnist):
 
 
 EDITS = [{"epsilon": "x"}, {"epsilon": None}, {"delta": 1.5}, {"weights_sha256": "abc"}, {"risk": "other"},
-         {"criterion": "learned", "criterion_params": {}}, {"thresholds": [0.5, "x"]}, {"thresholds": []}]
+         {"criterion": "learned", "criterion_params": {}}, {"thresholds": [0.5, "x"]}, {"thresholds": []},
+         {"criterion": ["max_softmax"]}]
 
 
 @pytest.mark.parametrize("content", ["{", '{"format": "other"}', '{"format": "boostnet-certificate/1"}',

@@ -152,7 +152,7 @@ class OpenVinoEngine(OnnxEngine):
         import openvino as ov
         try:
             self._core = ov.Core()
-        except RuntimeError as e:   # no usable CPU plugin on this machine
+        except self.runtime_errors as e:   # no usable CPU plugin on this machine
             raise EngineUnavailable(f"OpenVINO cannot start here ({str(e).splitlines()[0]})") from e
         # A batch of PARTS_FROM or more runs in parts, one per thread (`_in_parts`); one thread: never.
         self.parts_from = PARTS_FROM if torch.get_num_threads() >= 2 else None
@@ -164,7 +164,7 @@ class OpenVinoEngine(OnnxEngine):
                   "INFERENCE_NUM_THREADS": torch.get_num_threads(), **hints}
         try:
             return self._core.compile_model(self._core.read_model(onnx_bytes), "CPU", config)
-        except RuntimeError as e:   # OpenVINO reports a graph it cannot read or compile as a RuntimeError
+        except self.runtime_errors as e:
             raise EngineUnavailable(f"OpenVINO refused the graph ({str(e).splitlines()[0]})") from e
 
     def compile(self, onnx_bytes: bytes):

@@ -15,7 +15,6 @@ The per-image outcomes stay available (`ConditionRun`) for intervals over images
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -74,8 +73,7 @@ class ExitRule:
     @classmethod
     def of(cls, thresholds, n_exits: int, criterion=None, risk: str | None = None, epsilon: float | None = None):
         crit = get_criterion(criterion)
-        t = check_thresholds([math.inf if v is None else v for v in thresholds] if isinstance(thresholds, (list, tuple))
-                             else thresholds, n_exits, crit.score_range)
+        t = check_thresholds(thresholds, n_exits, crit.score_range)   # None in a list: no exit here
         return cls(t, crit, risk, epsilon)
 
 
