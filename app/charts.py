@@ -293,3 +293,30 @@ def contribution_range(traces: list[dict]) -> tuple[float, float]:
     lows, highs = [v for v in lows if np.isfinite(v)], [v for v in highs if np.isfinite(v)]   # an overflowed logit
     span = max(highs) - min(lows) or 1.0
     return min(lows) - 0.05 * span, max(highs) + 0.05 * span
+
+
+def curves_png(groups: dict[str, list[dict]]) -> bytes:
+    """Accuracy vs cost's charts in matplotlib, one panel per data set: the same models, colours, line styles, seed
+    bands and operating points (stars)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig_m, axes = plt.subplots(1, len(groups), figsize=(8 * len(groups), 5), dpi=130, squeeze=False)
+    for ax, (data, drawn) in zip(axes[0], groups.items()):
+        for d in drawn:
+            macs = np.array(d["macs"]) / 1e6
+            if d["band"]:
+                mean, sd = np.array(d["band"]["mean"]), np.array(d["band"]["sd"])
+                ax.fill_between(macs, mean - sd, mean + sd, color=d["color"], alpha=0.18, linewidth=0)
+            ax.plot(macs, d["top1"], "o:", color=d["color"], label=d["name"])
+            if d["budgeted"]:
+                ax.plot([p["avg_macs"] / 1e6 for p in d["budgeted"]], [p["top1"] for p in d["budgeted"]], "-", color=d["color"])
+            if d["star"]:
+                ax.plot(d["star"]["macs"] / 1e6, d["star"]["top1"], "*", ms=16, color=d["color"], markeredgecolor="black")
+        ax.set_title(data); ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("top-1 accuracy (%)")
+        ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig_m.text(0.01, 0.01, "dotted: anytime (exit k); solid: budgeted batch; shaded: mean ± sd over seeds; "
+               "star: operating point", fontsize=8)
+    buf = io.BytesIO()
+    fig_m.tight_layout(rect=(0, 0.04, 1, 1)); fig_m.savefig(buf, format="png"); plt.close(fig_m)
+    return buf.getvalue()

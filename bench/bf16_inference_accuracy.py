@@ -9,7 +9,7 @@ once. Printed, as one JSON object:
 - at budgets of about 30, 50 and 70% of the full MACs (thresholds fitted to the fp32 validation outputs, the same
   thresholds for both precisions, as a served model would keep them): the share of test images whose exit changed,
   and the accuracy of each precision with the paired interval of their difference.
-Usage: python bench/bf16_inference_accuracy.py [--checkpoint checkpoints/cifar10-boostnet] [--data-root DIR]
+Usage: python bench/bf16_inference_accuracy.py [--checkpoint checkpoints/cifar10-boostnet] [--data-root DIR] [--images N]
 """
 import argparse
 import json
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from boostnet_core import load_model
+from boostnet_core.criteria import subset
 from boostnet_core.data import load_dataset
 from boostnet_core.engines import prepare_inference
 from boostnet_core.thresholds import fit_to_budget
@@ -44,6 +45,7 @@ def main():
     parser.add_argument("--engines", default="openvino,torch-fold")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shares", default="0.3,0.5,0.7")
+    parser.add_argument("--images", type=int, default=None, help="the first N test images only (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
@@ -54,7 +56,11 @@ def main():
     bundle = load_dataset(data["dataset"], root, model.meta["input_size"], input_channels(model.meta),
                           val_size=data["val_size"], split_seed=data["split_seed"])
     cache = load_cache(args.checkpoint)
-    fp32, val = cache["test"], cache["val"]
+    fp32, val, test = cache["test"], cache["val"], bundle.test
+    if args.images is not None:
+        if not 0 < args.images <= len(test):
+            parser.error(f"--images must be between 1 and {len(test)}, the size of the test split")
+        test, fp32 = test.subset(range(args.images)), subset(fp32, torch.arange(args.images))
     full = model.macs[-1]
     budgets = {}
     for share in (float(s) for s in args.shares.split(",")):
@@ -67,7 +73,7 @@ def main():
     for name in args.engines.split(","):
         engine = prepare_inference(model, name, "bf16")   # falls back with a warning where bf16 does not prepare
         t0 = time.perf_counter()
-        bf16 = predict_split(model, bundle.test, engine=engine)
+        bf16 = predict_split(model, test, engine=engine)
         seconds = time.perf_counter() - t0
         assert torch.equal(bf16.labels, fp32.labels), "the test split differs from the one the cache was made on"
         bf16_correct = bf16.correct().numpy()

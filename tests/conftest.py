@@ -88,15 +88,30 @@ def digits_model(digits_checkpoint):
     return load_model(digits_checkpoint)
 
 
-def scan_streamlit_components_once() -> None:
-    """Every new AppTest scans the metadata of every installed package for Streamlit components (0.2 s of CPU each,
-    about 40 AppTests); the installed packages do not change while the tests run, so the scan is done once."""
+def share_apptest_work_once() -> None:
+    """Work every new AppTest repeats although nothing it depends on changes while the tests run, done once per process:
+    - the scan of every installed package's metadata for Streamlit components (0.2 s of CPU per AppTest);
+    - the compiling of the page's script: AppTest gives each run a new, empty script cache, so every `at.run()` read
+      and compiled its page again. Here the compiled code is kept per file, and compiled anew when the file changes."""
     from streamlit.components.v2 import manifest_scanner
+    from streamlit.runtime.scriptrunner import script_cache
     scan = manifest_scanner.scan_component_manifests
     if not hasattr(scan, "cache_info"):
         cached = functools.cache(scan)
         manifest_scanner.scan_component_manifests = functools.wraps(scan)(lambda *a, **k: list(cached(*a, **k)))
         manifest_scanner.scan_component_manifests.cache_info = cached.cache_info
+    compile_script = script_cache.ScriptCache.get_bytecode
+    if not hasattr(compile_script, "compiled"):
+        compiled: dict = {}
+
+        def get_bytecode(self, script_path: str):
+            stat = os.stat(script_path)
+            key = (os.path.abspath(script_path), stat.st_mtime_ns, stat.st_size)
+            if key not in compiled:
+                compiled[key] = compile_script(self, script_path)
+            return compiled[key]
+        get_bytecode.compiled = compiled
+        script_cache.ScriptCache.get_bytecode = get_bytecode
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, ambiguous_digit, scan_streamlit_components_once
+from conftest import REPO, ambiguous_digit, share_apptest_work_once
 
 sys.path.insert(0, str(REPO / "app"))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 from session import ExitMode  # noqa: E402
 
-scan_streamlit_components_once()
+share_apptest_work_once()
 
 MNIST = str(REPO / "checkpoints" / "mnist5k-boostnet")
 MNIST_JOINT = str(REPO / "checkpoints" / "mnist5k-joint")
@@ -168,6 +168,18 @@ def test_curves_with_reference_layer():
     at.checkbox[0].check().run()
     assert not at.exception
     assert len(at.get("download_button")) == 2
+
+
+def test_the_plot_download_draws_every_data_set_with_bands_budgeted_curves_and_operating_points():
+    """The PNG behind Accuracy vs cost's download button (drawn at the click, not at every page run)."""
+    from charts import curves_png
+    drawn = {"name": "a", "color": "#1F77B4", "macs": [1e6, 2e6, 3e6], "top1": [80.0, 85.0, 87.0],
+             "band": {"mean": [80.0, 85.0, 87.0], "sd": [0.5, 0.4, 0.3]},
+             "budgeted": [{"avg_macs": 1.5e6, "top1": 83.0}, {"avg_macs": 2.5e6, "top1": 86.5}],
+             "star": {"macs": 2e6, "top1": 85.0}}
+    png = curves_png({"MNIST": [drawn], "CIFAR-10": [dict(drawn, band=None, budgeted=[], star=None)]})
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size == (2080, 650)   # two panels of 8 x 5 inches at 130 dpi
 
 
 def _figures(at) -> list[dict]:

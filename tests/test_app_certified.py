@@ -2,13 +2,13 @@
 epsilon or delta out of range refused with a sentence (it turned the input red and kept the old value silently)."""
 import sys
 
-from conftest import REPO, scan_streamlit_components_once
+from conftest import REPO, share_apptest_work_once
 
 sys.path.insert(0, str(REPO / "app"))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 from session import ExitMode  # noqa: E402
 
-scan_streamlit_components_once()
+share_apptest_work_once()
 MNIST = str(REPO / "checkpoints" / "mnist5k-boostnet")
 
 

@@ -4,12 +4,12 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, scan_streamlit_components_once
+from conftest import REPO, share_apptest_work_once
 
 sys.path.insert(0, str(REPO / "app"))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-scan_streamlit_components_once()
+share_apptest_work_once()
 
 PAIR = ["cifar10-boostnet", "cifar10-joint"]
 STRESS = REPO / "assets" / "stress"

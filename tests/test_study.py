@@ -13,7 +13,7 @@ from boostnet_core.study.stats import bootstrap_difference, mcnemar, mean_sd, t_
 from boostnet_core.study.report import build_report, write_report
 from boostnet_core.study.markdown import markdown
 
-from conftest import REPO, built_once, scan_streamlit_components_once
+from conftest import REPO, built_once, share_apptest_work_once
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
 VARIANTS = [Variant("boostnet", True), Variant("boostnet", False), Variant("joint", True), Variant("joint", False)]
@@ -244,7 +244,7 @@ def test_report_files(digits_grid, grid_report, tmp_path):
 def _app_page(name: str):
     sys.path.insert(0, str(REPO / "app"))
     from streamlit.testing.v1 import AppTest
-    scan_streamlit_components_once()
+    share_apptest_work_once()
     return AppTest.from_file(str(REPO / "app" / "views" / f"{name}.py"), default_timeout=120)
 
 

@@ -2,7 +2,6 @@
 paper's figures on a chart of their own."""
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -12,7 +11,7 @@ import streamlit as st
 from boostnet_core.study.runs import seed_band
 from boostnet_core.thresholds import outcome_at
 import projector
-from charts import plot_layout, model_color
+from charts import curves_png, plot_layout, model_color
 from session import bind, exit_setting_controls, thresholds_for
 from store import (ASSETS, available_checkpoints, data_group, data_name, label, load_or_error, predictions, results,
                    scored_or_error, seed_siblings_of)
@@ -123,35 +122,6 @@ if st.checkbox("Show the paper's published curves (CIFAR-100 and ImageNet, arXiv
                             key=f"reference_{data_set}", width=projector.chart_width(380))
 
 
-@st.cache_data(show_spinner=False)
-def png_of(drawn_json: str) -> bytes:
-    """The charts above in matplotlib, one panel per data set: the same models, colours, line styles, seed bands
-    and operating points (stars)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    groups = json.loads(drawn_json)
-    fig_m, axes = plt.subplots(1, len(groups), figsize=(8 * len(groups), 5), dpi=130, squeeze=False)
-    for ax, (data, drawn) in zip(axes[0], groups.items()):
-        for d in drawn:
-            macs = np.array(d["macs"]) / 1e6
-            if d["band"]:
-                mean, sd = np.array(d["band"]["mean"]), np.array(d["band"]["sd"])
-                ax.fill_between(macs, mean - sd, mean + sd, color=d["color"], alpha=0.18, linewidth=0)
-            ax.plot(macs, d["top1"], "o:", color=d["color"], label=d["name"])
-            if d["budgeted"]:
-                ax.plot([p["avg_macs"] / 1e6 for p in d["budgeted"]], [p["top1"] for p in d["budgeted"]], "-", color=d["color"])
-            if d["star"]:
-                ax.plot(d["star"]["macs"] / 1e6, d["star"]["top1"], "*", ms=16, color=d["color"], markeredgecolor="black")
-        ax.set_title(data); ax.set_xlabel("MACs per image (millions)"); ax.set_ylabel("top-1 accuracy (%)")
-        ax.grid(alpha=0.3); ax.legend(fontsize=8)
-    fig_m.text(0.01, 0.01, "dotted: anytime (exit k); solid: budgeted batch; shaded: mean ± sd over seeds; "
-               "star: operating point", fontsize=8)
-    buf = io.BytesIO()
-    fig_m.tight_layout(rect=(0, 0.04, 1, 1)); fig_m.savefig(buf, format="png"); plt.close(fig_m)
-    return buf.getvalue()
-
-
 def csv_of(groups: dict[str, list[dict]]) -> str:
     lines = ["model,data,kind,exit,q,macs,top1"]
     for data, drawn in groups.items():
@@ -168,4 +138,5 @@ c1.download_button("Download the points as CSV", csv_of(by_data), "accuracy_vs_c
 c1.caption("Columns: kind is anytime (every test sample to `exit`), budgeted (the paper's budgeted batch at "
            "parameter `q`: exit k takes a share of the samples proportional to q^k, thresholds fitted on the "
            "validation split) or the operating point; macs is the average per image; top1 in %.")
-c2.download_button("Download the plot as PNG", png_of(json.dumps(by_data)), "accuracy_vs_cost.png", "image/png")
+# Drawn only when asked for (matplotlib takes about a second): Streamlit calls the function at the click.
+c2.download_button("Download the plot as PNG", lambda: curves_png(by_data), "accuracy_vs_cost.png", "image/png")
