@@ -562,8 +562,13 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
         model = load_model(checkpoint)
         name = checkpoint
     else:
+        import torch
         from . import create_model
-        model = create_model(preset)
+        # Built without its random initial values (seconds for the ImageNet presets): the parameters are counted
+        # on the meta device, and the MACs by a forward pass whose cost depends on the shapes alone.
+        with torch.device("meta"):
+            model = create_model(preset)
+        model.to_empty(device="cpu")
         name = preset
     return {"name": name, "arch": model.meta["arch"], "preset": model.meta.get("preset"), "method": model.method,
             "reweight": model.reweight, "exits": model.num_exits, "macs": model.macs,

@@ -255,13 +255,20 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
 
     Bisects on log q; the average cost grows with q. Raises if the budget is below the first exit's cost.
     """
-    n_exits = val.confidence.shape[0]
+    n_exits, n = val.confidence.shape
     if budget_macs < macs[0]:
         raise ArgumentError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
+    # The thresholds depend on q only through how many samples each exit takes, floor(n * pi_k) as fit_thresholds
+    # counts them: most of the 61 steps below land on counts already seen, and reuse their thresholds and cost.
+    seen: dict[tuple[int, ...], tuple[float, torch.Tensor]] = {}
 
     def cost(log_q: float) -> tuple[float, torch.Tensor]:
-        t = fit_thresholds(val.confidence, exit_fractions(math.exp(log_q), n_exits))
-        return exit_outcome(val, assign_exits(val.confidence, t, ANY_SCORE), macs)["avg_macs"], t
+        fractions = exit_fractions(math.exp(log_q), n_exits)
+        takes = tuple(math.floor(n * float(f)) for f in fractions[:-1])
+        if takes not in seen:
+            t = fit_thresholds(val.confidence, fractions)
+            seen[takes] = average_macs(assign_exits(val.confidence, t, ANY_SCORE), macs), t
+        return seen[takes]
 
     lo, hi = math.log(1e-4), math.log(1e4)
     best = cost(lo)[1]
@@ -273,6 +280,12 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
         else:
             hi = mid
     return best
+
+
+def average_macs(exits: torch.Tensor, macs: list[float]) -> float:
+    """The average cumulative MACs spent per sample when sample i leaves at exits[i]."""
+    counts = torch.bincount(exits, minlength=len(macs))
+    return float((counts.double() / len(exits) * torch.tensor(macs, dtype=torch.float64)).sum())
 
 
 @dataclass(frozen=True)
@@ -301,10 +314,8 @@ def outcome_of(predictions: ExitPredictions, exits: torch.Tensor, macs: list[flo
     counts = torch.bincount(exits, minlength=n_exits)
     hits = torch.zeros(n_exits, dtype=torch.float64).index_add_(0, exits, correct.double())
     leaving = torch.where(counts > 0, 100 * hits / counts.clamp(min=1), torch.full_like(hits, math.nan))
-    cost = torch.tensor(macs, dtype=torch.float64)
-    avg_macs = float((counts.double() / len(exits) * cost).sum())
-    return ExitOutcome(exits, final, correct, counts, leaving, float(correct.double().mean() * 100), avg_macs,
-                       float(cost[-1]))
+    return ExitOutcome(exits, final, correct, counts, leaving, float(correct.double().mean() * 100),
+                       average_macs(exits, macs), float(macs[-1]))
 
 
 def outcome_at(predictions: ExitPredictions, thresholds, macs: list[float],

@@ -252,6 +252,22 @@ def test_a_bug_inside_an_engine_raises_instead_of_falling_back(digits_model, mon
         prepare_inference(model, engine).head_logits(torch.randn(1, 1, 8, 8))
 
 
+def test_a_second_model_with_the_same_weights_reuses_the_exported_graphs(digits_model, monkeypatch):
+    """The pieces are traced once per process for the same weights (a model loaded again, deep-copied, or exported
+    after an engine was prepared); changed weights are traced anew."""
+    from boostnet_core.engines import onnx_graphs
+    first = onnx_graphs.export_pieces(digits_model)
+    traced = []
+    real_export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: traced.append(1) or real_export(*a, **k))
+    again = copy.deepcopy(digits_model)
+    assert onnx_graphs.export_pieces(again) == first and traced == []
+    with torch.no_grad():
+        next(again.backbone.parameters()).add_(0.5)
+    changed = onnx_graphs.export_pieces(again)
+    assert len(traced) == digits_model.num_exits and changed != first
+
+
 def test_ranet_has_no_onnx_form_and_says_so():
     from boostnet_core.boosting import BoostNet
     from boostnet_core.engines.onnx_graphs import export_pieces

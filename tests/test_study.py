@@ -104,7 +104,7 @@ def test_bad_study_flags_exit_2(tmp_path, capsys):
 @pytest.mark.slow
 def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, monkeypatch):
     from boostnet_core import training
-    root, args = tmp_path / "study", ["--dataset", "digits", "--epochs", "2", "--batch-size", "256"]
+    root, args = tmp_path / "study", ["--dataset", "digits", "--epochs", "2", "--batch-size", "256", "--train-limit", "300"]
     (run,) = plan(root, [Variant("boostnet", True)], [0], args, 2)
     original = training._train_epoch
 
@@ -115,7 +115,7 @@ def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, mon
     monkeypatch.setattr(training, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         training.train(training.TrainConfig(dataset="digits", epochs=2, batch_size=256, grad_rescale="on",
-                                            out=str(run.folder), progress=False))
+                                            train_limit=300, out=str(run.folder), progress=False))
     assert epochs_done(run.folder) == 1
     (command,) = commands_for(run, args, threads=1)
     assert command[3] == "train" and "--resume" in command and "--evaluate" in command

@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from ..errors import ArgumentError
+from .disk_cache import weights_key
 
 OPSET = 17
 
@@ -41,6 +43,13 @@ def _is_tensor_list(state) -> bool:
     return isinstance(state, (list, tuple)) and all(isinstance(s, torch.Tensor) for s in state)
 
 
+# The pieces exported in this process, by disk_cache.weights_key (what they depend on), the most recent last: a second
+# model object with the same weights (loaded again, deep-copied, another engine or an export of it) reuses them instead
+# of tracing the network again (about a second for the CIFAR-10 model). A few models' worth; the oldest is dropped.
+_EXPORTED: OrderedDict[str, list[bytes]] = OrderedDict()
+_EXPORTED_KEPT = 4
+
+
 def export_pieces(model) -> list[bytes]:
     """Serialized ONNX models of every piece, from a copy of the model in eval mode (the model is not touched).
 
@@ -50,6 +59,18 @@ def export_pieces(model) -> list[bytes]:
         raise ArgumentError(f"{type(model.backbone).__name__} has no ONNX form in this project yet (its state between "
                             "blocks nests lists by scale), so it cannot be exported or run on the ONNX engines; "
                             "serve it with 'boostnet predict', which runs it on torch.")
+    key = weights_key(model)
+    if key in _EXPORTED:
+        _EXPORTED.move_to_end(key)
+        return list(_EXPORTED[key])
+    pieces = _export(model)
+    _EXPORTED[key] = pieces
+    while len(_EXPORTED) > _EXPORTED_KEPT:
+        _EXPORTED.popitem(last=False)
+    return list(pieces)
+
+
+def _export(model) -> list[bytes]:
     backbone = copy.deepcopy(model.backbone).cpu().eval()
     n = backbone.num_exits
     pieces, state = [], torch.randn(2, *model.input_shape)
