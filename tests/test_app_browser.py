@@ -243,6 +243,10 @@ def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, sc
             _open(tab, title)
         tab.wait_for_timeout(300)   # plotly lays its text out after the script run ends
         found[title] = tab.evaluate(LAYOUT_CHECK)
+        if title == "Inspect an image":   # the lesson on one screen: the step buttons, the picture, every image's row
+            strip = tab.locator(".exit-strip").bounding_box()
+            assert tab.get_by_role("button", name="step ▶").bounding_box()["y"] > 0
+            assert strip["y"] + strip["height"] <= height, (width, height, strip)
         name = f"{title.split()[0].lower()}-{width}x{height}-{scheme}"
         tab.screenshot(path=str(shots / f"{name}-first-screen.png"), clip={"x": 0, "y": 0, "width": width, "height": height})
         if FULL_PAGE_SHOTS:   # the whole page too: a window up to 8,000 px tall, laid out again and photographed

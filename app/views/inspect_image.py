@@ -157,12 +157,12 @@ def unusual(pixels: np.ndarray, x: torch.Tensor, meta: dict) -> str:
     return ""
 
 
-def classes_sentence() -> str:
+def classes_sentence(rows_above: bool) -> str:
     grey = len(net.meta["mean"]) == 1
     size = net.meta["input_size"]
     return (f"This model knows {len(classes)} classes: {', '.join(classes)}. It sees every image at {size}x{size} "
-            f"pixels{', in grey' if grey else ''}, as in the middle picture of each row below, and names one of these "
-            "classes whatever the picture shows.")
+            f"pixels{', in grey' if grey else ''}{', as in the middle picture of each row above' if rows_above else ''}, "
+            "and names one of these classes whatever the picture shows.")
 
 
 # Said beside an image that reached the last exit below the threshold (it left there all the same).
@@ -382,7 +382,6 @@ def test_image_picker(have_uploads: bool) -> None:
 
 LOWEST_SHARE = int(np.ceil(100 * net.macs[0] / net.macs[-1]))
 player.controls(net.num_exits, LOWEST_SHARE)
-st.caption(classes_sentence())
 
 
 # Playing: a fragment that wakes every PLAY_SECONDS, moves the setting one step and runs the whole page again, so
@@ -417,9 +416,11 @@ def shown_images() -> None:
     uploaded = prepared(decoded, "u", thresholds_now)
     tests = prepared(picked_now(bool(st.session_state.get(UPLOADS))), "t", thresholds_now)
     st.session_state[TESTS] = tests
-    if uploaded or tests:
-        with lesson:
+    with lesson:
+        if uploaded or tests:
             overview(uploaded + tests, setting_now)
+        # Below the strip, whose rows it explains: at 1024x768 the three rows then fit the first screen.
+        st.caption(classes_sentence(bool(uploaded or tests)))
     for item in uploaded:   # unfolded, with its attribution, when it is the only upload
         detail(item, "u", first=len(uploaded) == 1)
 
