@@ -178,13 +178,10 @@ SHOWN_TEXT = """el => el.textContent + ' ' + [...el.querySelectorAll('input, [ar
 
 def test_train_page_trains_live_and_the_models_join_the_pickers_of_both_tabs(page, browser, app_url):
     other = new_tab(browser, app_url)          # a second tab (another session), open before the training
-    other.goto(app_url + "/models")
-    other.wait_for_selector("h1:has-text('Models')", timeout=60000)
+    other.goto(app_url + "/train")
+    other.wait_for_selector("h1:has-text('Train')", timeout=60000)
     if page.url == "about:blank":   # run alone
         page.goto(app_url)
-    _open(page, "What is BoostNet?")
-    _titles_and_wide_layout(page, "the first page")
-    page.screenshot(path=str(SHOTS / "about.png"), full_page=True)
     _open(page, "Train")
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
@@ -219,8 +216,20 @@ PROJECTOR_SIZES = [(1024, 768, "light"), (1280, 800, "dark")]
 LAYOUT_CHECK = (REPO / "app" / "layout_check.js").read_text()
 
 
+@pytest.fixture(scope="module")
+def projector_tab(browser, app_url):
+    """One tab for every projector check: each size and colour scheme is set on it in turn (Streamlit follows the
+    system's scheme as it changes), so the app is loaded once rather than once per size (seconds of CPU each)."""
+    tab = browser.new_page(reduced_motion="reduce")
+    tab.goto(app_url + "/?model=cifar10-boostnet")
+    tab.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
+    _wait_idle(tab)
+    yield tab
+    tab.close()
+
+
 @pytest.mark.parametrize("width,height,scheme", PROJECTOR_SIZES, ids=[f"{w}x{h}-{s}" for w, h, s in PROJECTOR_SIZES])
-def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, scheme):
+def test_every_page_holds_at_projector_sizes(projector_tab, width, height, scheme):
     """Every page of the sidebar at a projector's size: no text box of a chart (title, legend, tick and axis labels,
     bar labels; the app's own SVG charts' text) over another one, none leaving its chart, no figure or formula cut
     (app/layout_check.js, one evaluation per page). Screenshots of each page (its first screen; the whole page with
@@ -231,17 +240,18 @@ def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, sc
     # can be photographed without resizing (and re-laying out) the window twice per page. The first-screen shot is
     # the top `height` pixels: what the projector shows before scrolling.
     tall = 2 * height
-    tab = browser.new_page(viewport={"width": width, "height": tall}, reduced_motion="reduce", color_scheme=scheme)
-    tab.goto(app_url + "/?model=cifar10-boostnet")
-    tab.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
-    _wait_idle(tab)
+    tab = projector_tab
+    tab.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+    tab.set_viewport_size({"width": width, "height": tall})
     titles = [t.strip() for t in tab.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
     assert set(TITLES) <= set(titles), titles
     found = {}
     for title in titles:
-        if title != "What is BoostNet?":
-            _open(tab, title)
+        _open(tab, title)   # the first one too: the page is laid out again at this size
         tab.wait_for_timeout(300)   # plotly lays its text out after the script run ends
+        background = tab.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
+        assert (background == "rgb(255, 255, 255)") == (scheme == "light"), (title, scheme, background)
+        assert tab.locator('[data-testid="stException"]').count() == 0, (title, width, scheme)
         found[title] = tab.evaluate(LAYOUT_CHECK)
         if title == "Inspect an image":   # the lesson on one screen: the step buttons, the picture, every image's row
             strip = tab.locator(".exit-strip").bounding_box()
@@ -252,21 +262,22 @@ def test_every_page_holds_at_projector_sizes(browser, app_url, width, height, sc
         if FULL_PAGE_SHOTS:   # the whole page too: a window up to 8,000 px tall, laid out again and photographed
             needed = tab.evaluate("() => Math.max(...[...document.querySelectorAll('section, div')].map(e => e.scrollHeight))")
             if needed > tall:
-                tall = min(needed, 8000)
-                tab.set_viewport_size({"width": width, "height": tall})
+                tab.set_viewport_size({"width": width, "height": min(needed, 8000)})
                 tab.wait_for_timeout(300)
             tab.screenshot(path=str(shots / f"{name}.png"))
-    tab.close()
+            tab.set_viewport_size({"width": width, "height": tall})
     print(f"screenshots of every page at {width}x{height}: {shots}")
     assert {t: p for t, p in found.items() if p} == {}
     assert OUTSIDE == []
 
 
-def test_projector_mode_folds_the_sidebar_enlarges_the_text_and_gives_each_chart_a_row(browser, app_url):
+def test_projector_mode_folds_the_sidebar_enlarges_the_text_and_gives_each_chart_a_row(projector_tab, app_url):
     """?projector=1 (or the sidebar's toggle): the sidebar starts folded and gives its room back, the text is larger,
     Threshold and exits shows one chart per row, and nothing collides (screenshot kept in tests/screenshots/)."""
-    tab = browser.new_page(viewport={"width": 1024, "height": 768}, reduced_motion="reduce")
-    tab.goto(app_url + "/dataset_exits?model=cifar10-boostnet&projector=1")
+    tab = projector_tab
+    tab.emulate_media(color_scheme="light", reduced_motion="reduce")
+    tab.set_viewport_size({"width": 1024, "height": 768})
+    tab.goto(app_url + "/dataset_exits?model=cifar10-boostnet&projector=1")   # a new session, as a link opens
     tab.wait_for_selector("h1:has-text('Threshold and exits')", timeout=60000)
     _wait_idle(tab)
     tab.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] svg.main-svg').length >= 3")
@@ -280,4 +291,3 @@ def test_projector_mode_folds_the_sidebar_enlarges_the_text_and_gives_each_chart
     assert tab.evaluate(LAYOUT_CHECK) == []
     (SHOTS / "projector").mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(SHOTS / "projector" / "threshold-1024x768-projector-mode.png"))
-    tab.close()
