@@ -36,9 +36,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    """The slow tests first (stable order otherwise): pytest-xdist hands tests out in this order, and a long test
-    dealt last would keep one worker busy while the other idles."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The browser test first, then the slow tests (stable order otherwise): pytest-xdist deals the files out in the
+    order of their first test, and a long file dealt last would keep one worker busy while the other idles."""
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(autouse=True)
