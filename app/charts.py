@@ -298,10 +298,10 @@ def contribution_range(traces: list[dict]) -> tuple[float, float]:
 def curves_png(groups: dict[str, list[dict]]) -> bytes:
     """Accuracy vs cost's charts in matplotlib, one panel per data set: the same models, colours, line styles, seed
     bands and operating points (stars)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig_m, axes = plt.subplots(1, len(groups), figsize=(8 * len(groups), 5), dpi=130, squeeze=False)
+    # A Figure of its own, not pyplot's global state: Streamlit calls this in a thread of its own at the click.
+    from matplotlib.figure import Figure
+    fig_m = Figure(figsize=(8 * len(groups), 5), dpi=130)
+    axes = fig_m.subplots(1, len(groups), squeeze=False)
     for ax, (data, drawn) in zip(axes[0], groups.items()):
         for d in drawn:
             macs = np.array(d["macs"]) / 1e6
@@ -318,5 +318,6 @@ def curves_png(groups: dict[str, list[dict]]) -> bytes:
     fig_m.text(0.01, 0.01, "dotted: anytime (exit k); solid: budgeted batch; shaded: mean ± sd over seeds; "
                "star: operating point", fontsize=8)
     buf = io.BytesIO()
-    fig_m.tight_layout(rect=(0, 0.04, 1, 1)); fig_m.savefig(buf, format="png"); plt.close(fig_m)
+    fig_m.tight_layout(rect=(0, 0.04, 1, 1))
+    fig_m.savefig(buf, format="png")
     return buf.getvalue()

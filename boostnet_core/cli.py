@@ -564,8 +564,9 @@ def model_info(checkpoint: str | None, preset: str | None) -> dict:
     else:
         import torch
         from . import create_model
-        # Built without its random initial values (seconds for the ImageNet presets): the parameters are counted
-        # on the meta device, and the MACs by a forward pass whose cost depends on the shapes alone.
+        # Built without its random initial values (seconds for the ImageNet presets): on the meta device, then given
+        # uninitialised memory, which the MAC count's forward pass reads but whose values it never uses (the count
+        # depends on the shapes alone; a forward pass on the meta device itself is slower).
         with torch.device("meta"):
             model = create_model(preset)
         model.to_empty(device="cpu")

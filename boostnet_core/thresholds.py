@@ -255,7 +255,7 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
 
     Bisects on log q; the average cost grows with q. Raises if the budget is below the first exit's cost.
     """
-    n_exits, n = val.confidence.shape
+    n_exits, n = _check_confidence(val.confidence).shape
     if budget_macs < macs[0]:
         raise ArgumentError(f"A budget of {budget_macs:.4g} MACs is below the cost of the first exit ({macs[0]:.4g}).")
     # The thresholds depend on q only through how many samples each exit takes, floor(n * pi_k) as fit_thresholds

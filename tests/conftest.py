@@ -1,6 +1,7 @@
 """Shared fixtures: a digits model trained once per session (a few seconds on CPU)."""
 import fcntl
 import functools
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -93,7 +94,7 @@ def share_apptest_work_once() -> None:
     """Work every new AppTest repeats although nothing it depends on changes while the tests run, done once per process:
     - the scan of every installed package's metadata for Streamlit components (0.2 s of CPU per AppTest);
     - the compiling of the page's script: AppTest gives each run a new, empty script cache, so every `at.run()` read
-      and compiled its page again. Here the compiled code is kept per file, and compiled anew when the file changes."""
+      and compiled its page again. Here the compiled code is kept per file's content."""
     from streamlit.components.v2 import manifest_scanner
     from streamlit.runtime.scriptrunner import script_cache
     scan = manifest_scanner.scan_component_manifests
@@ -106,8 +107,10 @@ def share_apptest_work_once() -> None:
         compiled: dict = {}
 
         def get_bytecode(self, script_path: str):
-            stat = os.stat(script_path)
-            key = (os.path.abspath(script_path), stat.st_mtime_ns, stat.st_size)
+            from streamlit import config
+            source = Path(script_path).read_bytes()   # the key: the file's content and what compiling depends on
+            key = (os.path.abspath(script_path), hashlib.sha256(source).digest(),
+                   config.get_option("runner.magicEnabled"))
             if key not in compiled:
                 compiled[key] = compile_script(self, script_path)
             return compiled[key]

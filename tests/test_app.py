@@ -170,16 +170,28 @@ def test_curves_with_reference_layer():
     assert len(at.get("download_button")) == 2
 
 
-def test_the_plot_download_draws_every_data_set_with_bands_budgeted_curves_and_operating_points():
-    """The PNG behind Accuracy vs cost's download button (drawn at the click, not at every page run)."""
-    from charts import curves_png
-    drawn = {"name": "a", "color": "#1F77B4", "macs": [1e6, 2e6, 3e6], "top1": [80.0, 85.0, 87.0],
-             "band": {"mean": [80.0, 85.0, 87.0], "sd": [0.5, 0.4, 0.3]},
+def test_the_plot_download_is_drawn_at_the_click_one_panel_per_data_set(monkeypatch):
+    """Accuracy vs cost's PNG is not drawn while the page runs; the function the download button keeps draws it,
+    one panel per data set, bands, budgeted curves and operating points included."""
+    import charts
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    kept, drawn = [], []
+    real = charts.curves_png
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, *a, **k: kept.append(fn) or "deferred")
+    monkeypatch.setattr(charts, "curves_png", lambda groups: drawn.append(groups) or real(groups))
+    at = page("accuracy_cost")
+    at.session_state["curve_models"] = [MNIST, MNIST_JOINT]
+    at.run()
+    assert not at.exception and drawn == [] and len(kept) == 1
+    image = Image.open(io.BytesIO(kept[0]()))
+    (groups,) = drawn
+    assert image.format == "PNG" and image.size == (1040 * len(groups), 650)   # 8 x 5 inches per panel at 130 dpi
+    bands = {"band": {"mean": [80.0, 85.0, 87.0], "sd": [0.5, 0.4, 0.3]},
              "budgeted": [{"avg_macs": 1.5e6, "top1": 83.0}, {"avg_macs": 2.5e6, "top1": 86.5}],
              "star": {"macs": 2e6, "top1": 85.0}}
-    png = curves_png({"MNIST": [drawn], "CIFAR-10": [dict(drawn, band=None, budgeted=[], star=None)]})
-    image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG" and image.size == (2080, 650)   # two panels of 8 x 5 inches at 130 dpi
+    bare = {"name": "a", "color": "#1F77B4", "macs": [1e6, 2e6, 3e6], "top1": [80.0, 85.0, 87.0], "band": None,
+            "budgeted": [], "star": None}
+    assert Image.open(io.BytesIO(real({"MNIST": [dict(bare, **bands)], "CIFAR-10": [bare]}))).size == (2080, 650)
 
 
 def _figures(at) -> list[dict]:

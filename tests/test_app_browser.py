@@ -23,7 +23,8 @@ SHOTS = REPO / "tests" / "screenshots"
 # Whole-page screenshots of every page at projector sizes cost about a fifth of the suite's browser time; the first
 # screen of every page is always kept. BOOSTNET_FULL_SCREENSHOTS=1 keeps the whole pages too.
 FULL_PAGE_SHOTS = os.environ.get("BOOSTNET_FULL_SCREENSHOTS", "") not in ("", "0")
-# One Streamlit server and one Chromium for the module: under pytest-xdist its tests stay on one worker.
+# One Streamlit server and one Chromium for the module: pytest-xdist runs a whole file on one worker (--dist loadfile,
+# pyproject.toml; the group keeps it so under --dist loadgroup too), and conftest.py deals this file out first.
 pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
               pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
@@ -220,7 +221,7 @@ LAYOUT_CHECK = (REPO / "app" / "layout_check.js").read_text()
 def projector_tab(browser, app_url):
     """One tab for every projector check: each size and colour scheme is set on it in turn (Streamlit follows the
     system's scheme as it changes), so the app is loaded once rather than once per size (seconds of CPU each)."""
-    tab = browser.new_page(reduced_motion="reduce")
+    tab = new_tab(browser, app_url)   # its requests to other hosts are listed in OUTSIDE too
     tab.goto(app_url + "/?model=cifar10-boostnet")
     tab.wait_for_selector("h1:has-text('What is BoostNet?')", timeout=60000)
     _wait_idle(tab)
@@ -252,6 +253,8 @@ def test_every_page_holds_at_projector_sizes(projector_tab, width, height, schem
         background = tab.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
         assert (background == "rgb(255, 255, 255)") == (scheme == "light"), (title, scheme, background)
         assert tab.locator('[data-testid="stException"]').count() == 0, (title, width, scheme)
+        if width >= 1280:   # the wide layout on every page (a centred one keeps the main column to 736 px)
+            assert tab.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"] > 0.6 * width, title
         found[title] = tab.evaluate(LAYOUT_CHECK)
         if title == "Inspect an image":   # the lesson on one screen: the step buttons, the picture, every image's row
             strip = tab.locator(".exit-strip").bounding_box()

@@ -138,5 +138,7 @@ c1.download_button("Download the points as CSV", csv_of(by_data), "accuracy_vs_c
 c1.caption("Columns: kind is anytime (every test sample to `exit`), budgeted (the paper's budgeted batch at "
            "parameter `q`: exit k takes a share of the samples proportional to q^k, thresholds fitted on the "
            "validation split) or the operating point; macs is the average per image; top1 in %.")
-# Drawn only when asked for (matplotlib takes about a second): Streamlit calls the function at the click.
-c2.download_button("Download the plot as PNG", lambda: curves_png(by_data), "accuracy_vs_cost.png", "image/png")
+# Drawn only when asked for (matplotlib takes about a second): Streamlit calls the function at the click, and the
+# page is not run again for it.
+c2.download_button("Download the plot as PNG", lambda: curves_png(by_data), "accuracy_vs_cost.png", "image/png",
+                   on_click="ignore")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 import warnings
 from collections import OrderedDict
 
@@ -45,9 +46,11 @@ def _is_tensor_list(state) -> bool:
 
 # The pieces exported in this process, by disk_cache.weights_key (what they depend on), the most recent last: a second
 # model object with the same weights (loaded again, deep-copied, another engine or an export of it) reuses them instead
-# of tracing the network again (about a second for the CIFAR-10 model). A few models' worth; the oldest is dropped.
+# of tracing the network again (about a second for the CIFAR-10 model). The pieces weigh about what the weights do, so
+# the memo keeps at most 64 MB (the small models; an ImageNet model's 150-250 MB are not kept) and drops the oldest.
 _EXPORTED: OrderedDict[str, list[bytes]] = OrderedDict()
-_EXPORTED_KEPT = 4
+_EXPORTED_BYTES = 64 * 2**20
+_exported_lock = threading.Lock()   # engines are prepared from the app's threads
 
 
 def export_pieces(model) -> list[bytes]:
@@ -60,13 +63,17 @@ def export_pieces(model) -> list[bytes]:
                             "blocks nests lists by scale), so it cannot be exported or run on the ONNX engines; "
                             "serve it with 'boostnet predict', which runs it on torch.")
     key = weights_key(model)
-    if key in _EXPORTED:
-        _EXPORTED.move_to_end(key)
-        return list(_EXPORTED[key])
+    with _exported_lock:
+        kept = _EXPORTED.get(key)
+        if kept is not None:
+            _EXPORTED.move_to_end(key)
+            return list(kept)
     pieces = _export(model)
-    _EXPORTED[key] = pieces
-    while len(_EXPORTED) > _EXPORTED_KEPT:
-        _EXPORTED.popitem(last=False)
+    if sum(map(len, pieces)) <= _EXPORTED_BYTES:
+        with _exported_lock:
+            _EXPORTED[key] = pieces
+            while sum(sum(map(len, p)) for p in _EXPORTED.values()) > _EXPORTED_BYTES:
+                _EXPORTED.popitem(last=False)
     return list(pieces)
 
 

@@ -4,7 +4,7 @@ Runs are grouped by recipe (every training setting but the method, gradient resc
 recipe, by variant (method and gradient rescaling). For each variant: test top-1 per exit, mean and standard
 deviation over seeds. For each pair of variants, the paired difference per exit (same seed on both sides):
 
-- with two or more seeds, a 95% t-interval over the per-seed differences (scipy.stats.t);
+- with two or more seeds, a 95% t-interval over the per-seed differences (Student's t quantile, scipy.special.stdtrit);
 - for every seed pair, McNemar's exact test over the test images (scipy.stats.binomtest on the discordant pairs),
   and a paired bootstrap interval of the accuracy difference (scipy.stats.bootstrap, resampling test images), so
   that even one seed says whether a difference stands out from the noise of a finite test set.
