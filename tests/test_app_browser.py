@@ -257,9 +257,8 @@ def test_every_page_holds_at_projector_sizes(projector_tab, width, height, schem
             assert tab.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"] > 0.6 * width, title
         found[title] = tab.evaluate(LAYOUT_CHECK)
         if title == "Inspect an image":   # the lesson on one screen: the step buttons, the picture, every image's row
-            strip = tab.locator(".exit-strip").bounding_box()
-            assert tab.get_by_role("button", name="step ▶").bounding_box()["y"] > 0
-            assert strip["y"] + strip["height"] <= height, (width, height, strip)
+            step, strip = tab.get_by_role("button", name="step ▶").bounding_box(), tab.locator(".exit-strip").bounding_box()
+            assert step["y"] < strip["y"] and strip["y"] + strip["height"] <= height, (width, height, step, strip)
         name = f"{title.split()[0].lower()}-{width}x{height}-{scheme}"
         tab.screenshot(path=str(shots / f"{name}-first-screen.png"), clip={"x": 0, "y": 0, "width": width, "height": height})
         if FULL_PAGE_SHOTS:   # the whole page too: a window up to 8,000 px tall, laid out again and photographed
