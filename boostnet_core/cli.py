@@ -294,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         argv, shared = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
     args.train_args = shared
-    # A warning is one line on the terminal ("boostnet: warning: ..."), not a source location and a line of code.
+    # A warning is one line on the terminal ("boostnet: warning: ..."), not a source location and a line of code;
+    # only while the command runs, so that main() called from Python leaves the caller's warnings as they were.
     import warnings
+    shown = warnings.showwarning
     warnings.showwarning = lambda message, *_, **__: print(f"boostnet: warning: {message}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args, argv)
@@ -315,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("boostnet: interrupted; the last finished epoch's checkpoint is kept.", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
 
 
 def _train(args, argv) -> int:

@@ -267,7 +267,8 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
         takes = tuple(math.floor(n * float(f)) for f in fractions[:-1])
         if takes not in seen:
             t = fit_thresholds(val.confidence, fractions)
-            seen[takes] = average_macs(assign_exits(val.confidence, t, ANY_SCORE), macs), t
+            exits = assign_exits(val.confidence, t, ANY_SCORE)
+            seen[takes] = average_macs(torch.bincount(exits, minlength=n_exits), macs), t
         return seen[takes]
 
     lo, hi = math.log(1e-4), math.log(1e4)
@@ -282,10 +283,9 @@ def fit_to_budget(val: ExitPredictions, macs: list[float], budget_macs: float) -
     return best
 
 
-def average_macs(exits: torch.Tensor, macs: list[float]) -> float:
-    """The average cumulative MACs spent per sample when sample i leaves at exits[i]."""
-    counts = torch.bincount(exits, minlength=len(macs))
-    return float((counts.double() / len(exits) * torch.tensor(macs, dtype=torch.float64)).sum())
+def average_macs(counts: torch.Tensor, macs: list[float]) -> float:
+    """The average cumulative MACs spent per sample when counts[k] samples leave at exit k."""
+    return float((counts.double() / int(counts.sum()) * torch.tensor(macs, dtype=torch.float64)).sum())
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ def outcome_of(predictions: ExitPredictions, exits: torch.Tensor, macs: list[flo
     hits = torch.zeros(n_exits, dtype=torch.float64).index_add_(0, exits, correct.double())
     leaving = torch.where(counts > 0, 100 * hits / counts.clamp(min=1), torch.full_like(hits, math.nan))
     return ExitOutcome(exits, final, correct, counts, leaving, float(correct.double().mean() * 100),
-                       average_macs(exits, macs), float(macs[-1]))
+                       average_macs(counts, macs), float(macs[-1]))
 
 
 def outcome_at(predictions: ExitPredictions, thresholds, macs: list[float],

@@ -125,3 +125,21 @@ def test_engines_reads_a_damaged_picks_file_as_nothing_measured(tmp_path, monkey
     path.write_text('{"image/whole": "openvino", "batch/whole": {"engine": "torch", "seconds": {"torch": "x"}}}')
     assert disk.picks("fp32") == {}
     assert main(["engines", checkpoint]) == 0 and "Nothing measured yet" in capsys.readouterr().out
+
+
+def test_a_warning_is_one_line_and_main_leaves_the_callers_warnings_as_they_were(monkeypatch, capsys):
+    import warnings
+    from boostnet_core import cli
+
+    def warns(args, argv):
+        warnings.warn("Inference engine 'openvino' (fp32) is not used: not installed; using 'torch-fold' instead.",
+                      RuntimeWarning)
+        return 0
+    monkeypatch.setitem(cli.COMMANDS, "info", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        assert main(["info", "--preset", "digits"]) == 0
+        assert warnings.showwarning is before
+    assert capsys.readouterr().err == ("boostnet: warning: Inference engine 'openvino' (fp32) is not used: not "
+                                       "installed; using 'torch-fold' instead.\n")

@@ -22,6 +22,7 @@ import torch
 
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..data.cache import cache_dir
+from ..weights import per_weights
 
 OFF = ("off", "0", "no", "false")
 
@@ -40,7 +41,12 @@ def _versions(*names: str) -> str:
 def weights_key(model) -> str:
     """A hash of what the exported graphs depend on: every parameter and buffer (bytes, shape, dtype), the backbone's
     class and configuration, the input shape (fixed in the graphs but for the batch), the boosting weight w (in the
-    early-exit graph), the code that makes the graphs (onnx_graphs.py) and the versions of torch and onnx."""
+    early-exit graph), the code that makes the graphs (onnx_graphs.py) and the versions of torch and onnx. Worked out
+    once per set of weights (the disk entry and the in-process export memo both ask for it)."""
+    return per_weights(model, "engine_key", _weights_key)
+
+
+def _weights_key(model) -> str:
     digest = hashlib.sha256(f"{type(model.backbone).__name__}|{model.backbone.cfg!r}|{tuple(model.input_shape)}|"
                             f"w={model.reweight!r}|{_versions('torch', 'onnx')}".encode())
     digest.update(Path(__file__).with_name("onnx_graphs.py").read_bytes())   # the code that makes the graphs
