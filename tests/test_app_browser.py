@@ -106,9 +106,11 @@ def test_the_pages_live_where_streamlit_does_not_list_them_itself():
     assert [f"views/{u or 'about'}.py" for u in URLS] == re.findall(r'st\.Page\("([^"]+)"', router)
 
 
-def _wait_idle(page, timeout=60):
-    """Wait until Streamlit has finished the current run (the status widget shows while a script runs)."""
-    page.wait_for_timeout(150)  # let the rerun start
+def _wait_idle(page, timeout=60, started=False):
+    """Wait until Streamlit has finished the current run (the status widget shows while a script runs). `started`:
+    the caller has seen the run's own output, so it has begun; otherwise give a rerun a moment to start."""
+    if not started:
+        page.wait_for_timeout(150)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
     page.wait_for_timeout(50)
 
@@ -116,8 +118,28 @@ def _wait_idle(page, timeout=60):
 def _open(page, title: str) -> None:
     """Go to a page through the sidebar (the same session; no reload of the app in the browser)."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)
-    _wait_idle(page)
+    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60000)   # written by the new page's run
+    _wait_idle(page, started=True)
+
+
+# The page's elements all drawn after its run: no placeholder left (Streamlit shows a skeleton while an element's
+# code loads, plotly's the first time) and every plotly chart's SVG holding its text; then two frames.
+CHARTS_DRAWN = """() => !document.querySelector('[data-testid="stSkeleton"]')
+    && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+       .filter(c => !c.closest('details:not([open])')).every(c => c.querySelector('svg.main-svg text'))"""
+TWO_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+
+
+def _laid_out(page, check: str):
+    """`check` (a JavaScript function returning a list of problems) once the page's charts are drawn; a problem seen
+    is looked at again 300 ms later, so that only a layout that stays wrong fails (plotly may still be moving text)."""
+    page.wait_for_function(CHARTS_DRAWN, timeout=30000)
+    page.evaluate(TWO_FRAMES)
+    problems = page.evaluate(check)
+    if problems:
+        page.wait_for_timeout(300)
+        problems = page.evaluate(check)
+    return problems
 
 
 def _exit_shown(page) -> str:
@@ -249,13 +271,12 @@ def test_every_page_holds_at_projector_sizes(projector_tab, width, height, schem
     found = {}
     for title in titles:
         _open(tab, title)   # the first one too: the page is laid out again at this size
-        tab.wait_for_timeout(300)   # plotly lays its text out after the script run ends
+        found[title] = _laid_out(tab, LAYOUT_CHECK)
         background = tab.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
         assert (background == "rgb(255, 255, 255)") == (scheme == "light"), (title, scheme, background)
         assert tab.locator('[data-testid="stException"]').count() == 0, (title, width, scheme)
         if width >= 1280:   # the wide layout on every page (a centred one keeps the main column to 736 px)
             assert tab.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"] > 0.6 * width, title
-        found[title] = tab.evaluate(LAYOUT_CHECK)
         if title == "Inspect an image":   # the lesson on one screen: the step buttons, the picture, every image's row
             step, strip = tab.get_by_role("button", name="step ▶").bounding_box(), tab.locator(".exit-strip").bounding_box()
             assert step["y"] < strip["y"] and strip["y"] + strip["height"] <= height, (width, height, step, strip)

@@ -13,7 +13,8 @@ from conftest import REPO
 
 @pytest.mark.parametrize("args", [
     ["bench/thresholds.py", "--samples", "2000", "--exits", "4", "--classes", "10"],
-    ["bench/train_speed.py", "--preset", "digits", "--steps", "2", "--rounds", "1", "--threads", "1", "--paths", "bf16"],
+    ["bench/train_speed.py", "--preset", "digits", "--batch-size", "16", "--steps", "2", "--rounds", "1", "--threads", "1",
+     "--paths", "bf16", "--methods", "joint"],
     ["bench/early_exit.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--images", "16",
      "--threads", "1", "--shares", "0.6", "--repeats", "1"],
     ["bench/bf16_inference_accuracy.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"),

@@ -108,7 +108,7 @@ def test_evaluate_writes_json_and_cache(digits_copy, tmp_path, capsys):
 def test_budget_without_validation_split(tmp_path, capsys):
     from boostnet_core.training import TrainConfig, train
     out = tmp_path / "noval"
-    train(TrainConfig(dataset="digits", out=str(out), epochs=1, val_size=0, progress=False))
+    train(TrainConfig(dataset="digits", out=str(out), epochs=1, val_size=0, train_limit=128, progress=False))
     assert main(["evaluate", str(out), "--quiet", "--budget", "300000"]) == 2
     assert "without a validation split" in capsys.readouterr().err
 

@@ -46,7 +46,7 @@ def _weights(folder):
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    common = dict(dataset="digits", epochs=2, progress=False, batch_size=128)
+    common = dict(dataset="digits", epochs=2, progress=False, batch_size=128, train_limit=384)   # 3 steps an epoch
     train(TrainConfig(out=str(tmp_path / "straight"), **common))
     # Interrupted after one epoch: a one-epoch run of a 2-epoch schedule is what an interruption leaves.
     interrupted = TrainConfig(out=str(tmp_path / "resumed"), **common)
@@ -104,14 +104,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     def poisoned(head_logits, target, reweight):
         calls["n"] += 1
         total, per_head = original(head_logits, target, reweight)
-        if calls["n"] > 11:  # second epoch (11 steps per epoch at batch 128)
+        if calls["n"] > 3:  # second epoch (3 steps per epoch: 384 images at batch 128)
             total = total * float("nan")
             per_head = [p * float("nan") for p in per_head]
         return total, per_head
 
     monkeypatch.setattr(training, "boosting_loss", poisoned)
     with pytest.raises(TrainingError, match="non-finite in epoch 2; the checkpoint of epoch 1 is kept"):
-        train(TrainConfig(dataset="digits", out=str(out), epochs=3, batch_size=128, progress=False))
+        train(TrainConfig(dataset="digits", out=str(out), epochs=3, batch_size=128, train_limit=384, progress=False))
     model = load_model(out)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert json.loads((out / "model.json").read_text())["train"]["epochs_done"] == 1
@@ -119,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 def test_joint_training_records_method(tmp_path):
     out = tmp_path / "joint"
-    train(TrainConfig(dataset="digits", out=str(out), epochs=1, method="joint", progress=False))
+    train(TrainConfig(dataset="digits", out=str(out), epochs=1, method="joint", train_limit=128, progress=False))
     model = load_model(out)
     assert model.method == "joint" and model.reweight == 0.0
     assert json.loads((out / "model.json").read_text())["grad_rescale"] is False
