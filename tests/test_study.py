@@ -13,7 +13,7 @@ from boostnet_core.study.stats import bootstrap_difference, mcnemar, mean_sd, t_
 from boostnet_core.study.report import build_report, write_report
 from boostnet_core.study.markdown import markdown
 
-from conftest import REPO, built_once, share_apptest_work_once
+from conftest import REPO, TEST_THREADS, built_once, share_apptest_work_once
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
 VARIANTS = [Variant("boostnet", True), Variant("boostnet", False), Variant("joint", True), Variant("joint", False)]
@@ -119,7 +119,9 @@ def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, mon
     assert epochs_done(run.folder) == 1
     (command,) = commands_for(run, args, threads=1)
     assert command[3] == "train" and "--resume" in command and "--evaluate" in command
-    assert run_study([run], args, jobs=1, progress_every=600) == []
+    # The threads this test's own process has (conftest.py): a run on every core of the machine, beside the other
+    # pytest worker, spent twice the CPU waiting on its threads.
+    assert run_study([run], args, jobs=1, progress_every=600, threads=TEST_THREADS) == []
     assert epochs_done(run.folder) == 2 and (run.folder / "evaluation.json").is_file()
     assert commands_for(run, args, threads=1) == []   # finished and evaluated: nothing left to do
 

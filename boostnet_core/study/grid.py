@@ -137,13 +137,14 @@ def commands_for(run: RunSpec, train_args: list[str], threads: int) -> list[list
 
 
 def run_study(runs: list[RunSpec], train_args: list[str], jobs: int = 1, progress_every: float = 30.0,
-              stream=sys.stderr) -> list[str]:
-    """Train and evaluate every run not yet finished, `jobs` at a time. Returns the names of failed runs."""
+              stream=sys.stderr, threads: int | None = None) -> list[str]:
+    """Train and evaluate every run not yet finished, `jobs` at a time, each on `threads` CPU threads (default: the
+    machine's cores shared among the jobs). Returns the names of failed runs."""
     import torch
     if jobs < 1:
         raise ArgumentError(f"--jobs must be at least 1, got {jobs}.")
     gpus = torch.cuda.device_count()
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     todo = [r for r in runs if commands_for(r, train_args, threads)]
     print(f"study: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to do, "
           f"{jobs} at a time ({f'{gpus} GPUs' if gpus else f'{threads} CPU threads each'})", file=stream, flush=True)
