@@ -137,7 +137,7 @@ def digits_grid(tmp_path_factory):
             for seed in (0, 1):
                 out = root / run_folder_name(v, seed)
                 train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.rescale,
-                                  seed=seed, train_limit=500, out=str(out), progress=False))
+                                  seed=seed, train_limit=256, out=str(out), progress=False))
                 evaluate_checkpoint(out)
     return built_once(tmp_path_factory, "digits-grid", build)
 
@@ -205,7 +205,7 @@ def test_runs_of_different_recipes_are_never_compared(digits_grid, tmp_path):
     from boostnet_core.evaluation import evaluate_checkpoint
     from boostnet_core.training import TrainConfig, train
     other = tmp_path / "boostnet-rescale-on-seed0-lr"
-    train(TrainConfig(dataset="digits", epochs=1, batch_size=128, grad_rescale="on", lr=0.05, train_limit=500,
+    train(TrainConfig(dataset="digits", epochs=1, batch_size=128, grad_rescale="on", lr=0.05, train_limit=256,
                       out=str(other), progress=False))
     evaluate_checkpoint(other)
     report = build_report([digits_grid, other])
