@@ -1,10 +1,11 @@
 """Benchmark: the README's test command on a fresh clone with cold caches, as CI and a new user first run it.
 
 Clones this repository's committed HEAD into a temporary folder (the development data beside it, as in a checkout:
-../shared is linked when it exists), gives the run a new empty $HOME (no ~/.cache/boostnet, no browser profile),
+../shared is linked when it exists, unless --without-shared-data: a user's clone, where the tests that need the data
+skip), gives the run a new empty $HOME (no ~/.cache/boostnet, no browser profile),
 runs `python -m pytest -q` there, and prints one JSON object: wall seconds, the summary line, and the slowest tests.
 The goal is at most 90 s on 2 idle cores; run it on a quiet machine.
-Usage: python bench/cold_suite.py [--slowest 15]
+Usage: python bench/cold_suite.py [--slowest 15] [--without-shared-data]
 """
 import argparse
 import json
@@ -22,12 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--slowest", type=int, default=15)
+    parser.add_argument("--without-shared-data", action="store_true",
+                        help="do not link ../shared beside the clone (a user's clone has no development data)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cold-suite-") as folder:
         root = Path(folder)
         subprocess.run(["git", "clone", "-q", str(REPO), str(root / "main")], check=True)
         shared = REPO.parent / "shared"
-        if shared.is_dir():
+        linked = shared.is_dir() and not args.without_shared_data
+        if linked:
             (root / "shared").symlink_to(shared)
         home = root / "home"
         home.mkdir()
@@ -43,6 +47,7 @@ def main():
     slowest = [line.strip() for line in lines if re.match(r"^\d+\.\d+s (call|setup|teardown)", line)]
     print(json.dumps({"benchmark": "README test command on a fresh clone, cold caches", "seconds": round(seconds, 1),
                       "goal_seconds": 90, "returncode": run.returncode, "summary": summary,
+                      "shared_data_linked": linked,
                       "cpus": os.cpu_count(), "load_average_1min_after": os.getloadavg()[0], "slowest": slowest}))
 
 
