@@ -1,17 +1,11 @@
 """The command line: exit status 2 and one sentence for every mistake a user can make."""
 import json
-import subprocess
+import runpy
 import sys
 
 import pytest
 
 from boostnet_core.cli import main
-
-from conftest import REPO
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "boostnet_core", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -73,13 +67,17 @@ def test_user_errors_share_one_base_and_bugs_keep_their_traceback(monkeypatch, t
         main(["info", "--preset", "digits"])
 
 
-def test_python_dash_m_is_the_same_program(capsys):
-    """`python -m boostnet_core` prints what the `boostnet` entry point's main() prints (the published MACs of the
-    presets are tested in tests/test_models.py)."""
-    result = run("info", "--preset", "digits", "--json")
-    assert result.returncode == 0
+def test_python_dash_m_is_the_same_program(capsys, monkeypatch):
+    """`python -m boostnet_core` (its __main__ module, run as -m runs it) prints what the `boostnet` entry point's
+    main() prints and exits with its status. Real `python -m boostnet_core` processes run in tests/test_training.py
+    (torchrun's two) and tests/test_study.py (the study runner's)."""
+    monkeypatch.setattr(sys, "argv", ["boostnet_core", "info", "--preset", "digits", "--json"])
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_module("boostnet_core", run_name="__main__", alter_sys=True)
+    assert ended.value.code == 0
+    printed = capsys.readouterr().out
     assert main(["info", "--preset", "digits", "--json"]) == 0
-    assert json.loads(result.stdout) == json.loads(capsys.readouterr().out)
+    assert json.loads(printed) == json.loads(capsys.readouterr().out)
 
 
 def test_info_of_a_checkpoint(digits_checkpoint, capsys):
