@@ -21,6 +21,11 @@ os.environ.setdefault("BOOSTNET_ENGINE", "torch")
 # Nor do they read or leave engine graphs and auto's picks in the user's cache (engines/disk_cache.py): a pick kept by
 # an earlier run would skip the measuring that tests/test_engines.py tests; the cache's own tests turn it on.
 os.environ["BOOSTNET_ENGINE_CACHE"] = "off"   # not setdefault: a developer's own setting must not reach the suite
+# The app's pages (AppTest, and the browser test's server, which inherits this) see what a fresh clone sees: no
+# CIFAR-10 images, so the shipped sample, on a developer's machine as in CI; with the development copy beside the
+# project, the same tests took another path there, and a first run decoded its 10,000 test images (3 s of CPU).
+# The tests of the data itself read ../shared/data directly (CIFAR10_JPG) and skip without it.
+os.environ["BOOSTNET_DATA_ROOT"] = str(REPO / "no-data-root-in-the-tests")   # a folder that does not exist
 
 # Under pytest-xdist each worker gets its share of the cores (two workers on two cores: one thread each).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
