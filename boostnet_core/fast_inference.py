@@ -5,8 +5,8 @@ oneDNN's convolutions with a few channels) and pays Python's overhead per layer,
 The prepared backbone:
 - "fold": folds each BatchNorm into the convolution before it (eval statistics) and keeps feature maps channels-last;
   about 0.1 s to prepare;
-- "jit": also traces and freezes every block and head into one graph each (no Python between layers); 1-2 s to
-  prepare for the cifar10 preset.
+- "jit": also traces and freezes every block and head into one graph each (no Python between layers); about 0.3 s
+  to prepare for the cifar10 preset.
 These are the "torch-fold" and "torch-jit" engines of engines/ (prepared once per set of weights, held by the
 caller; engines/__init__.py says when a model's engine is prepared again).
 The maths is unchanged: exit logits agree with the eager model's to about 1e-6 in fp32 (the tests hold 1e-4 and

@@ -382,7 +382,9 @@ def _epoch_batches(run: _Run, cfg: TrainConfig, generator: torch.Generator, rank
 
 
 # The weights change every epoch, so any engine is prepared again for each validation: folding (about 0.1 s for the
-# cifar10 preset, faster than eager from a few hundred images) pays back, tracing or an ONNX export (1.6-3 s) does not.
+# cifar10 preset, faster than eager from a few hundred images) pays back. Tracing (0.2-0.3 s since each block's trace
+# stopped copying the whole backbone; 1.6-3 s when this was chosen) and an ONNX export (0.4-0.7 s) have not been
+# measured against it since.
 VALIDATION_ENGINE = "torch-fold"
 
 

@@ -106,13 +106,19 @@ def test_the_pages_live_where_streamlit_does_not_list_them_itself():
     assert [f"views/{u or 'about'}.py" for u in URLS] == re.findall(r'st\.Page\("([^"]+)"', router)
 
 
+# The script run is over and its output is on the page: Streamlit marks the app's state on its root element at once
+# (its status widget shows only once a run has lasted half a second), and removes the previous run's elements, marked
+# stale, when the run ends.
+RUN_OVER = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+    && !document.querySelector('[data-stale="true"]')"""
+
+
 def _wait_idle(page, timeout=60, started=False):
-    """Wait until Streamlit has finished the current run (the status widget shows while a script runs). `started`:
-    the caller has seen the run's own output, so it has begun; otherwise give a rerun a moment to start."""
+    """Wait until Streamlit has finished the current run. `started`: the caller has seen the run's own output, so it
+    has begun; otherwise give a rerun (a key press, an upload) a moment to start."""
     if not started:
         page.wait_for_timeout(150)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
-    page.wait_for_timeout(50)
+    page.wait_for_function(RUN_OVER, timeout=timeout * 1000)
 
 
 def _open(page, title: str) -> None:
@@ -122,17 +128,20 @@ def _open(page, title: str) -> None:
     _wait_idle(page, started=True)
 
 
-# The page's elements all drawn after its run: no placeholder left (Streamlit shows a skeleton while an element's
-# code loads, plotly's the first time) and every plotly chart's SVG holding its text; then two frames.
+# Every element of the run drawn: no placeholder left (Streamlit shows a skeleton while an element's code loads,
+# plotly's the first time) and every plotly chart's SVG holding its text; then two frames (at most 2 s: a page in
+# the background gets none).
 CHARTS_DRAWN = """() => !document.querySelector('[data-testid="stSkeleton"]')
     && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
        .filter(c => !c.closest('details:not([open])')).every(c => c.querySelector('svg.main-svg text'))"""
-TWO_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+TWO_FRAMES = """() => new Promise(done => { setTimeout(done, 2000);
+    requestAnimationFrame(() => requestAnimationFrame(() => done(true))); })"""
 
 
 def _laid_out(page, check: str):
-    """`check` (a JavaScript function returning a list of problems) once the page's charts are drawn; a problem seen
-    is looked at again 300 ms later, so that only a layout that stays wrong fails (plotly may still be moving text)."""
+    """`check` (a JavaScript function returning a list of problems) once the page's run is over and its charts are
+    drawn; a problem seen is looked at again 300 ms later, so that only a layout that stays wrong fails (plotly may
+    still be moving text)."""
     page.wait_for_function(CHARTS_DRAWN, timeout=30000)
     page.evaluate(TWO_FRAMES)
     problems = page.evaluate(check)

@@ -17,6 +17,7 @@ from conftest import REPO, TEST_THREADS, built_once, share_apptest_work_once
 
 T_975_1 = 12.706204736174698   # Student t, 97.5% quantile, 1 degree of freedom (tables)
 VARIANTS = [Variant("boostnet", True), Variant("boostnet", False), Variant("joint", True), Variant("joint", False)]
+GRID_TRAIN_LIMIT = 256   # the grid's recipe: a run compared with it differs in what it names alone
 
 
 def test_mean_and_sample_sd_by_hand():
@@ -126,6 +127,15 @@ def test_runner_resumes_an_interrupted_run_and_skips_finished_ones(tmp_path, mon
     assert commands_for(run, args, threads=1) == []   # finished and evaluated: nothing left to do
 
 
+def test_runner_refuses_no_jobs_or_no_threads_in_one_sentence(tmp_path):
+    (run,) = plan(tmp_path / "study", [Variant("boostnet", True)], [0], ["--dataset", "digits"], 1)
+    with pytest.raises(ArgumentError, match="--jobs must be at least 1, got 0"):
+        run_study([run], ["--dataset", "digits"], jobs=0)
+    with pytest.raises(ArgumentError, match="threads must be at least 1, got 0"):
+        run_study([run], ["--dataset", "digits"], threads=0)
+    assert not run.folder.exists()   # refused before any run was started
+
+
 @pytest.fixture(scope="module")
 def digits_grid(tmp_path_factory):
     """A 2x2 grid (method x rescaling), two seeds, one epoch on digits, laid out as the runner lays it out."""
@@ -137,7 +147,7 @@ def digits_grid(tmp_path_factory):
             for seed in (0, 1):
                 out = root / run_folder_name(v, seed)
                 train(TrainConfig(dataset="digits", epochs=1, batch_size=128, method=v.method, grad_rescale=v.rescale,
-                                  seed=seed, train_limit=256, out=str(out), progress=False))
+                                  seed=seed, train_limit=GRID_TRAIN_LIMIT, out=str(out), progress=False))
                 evaluate_checkpoint(out)
     return built_once(tmp_path_factory, "digits-grid", build)
 
@@ -205,8 +215,8 @@ def test_runs_of_different_recipes_are_never_compared(digits_grid, tmp_path):
     from boostnet_core.evaluation import evaluate_checkpoint
     from boostnet_core.training import TrainConfig, train
     other = tmp_path / "boostnet-rescale-on-seed0-lr"
-    train(TrainConfig(dataset="digits", epochs=1, batch_size=128, grad_rescale="on", lr=0.05, train_limit=256,
-                      out=str(other), progress=False))
+    train(TrainConfig(dataset="digits", epochs=1, batch_size=128, grad_rescale="on", lr=0.05,
+                      train_limit=GRID_TRAIN_LIMIT, out=str(other), progress=False))
     evaluate_checkpoint(other)
     report = build_report([digits_grid, other])
     assert len(report["recipes"]) == 2

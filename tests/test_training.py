@@ -132,13 +132,15 @@ def test_two_process_torchrun_on_cpu(tmp_path, monkeypatch):
     out = tmp_path / "ddp"
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("TORCHELASTIC_SIGNALS_TO_HANDLE", "SIGTERM")   # torchrun sets it; monkeypatch restores it
+    # torchrun forwards the signals it handles to its workers, through handlers it installs in this process and an
+    # environment variable it sets: the two signals only, both put back afterwards (monkeypatch restores the variable).
+    monkeypatch.setenv("TORCHELASTIC_SIGNALS_TO_HANDLE", "SIGTERM,SIGINT")
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        torchrun(["--standalone", "--nproc_per_node", "2", "-m", "boostnet_core", "train", "--dataset", "digits",
-                  "--epochs", "2", "--out", str(out), "--quiet"])   # raises if a training process failed
+        torchrun(["--standalone", "--nproc_per_node", "2", "--signals-to-handle", "SIGTERM,SIGINT", "-m", "boostnet_core",
+                  "train", "--dataset", "digits", "--epochs", "2", "--out", str(out), "--quiet"])   # raises on failure
     finally:
-        for s, handler in handlers.items():   # torchrun's handlers forward signals to its workers
+        for s, handler in handlers.items():
             signal.signal(s, handler)
     model = load_model(out)
     log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]

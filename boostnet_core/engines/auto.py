@@ -31,7 +31,7 @@ from .base import InferenceEngine
 from .registry import try_prepare
 
 log = logging.getLogger("boostnet_core.engines")
-CANDIDATES = ("openvino", "onnxruntime", "torch-fold")   # torch-jit prepares in 1-3 s and was never the fastest here
+CANDIDATES = ("openvino", "onnxruntime", "torch-fold")   # torch-jit (0.2-0.3 s to prepare) was never the fastest here
 USES = (("image", 4, 1), ("batch", 128, 64), ("split", None, 256))   # name, largest batch, batch measured
 MODES = ("whole", "early", "walk")
 

@@ -143,8 +143,10 @@ def run_study(runs: list[RunSpec], train_args: list[str], jobs: int = 1, progres
     import torch
     if jobs < 1:
         raise ArgumentError(f"--jobs must be at least 1, got {jobs}.")
+    if threads is not None and threads < 1:
+        raise ArgumentError(f"threads must be at least 1, got {threads}.")
     gpus = torch.cuda.device_count()
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // jobs)
     todo = [r for r in runs if commands_for(r, train_args, threads)]
     print(f"study: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to do, "
           f"{jobs} at a time ({f'{gpus} GPUs' if gpus else f'{threads} CPU threads each'})", file=stream, flush=True)
