@@ -18,7 +18,7 @@ from conftest import REPO
     ["bench/early_exit.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--images", "16",
      "--threads", "1", "--shares", "0.6", "--repeats", "1"],
     ["bench/bf16_inference_accuracy.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"),
-     "--engines", "torch-fold", "--threads", "1", "--shares", "0.5", "--images", "500"],
+     "--engines", "torch-fold", "--threads", "1", "--shares", "0.5", "--images", "250"],
     ["bench/inference_profile.py", "--checkpoint", str(REPO / "checkpoints" / "mnist5k-boostnet"), "--batch", "4",
      "--threads", "1", "--repeats", "1", "--level", "fold"],
 ])
