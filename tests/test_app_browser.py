@@ -196,7 +196,7 @@ def test_upload_and_threshold_change_the_exit(page, app_url):
 
 def _wait_for_exit(page, exit_index: int) -> None:
     """Wait (up to a minute) until the upload's figure shows exit `exit_index` (0-based): a key press is sent at once,
-    but on a loaded machine the rerun it causes may start after the status widget was last checked."""
+    but on a loaded machine the rerun it causes may start after the run state was last checked."""
     from playwright.sync_api import expect
     expect(page.locator(".stat", has_text="Exit taken").first.locator(".stat-value")).to_have_text(
         f"{exit_index + 1} of 5", timeout=60000)
