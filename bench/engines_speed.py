@@ -33,14 +33,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gemm import gemm_rate  # noqa: E402  (bench/gemm.py: the machine's fp32 GEMM rate)
 
 
+PAUSE = 0.1   # seconds before each timed turn: an ONNX Runtime session's threads spin for tens of ms after a run
+
+
 def interleaved(fns: dict, rounds: int) -> dict:
     """Seconds of each function per round, the functions taking turns within every round (after one warm-up call
-    each), so that the machine's drift and bursts of noise fall on all of them alike."""
+    each), so that the machine's drift and bursts of noise fall on all of them alike. Each turn starts after a pause:
+    the threads of the runtime session that ran just before keep spinning for tens of milliseconds, and on 2 cores
+    that slowed the next session's run 1.5-2.5x (engines/auto.py `_seconds`); each path is timed as a stream of its
+    own calls runs."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(PAUSE)
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
@@ -125,6 +132,9 @@ def main():
                                     "engine": model.predict_early(cs[0], t).engine}
             rows.append(row)
         out["early_exit"] = rows
+        # what auto's early-exit plan weighed (engines/auto.py ExitPlan): seconds per call of the one graph with every
+        # sample leaving at exit k, and of the whole network then the exits chosen
+        out["exit_plans"] = {use: plan.costs for use, plan in getattr(engine, "exit_plans", {}).items()}
         out["batch1_per_block"] = per_block(model, x_all[:1], args.rounds)
         out["target"] = ("full_batch64 share_of_gemm_rate >= 0.70, full_batch1 speedup >= 5; early exit time_over_macs "
                          "<= 1.3 and time_ratio <= 1.0")

@@ -82,13 +82,6 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
     criterion, t = exit_setting(model, thresholds, criterion)
     n_exits = model.num_exits
     device, b = x.device, x.shape[0]
-    exit_index = torch.full((b,), n_exits - 1, dtype=torch.long, device=device)
-    logits = torch.zeros(b, model.num_classes, device=device)
-    confidence, scores = torch.zeros(b, device=device), torch.zeros(b, device=device)
-    exit_conf = torch.full((n_exits, b), float("nan"), device=device)
-    exit_scores = torch.full((n_exits, b), float("nan"), device=device)
-    active = torch.arange(b, device=device)       # original positions of the samples still running
-    carried = None
     backbone = engine_for(model, engine, fast)
     # An engine that runs max-softmax early exit as one graph (engines/onnx_graphs.py) runs it whole; the eager
     # backbone (fast=False) and the other criteria walk the blocks below.
@@ -99,6 +92,13 @@ def predict_early(model, x: torch.Tensor, thresholds, fast: bool = True, *, crit
         macs = torch.tensor(model.macs, dtype=torch.float64)[exit_index]
         return EarlyExit(exit_index, logits, confidence, macs, exit_conf, confidence.clone(), exit_conf.clone(),
                          criterion.name, engine_name(backbone))
+    exit_index = torch.full((b,), n_exits - 1, dtype=torch.long, device=device)
+    logits = torch.zeros(b, model.num_classes, device=device)
+    confidence, scores = torch.zeros(b, device=device), torch.zeros(b, device=device)
+    exit_conf = torch.full((n_exits, b), float("nan"), device=device)
+    exit_scores = torch.full((n_exits, b), float("nan"), device=device)
+    active = torch.arange(b, device=device)       # original positions of the samples still running
+    carried = None
     with eval_mode(model):
         for step in iter_exits(backbone, x):
             k = step.index

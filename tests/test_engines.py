@@ -39,7 +39,12 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
     picked = auto_engine.picked[("batch", "early")]
     assert picked in ("openvino", "onnxruntime", "torch-fold")
     ran = picked if picked != "torch-fold" else auto_engine.picked[("batch", "walk")]   # torch-fold: blocks walked
-    assert [r.engine for r in results] == [f"auto:{ran}"] * 2   # the same engine from the first call on
+    # The same engine from the first call on; where it has a one graph, the first call of a threshold setting runs
+    # the whole network and chooses the exits afterwards (auto.ExitPlan: it has not yet seen where samples leave).
+    plan = auto_engine.exit_plans.get("batch")
+    assert (plan is not None) == (picked != "torch-fold")
+    first = f"auto:{ran} (whole network)" if plan is not None else f"auto:{ran}"
+    assert results[0].engine == first and results[1].engine in (f"auto:{ran}", first)
     assert set(auto_engine.timings[("batch", "early")]) >= {"onnxruntime", "torch-fold"}   # chosen by measurement
     eager = model.predict_early(digits_x[:64], 0.9, fast=False)
     assert eager.engine == "eager" and torch.equal(eager.exit_index, results[0].exit_index)
@@ -52,6 +57,7 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
     (picks,) = folder.glob("auto-fp32-*.json")
     kept = json.loads(picks.read_text())["batch/early"]
     assert kept["engine"] == picked and set(kept["measured"]) >= {"at", "host", "torch_threads", "load_average_1min"}
+    assert (kept.get("exit_plan") == plan.costs) if plan is not None else "exit_plan" not in kept
 
     def never(*args, **kwargs):
         raise AssertionError("made again")
@@ -63,7 +69,7 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
     monkeypatch.setattr(registry, "_build", lambda m, name, precision: built.append(name) or real_build(m, name, precision))
     later = copy.deepcopy(digits_model)
     got = later.predict_early(digits_x[:64], 0.9)
-    assert built[0] == picked and got.engine == f"auto:{ran}"          # ... the engine picked is prepared first
+    assert built[0] == picked and got.engine == first                  # ... the engine picked is prepared first
     assert built == [picked] or picked == "torch-fold"                 # (and alone, unless the walk's pick is another)
     assert torch.equal(got.exit_index, results[0].exit_index) and (got.logits - results[0].logits).abs().max() <= 1e-6
     for name in ("onnxruntime", "openvino"):                           # both ONNX engines run the graphs kept on disk
@@ -124,20 +130,54 @@ def test_without_a_home_folder_the_caches_go_to_the_temporary_folder(digits_mode
 
 def test_auto_times_the_candidates_in_interleaved_rounds(monkeypatch):
     """A burst of noise on a shared machine slows every candidate of a round alike; it must not decide the pick.
-    On a clock of its own: each call advances it by the candidate's cost (b's first timed call hits a burst)."""
+    On a clock of its own: each call advances it by the candidate's cost (b's first timed call hits a burst). Each
+    timing follows a pause and an untimed call, so the candidate before it (a runtime's threads still spinning) does
+    not count; with `calls`, the calls of a round are timed together."""
     from types import SimpleNamespace
     from boostnet_core.engines import auto
-    clock, calls = [0.0], []
-    monkeypatch.setattr(auto, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    clock, calls, pauses = [0.0], [], []
+    monkeypatch.setattr(auto, "time", SimpleNamespace(perf_counter=lambda: clock[0], sleep=pauses.append))
 
     def run(name, seconds):
         def fn():
             calls.append(name)
-            clock[0] += seconds + (0.1 if name == "b" and calls.count("b") == 2 else 0.0)
+            clock[0] += seconds + (0.1 if name == "b" and calls.count("b") == 3 else 0.0)
         return fn
     best = auto._seconds({"a": run("a", 0.02), "b": run("b", 0.005)}, budget=0.0)
-    assert calls == ["a", "b"] + ["a", "b"] * 2                 # warm-up, then two rounds, one call of each per round
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2       # warm-up, then two rounds: untimed, timed, per candidate
+    assert pauses == [auto.PAUSE] * 4                           # a pause before every candidate's turn
     assert best == pytest.approx({"a": 0.02, "b": 0.005})      # b is faster, burst or not
+    calls.clear()
+    best = auto._seconds({"a": run("a", 0.02), "b": run("b", 0.005)}, budget=0.0, calls=3)
+    assert calls == ["a", "b"] + ["a"] * 4 + ["b"] * 4 + ["a"] * 4 + ["b"] * 4
+    assert best == pytest.approx({"a": 0.02, "b": 0.005})      # seconds per call
+
+
+def test_auto_runs_each_early_exit_call_on_the_plan_expected_to_cost_less(digits_model, digits_x):
+    """auto.ExitPlan: the first call of a threshold setting runs the whole network and chooses the exits afterwards;
+    later calls run the one graph where the exits seen so far make it cheaper than that, and the whole network where
+    they do not. Both plans give the same exits and logits."""
+    from boostnet_core.engines.auto import ExitPlan
+    model, x = digits_model, digits_x[:64]
+    n, inf = model.num_exits, float("inf")
+    engine = prepare_inference(model, "onnxruntime")
+    costs = {"engine": "onnxruntime", "one_graph_by_exit": [1.0] * (n - 1) + [3.0], "whole_then_choose": 2.5}
+    plan = ExitPlan(model, engine, len(x), costs)
+    everyone_at_the_first, nobody_early = [0.0] * n, [inf] * n
+    first, by_whole = plan.run(x, everyone_at_the_first)
+    again, by_one_graph = plan.run(x, everyone_at_the_first)
+    assert (first, again) == ("whole", "one graph")               # expected 1.0 s in the one graph against 2.5
+    assert [plan.run(x, nobody_early)[0] for _ in range(2)] == ["whole", "whole"]   # 3.0 against 2.5
+    for a, b in zip(by_whole, by_one_graph):
+        assert torch.equal(a.isnan(), b.isnan()) and (a - b).nan_to_num().abs().max() <= 1e-4
+    assert torch.equal(by_whole[0], torch.zeros(len(x), dtype=torch.long))
+    # The same setting while the data change: the decayed counts follow within ten calls.
+    setting = [float(by_whole[2].median())] + [inf] * (n - 1)     # leave at the first exit, or run to the end
+    leaves = plan.run(x, setting)[1][0] == 0
+    easy, hard = x[leaves], x[~leaves]
+    assert [plan.run(easy, setting)[0] for _ in range(3)] == ["one graph"] * 3   # expected 1.0
+    on_hard = [plan.run(hard, setting)[0] for _ in range(10)]     # everyone runs to the end now: 3.0
+    assert on_hard[0] == "one graph" and on_hard[-2:] == ["whole", "whole"]
 
 
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])

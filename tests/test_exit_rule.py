@@ -1,7 +1,8 @@
 """One exit rule, every path: "leave at the first exit whose score reaches t_k, the last takes the rest", with
 F_k = f_k + w F_{k-1}, gives the same exits and logits in the cached-split arithmetic (thresholds.assign_exits),
-the eager walk, every engine's walk, every engine's one-graph early exit, the stream, and the README's plain ONNX
-Runtime loop over an export, at thresholds that include "no exit here"."""
+the eager walk, every engine's walk, every engine's one-graph early exit, every engine's whole network with the exits
+chosen afterwards (auto's other plan), the stream, and the README's plain ONNX Runtime loop over an export, at
+thresholds that include "no exit here"."""
 import copy
 import math
 
@@ -14,6 +15,7 @@ from boostnet_core.criteria import softmax_top
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.early_exit import predict_early, predict_early_stream
 from boostnet_core.engines import prepare_inference
+from boostnet_core.engines.auto import exits_chosen_after
 from boostnet_core.thresholds import assign_exits
 
 ENGINES = ["torch", "torch-fold", "torch-jit", "onnxruntime", "openvino"]
@@ -76,6 +78,9 @@ def test_every_engine_walk_and_one_graph(setting, name):
         check(got.exit_index, got.logits, *want)
         walked = predict_early_stream(model, [x], t, engine=engine)   # block by block, samples leaving
         check(walked.exit_index, walked.logits, *want)
+        chosen = exits_chosen_after(model, engine, x, t)   # the whole network, the exits chosen afterwards
+        check(chosen[0], chosen[1], *want)
+        assert torch.equal(chosen[3].isnan(), got.exit_confidences.isnan())   # nothing reported beyond the exit
     assert (engine.fused_early_exit(len(x)) is not None) == (name in ("onnxruntime", "openvino"))
 
 

@@ -24,9 +24,12 @@ import time
 import weakref
 from datetime import datetime, timezone
 
+import numpy as np
 import torch
 
+from ..criteria import softmax_top
 from ..models.stepwise import iter_exits, select_samples
+from ..thresholds import assign_exits
 from .base import InferenceEngine
 from .registry import try_prepare
 
@@ -50,19 +53,31 @@ def use_of(batch: int) -> tuple[str, int]:
     raise AssertionError
 
 
-def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5) -> dict:
-    """Seconds per call of each function in `runs` (name -> fn): the best of interleaved rounds (one call of each per
-    round), so that a moment of noise on a shared machine slows every candidate alike instead of deciding the pick.
-    At least two rounds; more while under `budget` seconds."""
+PAUSE = 0.05   # seconds between timing one candidate and the next (_seconds)
+
+
+def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5, calls: int = 1) -> dict:
+    """Seconds per call of each function in `runs` (name -> fn): the best of interleaved rounds (`calls` calls of each
+    per round, timed together: a one-image call of 1-3 ms is too short to time alone on a shared machine), so that a
+    moment of noise slows every candidate alike instead of deciding the pick. At least two rounds; more while under
+    `budget` seconds (pauses not counted). Each timing follows a pause of PAUSE seconds and an untimed call of the same
+    function: an ONNX Runtime session's threads keep spinning for tens of milliseconds after its last run (on 2 cores
+    another session's run right after one took 1.5-2.5x its time, and after a 50 ms pause its own time), and the
+    candidate that ran just before should not slow the next one's timing."""
     for fn in runs.values():
         fn()   # warm-up (first-call allocations, lazy compilation)
-    best, start = dict.fromkeys(runs, float("inf")), time.perf_counter()
+    best, spent = dict.fromkeys(runs, float("inf")), 0.0
     for done in range(rounds):
         for name, fn in runs.items():
+            time.sleep(PAUSE)
             t = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t)
-        if done >= 1 and time.perf_counter() - start > budget:
+            t_timed = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t_timed) / calls)
+            spent += time.perf_counter() - t
+        if done >= 1 and spent > budget:
             break
     return best
 
@@ -96,7 +111,6 @@ def _walk(engine: InferenceEngine, x: torch.Tensor, leave_half: bool = False, st
 def _mixed_exit_thresholds(model, engine: InferenceEngine, x: torch.Tensor) -> list[list[float]]:
     """Max-softmax thresholds for timing early exit: per exit, the median confidence of the samples that reach it
     (about half leave at each exit); one image instead runs twice, leaving at the first exit and at the last."""
-    from ..criteria import softmax_top
     if len(x) == 1:
         return [[0.0] * model.num_exits, [1.0] * model.num_exits]
     previous, thresholds, running = None, [], torch.ones(len(x), dtype=torch.bool)
@@ -107,6 +121,89 @@ def _mixed_exit_thresholds(model, engine: InferenceEngine, x: torch.Tensor) -> l
         thresholds.append(t)
         running &= confidence < t
     return [thresholds + [1.0]]
+
+
+def exits_chosen_after(model, engine: InferenceEngine, x: torch.Tensor, thresholds: list[float]):
+    """Max-softmax early exit decided after the whole network ran for every sample on `engine`: F_k and confidences
+    from the engine's whole graph where it computes them (`exit_decisions`: the ONNX engines, by the operators of
+    their one-graph early exit), else by the model's exit step and `softmax_top` from `head_logits`; the exits by
+    `thresholds.assign_exits`. The exits and logits are every other path's (tests/test_exit_rule.py). Returns what an
+    engine's one-graph early exit returns: (exit index [B], F at the exit [B, C], its confidence [B], confidence per
+    exit [N, B], nan beyond the exit)."""
+    decided = engine.exit_decisions(x)
+    if decided is None:
+        previous, exits = None, []
+        for f in engine.head_logits(x):
+            previous = model.exit_step(f, previous)
+            exits.append(previous)
+        decided = torch.stack(exits), softmax_top(torch.stack(exits))[0]
+    exits, confidence = decided                                 # [N, B, C], [N, B]
+    exit_index = assign_exits(confidence, thresholds)
+    samples = torch.arange(exits.shape[1])
+    beyond = torch.arange(len(exits))[:, None] > exit_index[None, :]
+    exit_confidence = confidence.masked_fill(beyond, float("nan"))
+    return exit_index, exits[exit_index, samples], confidence[exit_index, samples], exit_confidence
+
+
+def _well_formed_exit_plan(costs, engine: str, num_exits: int) -> bool:
+    """An exit plan's costs as `_measure_exit_plan` writes them, for this engine's one graph and this many exits."""
+    def seconds(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+    return (isinstance(costs, dict) and costs.get("engine") == engine
+            and isinstance(costs.get("one_graph_by_exit"), list) and len(costs["one_graph_by_exit"]) == num_exits
+            and all(map(seconds, costs["one_graph_by_exit"])) and seconds(costs.get("whole_then_choose")))
+
+
+class ExitPlan:
+    """Chooses, call by call, how max-softmax early exit runs: the early pick's one graph (samples leave the batch
+    inside it) or the whole network then the exits chosen afterwards (`exits_chosen_after`; identical results).
+
+    Both plans run on the same engine (the early pick): ONNX Runtime's threads spin for a while after each run and
+    slowed an OpenVINO call right after it by about 15%, so a plan alternating runtimes would pay that. The one graph
+    saves the MACs of the samples that leave but pays for its gathers and branches; when most samples run far, the
+    whole network is cheaper. Measured once per use (`costs`): the one graph's seconds per call with
+    every sample leaving at exit k, for each k, and the whole-then-choose plan's seconds. Per setting of the
+    thresholds it keeps the share of samples that left at each exit in the calls so far (decaying, so a changing
+    stream is followed); a call runs the one graph when its expected cost, sum_k share_k x seconds_k, is below the
+    whole plan's, and the whole plan otherwise, and always at the first call of a setting (whose exits it then
+    knows). So early exit never costs much more than the full network, at any threshold."""
+
+    DECAY = 0.9          # weight of the earlier calls' exit counts at each call
+    SETTINGS = 256       # threshold settings remembered (the most recent)
+
+    def __init__(self, model, engine: InferenceEngine, batch: int, costs: dict):
+        self._model_ref, self.engine, self.costs = weakref.ref(model), engine, costs
+        self._one_graph = engine.fused_early_exit(batch)
+        self._seen: dict[tuple, np.ndarray] = {}    # thresholds -> decayed exit counts
+        self._lock = threading.Lock()
+
+    def choose(self, thresholds: list[float]) -> str:
+        """"one graph" or "whole" for a call at these thresholds."""
+        with self._lock:
+            seen = self._seen.get(tuple(thresholds))
+        if seen is None:
+            return "whole"
+        expected = float(seen @ np.asarray(self.costs["one_graph_by_exit"]) / seen.sum())
+        return "one graph" if expected < self.costs["whole_then_choose"] else "whole"
+
+    def run(self, x: torch.Tensor, thresholds: list[float]):
+        plan = self.choose(thresholds)
+        if plan == "one graph":
+            result = self._one_graph(x, thresholds)
+        else:
+            model = self._model_ref()
+            result = exits_chosen_after(model, self.engine, x, thresholds)
+        self._remember(thresholds, result[0])
+        return plan, result
+
+    def _remember(self, thresholds: list[float], exit_index: torch.Tensor) -> None:
+        counts = np.bincount(exit_index.numpy(), minlength=len(self.costs["one_graph_by_exit"])).astype(np.float64)
+        key = tuple(thresholds)
+        with self._lock:
+            earlier = self._seen.pop(key, None)
+            self._seen[key] = counts if earlier is None else self.DECAY * earlier + counts
+            while len(self._seen) > self.SETTINGS:
+                self._seen.pop(next(iter(self._seen)))
 
 
 class AutoEngine(InferenceEngine):
@@ -124,6 +221,7 @@ class AutoEngine(InferenceEngine):
         self.timings: dict[tuple[str, str], dict[str, float]] = {}
         self.conditions: dict[tuple[str, str], dict] = {}   # when, where, under what load each use was measured
         self._choice: dict[tuple[str, str], InferenceEngine] = {}
+        self.exit_plans: dict[str, ExitPlan] = {}   # use -> how its early exit is run, call by call
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -164,10 +262,12 @@ class AutoEngine(InferenceEngine):
                 table[f"{use}/{mode}"] = {"engine": self.picked[(use, mode)],
                                           "seconds": self.timings.get((use, mode), {}),
                                           "measured": self.conditions.get((use, mode), {})}
+                if mode == "early" and use in self.exit_plans:
+                    table[f"{use}/{mode}"]["exit_plan"] = self.exit_plans[use].costs
         return table
 
     def _measure(self, key, batch: int, mode: str, fresh: bool = False) -> InferenceEngine:
-        remembered = None if fresh else self._remembered(key)
+        remembered = None if fresh else self._remembered(key, batch)
         if remembered is not None:
             return remembered
         engines = self.candidates()
@@ -183,14 +283,36 @@ class AutoEngine(InferenceEngine):
             best = min(engines, key=lambda e: times[e.name])
         self.picked[key] = best.name
         log.info("auto engine: %s for %s (%s), measured %s", best.name, key[0], key[1], self.timings.get(key))
+        costs = self._measure_exit_plan(key[0], best, batch) if mode == "early" else None
         if self._disk is not None and len(engines) > 1:
             self._disk.keep_pick(self.precision, key[0], key[1], best.name, self.timings.get(key),
-                                 self.conditions.get(key))
+                                 self.conditions.get(key), exit_plan=costs)
         return best
 
-    def _remembered(self, key) -> InferenceEngine | None:
+    def _measure_exit_plan(self, use: str, engine: InferenceEngine, batch: int) -> dict | None:
+        """What ExitPlan weighs for this use, timed on random images in interleaved rounds: the engine's one graph with
+        every sample leaving at exit k (seconds per call, for each k), and the whole network then the exits chosen
+        (on the same engine). None for an engine without a one graph (it walks the blocks)."""
+        one_graph = engine.fused_early_exit(batch)
+        if one_graph is None:
+            return None
+        model = self._model
+        x = torch.randn(batch, *model.input_shape, generator=torch.Generator().manual_seed(0))
+        n, inf = model.num_exits, float("inf")
+        at = [[inf] * k + [0.0] * (n - k) for k in range(n)]   # nobody leaves before exit k, everyone at k
+        runs = {f"exit{k + 1}": (lambda t=t: one_graph(x, t)) for k, t in enumerate(at)}
+        runs["whole_then_choose"] = lambda: exits_chosen_after(model, engine, x, at[-1])
+        with torch.inference_mode():
+            seconds = _seconds(runs, budget=1.0, calls=max(1, 16 // batch))
+        costs = {"engine": engine.name, "one_graph_by_exit": [seconds[f"exit{k + 1}"] for k in range(n)],
+                 "whole_then_choose": seconds["whole_then_choose"]}
+        self.exit_plans[use] = ExitPlan(model, engine, batch, costs)
+        return costs
+
+    def _remembered(self, key, batch: int) -> InferenceEngine | None:
         """The engine an earlier process measured fastest for this use on these weights (disk_cache.py), prepared
-        alone, without the other candidates; None when there is none or it no longer prepares."""
+        alone, without the other candidates, with its early-exit plan's costs; None when there is none, it no longer
+        prepares, or an early-exit pick lacks the costs its one graph needs (measured again)."""
         if self._disk is None:
             return None
         found = self._disk.picks(self.precision).get(f"{key[0]}/{key[1]}")
@@ -199,6 +321,11 @@ class AutoEngine(InferenceEngine):
         engine = try_prepare(self._model, found["engine"], self.precision)
         if engine is None:
             return None
+        if key[1] == "early" and engine.fused_early_exit(batch) is not None:
+            costs = found.get("exit_plan")
+            if not _well_formed_exit_plan(costs, engine.name, self._model.num_exits):
+                return None
+            self.exit_plans[key[0]] = ExitPlan(self._model, engine, batch, costs)
         self.picked[key] = engine.name
         self.timings[key] = dict(found.get("seconds") or {})
         self.conditions[key] = dict(found.get("measured") or {})
@@ -231,6 +358,16 @@ class AutoEngine(InferenceEngine):
         return self.pick(len(x), "whole").head_logits(x)
 
     def fused_early_exit(self, batch: int):
-        """The fastest engine's one-graph early exit for this batch size, or None where walking the blocks (mode
-        "walk") was measured faster."""
-        return self.pick(batch, "early").fused_early_exit(batch)
+        """Max-softmax early exit in one call for this batch size, run as the use's ExitPlan chooses (the early pick's
+        one graph, or the whole network then the exits chosen), or None where walking the blocks (mode "walk") was
+        measured faster."""
+        engine = self.pick(batch, "early")
+        if engine.fused_early_exit(batch) is None:
+            return None
+        plan = self.exit_plans[use_of(batch)[0]]
+
+        def run(x: torch.Tensor, thresholds: list[float]):
+            chosen, result = plan.run(x, thresholds)
+            self._local.last = engine.name if chosen == "one graph" else f"{engine.name} (whole network)"
+            return result
+        return run

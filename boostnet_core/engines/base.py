@@ -9,6 +9,7 @@ What an engine can do beyond the contract is declared here, with the answer of a
 overridden by those that can (nothing is found by probing for attributes):
 - `fused_whole`: `head_logits` runs one fused graph (not the block walk);
 - `fused_early_exit(batch)`: max-softmax early exit as one graph, or None;
+- `exit_decisions(x)`: every exit's F_k and confidence from the whole-network graph, or None;
 - `parts_from`: the batch size from which the whole network runs another way (OpenVINO's parts), or None;
 - `runtime_errors`: the exception classes of its runtime that mean "cannot do this here".
 A failure an engine expects (its runtime not installed, a graph its runtime refuses, logits that disagree with the
@@ -72,6 +73,11 @@ class InferenceEngine:
     def head_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Raw logits f_1..f_N of every head for a batch (the walk over the blocks; fused engines override)."""
         return [step.head_logits for step in iter_exits(self, x)]
+
+    def exit_decisions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Every exit's F_k [N, B, C] and max-softmax confidence [N, B] for a batch, computed inside the engine's own
+        whole-network graph, or None: this engine has none (the caller computes them from `head_logits`)."""
+        return None
 
     def fused_early_exit(self, batch: int):
         """The function (x, thresholds) -> (exit index, F at the exit, confidence at the exit, confidence at every

@@ -124,13 +124,16 @@ class EngineCache:
         return {use: pick for use, pick in found.items() if _well_formed(pick)}   # a damaged entry is measured again
 
     def keep_pick(self, precision: str, use: str, mode: str, engine: str, seconds: dict | None,
-                  measured: dict | None = None) -> None:
-        """The one writer of the picks table: one use's pick, its timings and the conditions it was measured under."""
+                  measured: dict | None = None, exit_plan: dict | None = None) -> None:
+        """The one writer of the picks table: one use's pick, its timings and the conditions it was measured under
+        (and, for early exit, the costs its plan weighs: auto.ExitPlan)."""
         path = self._picks_file(precision)
         if path is None:
             return
         picks = self.picks(precision)
         picks[f"{use}/{mode}"] = {"engine": engine, "seconds": seconds or {}, "measured": measured or {}}
+        if exit_plan is not None:
+            picks[f"{use}/{mode}"]["exit_plan"] = exit_plan
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, picks)

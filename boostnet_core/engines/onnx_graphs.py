@@ -121,6 +121,44 @@ def join_pieces(pieces: list[bytes], last: int | None = None):
     return joined
 
 
+def exit_nodes(k: int, f: str, suffix: str = "", known_rank: str | None = None) -> list:
+    """The ONNX nodes of exit k's decision quantities, written once for both graphs that compute them: F{k} = f_k
+    (k = 0) or f_k + w F_{k-1} from "Fprev{k}" and the constant "w{suffix}", and "conf{k}", the max-softmax of F{k}.
+    `known_rank`: a shape constant to reshape F{k} by (OpenVINO does not infer the rank of F_{k-1} brought in by an
+    If)."""
+    from onnx import helper
+    if k == 0:
+        nodes = [helper.make_node("Identity", [f], ["F0"])]
+    else:
+        summed = f"Fsum{k}" if known_rank else f"F{k}"
+        nodes = [helper.make_node("Mul", [f"w{suffix}", f"Fprev{k}"], [f"wF{k}"]),
+                 helper.make_node("Add", [f, f"wF{k}"], [summed])]
+        if known_rank:
+            nodes.append(helper.make_node("Reshape", [summed, known_rank], [f"F{k}"]))
+    return nodes + [helper.make_node("Softmax", [f"F{k}"], [f"p{k}"], axis=-1),
+                    helper.make_node("ReduceMax", [f"p{k}"], [f"conf{k}"], axes=[1], keepdims=0)]
+
+
+def with_exit_decisions(whole, reweight: float, num_exits: int):
+    """The whole network (`join_pieces`) with, besides f0..f{N-1}, every exit's F{k} and conf{k} as outputs, by the
+    same operators as the one-graph early exit: the exits chosen from them after a whole-network run are the one
+    graph's (engines/auto.py ExitPlan), and no tensor work is left to torch, whose thread pool, woken between two
+    runtime calls, slowed the next call by 1.5-2.5x on 2 cores."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    graph = whole.graph
+    graph.initializer.append(numpy_helper.from_array(np.array(reweight, np.float32), "w"))
+    for k in range(num_exits):
+        if k > 0:
+            graph.node.append(helper.make_node("Identity", [f"F{k - 1}"], [f"Fprev{k}"]))
+        graph.node.extend(exit_nodes(k, f"f{k}"))
+        classes = graph.output[k].type.tensor_type.shape.dim[1]
+        graph.output.extend([helper.make_tensor_value_info(f"F{k}", TensorProto.FLOAT, ["batch", classes.dim_value
+                                                                                         or classes.dim_param]),
+                             helper.make_tensor_value_info(f"conf{k}", TensorProto.FLOAT, ["batch"])])
+    return whole
+
+
 def early_exit_graph(pieces: list[bytes], reweight: float, num_classes: int):
     """One onnx.ModelProto that runs max-softmax early exit end to end: inputs "x" and "thresholds" (float64 [N-1],
     one per exit but the last); outputs, per exit k, "ids{k}" (int64: the positions in x of the samples that reached
@@ -155,16 +193,7 @@ def early_exit_graph(pieces: list[bytes], reweight: float, num_classes: int):
         scope."""
         proto = protos[k]
         nodes, inits = list(proto.graph.node), list(proto.graph.initializer) + constants(k)
-        f = f"p{k}/f{k}"
-        if k == 0:
-            nodes.append(helper.make_node("Identity", [f], ["F0"]))
-        else:
-            nodes += [helper.make_node("Mul", [f"w_{k}", f"Fprev{k}"], [f"wF{k}"]),
-                      helper.make_node("Add", [f, f"wF{k}"], [f"Fsum{k}"]),
-                      # a known rank for OpenVINO, which does not infer it through the If that brings F_{k-1} in
-                      helper.make_node("Reshape", [f"Fsum{k}", f"logits_shape_{k}"], [f"F{k}"])]
-        nodes += [helper.make_node("Softmax", [f"F{k}"], [f"p{k}"], axis=-1),
-                  helper.make_node("ReduceMax", [f"p{k}"], [f"conf{k}"], axes=[1], keepdims=0)]
+        nodes += exit_nodes(k, f"p{k}/f{k}", suffix=f"_{k}", known_rank=f"logits_shape_{k}")
         if k == n - 1:
             return nodes, inits
         states = [o.name for o in proto.graph.output][1:]          # p{k}/s{k}_j
@@ -261,7 +290,10 @@ class ModelGraphs:
         return [self._made[name] for name in names]
 
     def whole(self, model) -> bytes:
-        return self._get("whole", lambda: join_pieces(self.pieces(model)).SerializeToString())
+        """The whole network with every exit's decision quantities: outputs f0..f{N-1}, F0..F{N-1}, conf0..conf{N-1}
+        (`with_exit_decisions`)."""
+        return self._get("whole", lambda: with_exit_decisions(join_pieces(self.pieces(model)), model.reweight,
+                                                              model.num_exits).SerializeToString())
 
     def early_exit(self, pieces: list[bytes], reweight: float, num_classes: int) -> bytes:
         """The one-graph early exit of this model (`pieces`, w and the class count are the same model's: the disk
