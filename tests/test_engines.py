@@ -180,6 +180,24 @@ def test_auto_runs_each_early_exit_call_on_the_plan_expected_to_cost_less(digits
     assert on_hard[0] == "one graph" and on_hard[-2:] == ["whole", "whole"]
 
 
+def test_an_early_exit_pick_on_disk_without_well_formed_costs_is_measured_again(digits_model):
+    """A later process takes the early-exit pick from disk only with the costs its plan weighs (auto.ExitPlan);
+    an entry from before them, or a damaged one, is measured again rather than run without a plan."""
+    from types import SimpleNamespace
+    from boostnet_core.engines.auto import AutoEngine
+    n = digits_model.num_exits
+    good = {"engine": "onnxruntime", "one_graph_by_exit": [0.001] * n, "whole_then_choose": 0.002}
+    entries = {"no costs": None, "good": good, "another engine's": {**good, "engine": "openvino"},
+               "too few exits": {**good, "one_graph_by_exit": [0.001]}, "not seconds": {**good, "whole_then_choose": "x"}}
+    for name, costs in entries.items():
+        pick = {"engine": "onnxruntime", "seconds": {}, "measured": {}, **({} if costs is None else {"exit_plan": costs})}
+        disk = SimpleNamespace(picks=lambda precision, pick=pick: {"batch/early": pick, "batch/whole": pick})
+        auto_engine = AutoEngine(digits_model, "fp32", disk)
+        engine = auto_engine._remembered(("batch", "early"), 64)
+        assert (engine is not None) == (name == "good"), name
+        assert ("batch" in auto_engine.exit_plans) == (name == "good")
+
+
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
 def test_onnx_engines_agree_with_eager_whole_and_stepwise(digits_model, digits_x, name):
     engine = prepare_inference(digits_model, name)
