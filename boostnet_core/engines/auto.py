@@ -9,6 +9,10 @@ interleaved rounds; early exit with a mix of early and late exits); the pick is 
 and readable in `picked`, and kept on disk (disk_cache.py): a later process on the same machine and weights prepares
 the engine picked for a use alone, without preparing and timing the others.
 
+Max-softmax early exit then runs each call by the use's ExitPlan: the early pick's one graph, or the whole network on
+the whole-network pick with the exits chosen afterwards (`exits_chosen_after`), whichever the exits seen so far at
+that threshold setting make cheaper, from each plan's costs measured with the pick.
+
 The picks are data: a table per use with the engine, every candidate's seconds per call, and when, on which
 machine and under what load they were measured (`measurement_conditions`). `boostnet engines CKPT` prints it;
 `boostnet engines CKPT --measure` (`AutoEngine.measure_all`) measures every use again now, for a machine that was
@@ -145,23 +149,25 @@ def exits_chosen_after(model, engine: InferenceEngine, x: torch.Tensor, threshol
     return exit_index, exits[exit_index, samples], confidence[exit_index, samples], exit_confidence
 
 
-def _well_formed_exit_plan(costs, engine: str, num_exits: int) -> bool:
-    """An exit plan's costs as `_measure_exit_plan` writes them, for this engine's one graph and this many exits."""
+def _well_formed_exit_plan(costs, engine: str, whole: str, num_exits: int) -> bool:
+    """An exit plan's costs as `_measure_exit_plan` writes them, for these engines (the one graph's, the whole
+    network's) and this many exits."""
     def seconds(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-    return (isinstance(costs, dict) and costs.get("engine") == engine
+    return (isinstance(costs, dict) and costs.get("engine") == engine and costs.get("whole_engine") == whole
             and isinstance(costs.get("one_graph_by_exit"), list) and len(costs["one_graph_by_exit"]) == num_exits
             and all(map(seconds, costs["one_graph_by_exit"])) and seconds(costs.get("whole_then_choose")))
 
 
 class ExitPlan:
     """Chooses, call by call, how max-softmax early exit runs: the early pick's one graph (samples leave the batch
-    inside it) or the whole network then the exits chosen afterwards (`exits_chosen_after`; identical results).
+    inside it) or the whole network on the whole-network pick, then the exits chosen afterwards (`exits_chosen_after`;
+    the same exits).
 
-    Both plans run on the same engine (the early pick): ONNX Runtime's threads spin for a while after each run and
-    slowed an OpenVINO call right after it by about 15%, so a plan alternating runtimes would pay that. The one graph
-    saves the MACs of the samples that leave but pays for its gathers and branches; when most samples run far, the
-    whole network is cheaper. Measured once per use (`costs`): the one graph's seconds per call with
+    The one graph saves the MACs of the samples that leave but pays for its gathers and branches; when most samples
+    run far, the whole network is cheaper (and may run on another engine: OpenVINO's whole network was 20% faster than
+    ONNX Runtime's at batch 64, whose one graph was the faster early exit). Measured once per use (`costs`): the one
+    graph's seconds per call with
     every sample leaving at exit k, for each k, and the whole-then-choose plan's seconds. Per setting of the
     thresholds it keeps the share of samples that left at each exit in the calls so far (decaying, so a changing
     stream is followed); a call runs the one graph when its expected cost, sum_k share_k x seconds_k, is below the
@@ -171,8 +177,8 @@ class ExitPlan:
     DECAY = 0.9          # weight of the earlier calls' exit counts at each call
     SETTINGS = 256       # threshold settings remembered (the most recent)
 
-    def __init__(self, model, engine: InferenceEngine, batch: int, costs: dict):
-        self._model_ref, self.engine, self.costs = weakref.ref(model), engine, costs
+    def __init__(self, model, engine: InferenceEngine, whole: InferenceEngine, batch: int, costs: dict):
+        self._model_ref, self.engine, self.whole, self.costs = weakref.ref(model), engine, whole, costs
         self._one_graph = engine.fused_early_exit(batch)
         self._seen: dict[tuple, np.ndarray] = {}    # thresholds -> decayed exit counts
         self._lock = threading.Lock()
@@ -192,7 +198,7 @@ class ExitPlan:
             result = self._one_graph(x, thresholds)
         else:
             model = self._model_ref()
-            result = exits_chosen_after(model, self.engine, x, thresholds)
+            result = exits_chosen_after(model, self.whole, x, thresholds)
         self._remember(thresholds, result[0])
         return plan, result
 
@@ -222,7 +228,7 @@ class AutoEngine(InferenceEngine):
         self.conditions: dict[tuple[str, str], dict] = {}   # when, where, under what load each use was measured
         self._choice: dict[tuple[str, str], InferenceEngine] = {}
         self.exit_plans: dict[str, ExitPlan] = {}   # use -> how its early exit is run, call by call
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()   # re-entrant: an early-exit plan picks the whole network's engine too
         self._local = threading.local()
 
     @property
@@ -292,21 +298,21 @@ class AutoEngine(InferenceEngine):
     def _measure_exit_plan(self, use: str, engine: InferenceEngine, batch: int) -> dict | None:
         """What ExitPlan weighs for this use, timed on random images in interleaved rounds: the engine's one graph with
         every sample leaving at exit k (seconds per call, for each k), and the whole network then the exits chosen
-        (on the same engine). None for an engine without a one graph (it walks the blocks)."""
+        (on the whole-network pick). None for an engine without a one graph (it walks the blocks)."""
         one_graph = engine.fused_early_exit(batch)
         if one_graph is None:
             return None
-        model = self._model
+        model, whole = self._model, self.pick(batch, "whole")
         x = torch.randn(batch, *model.input_shape, generator=torch.Generator().manual_seed(0))
         n, inf = model.num_exits, float("inf")
         at = [[inf] * k + [0.0] * (n - k) for k in range(n)]   # nobody leaves before exit k, everyone at k
         runs = {f"exit{k + 1}": (lambda t=t: one_graph(x, t)) for k, t in enumerate(at)}
-        runs["whole_then_choose"] = lambda: exits_chosen_after(model, engine, x, at[-1])
+        runs["whole_then_choose"] = lambda: exits_chosen_after(model, whole, x, at[-1])
         with torch.inference_mode():
             seconds = _seconds(runs, budget=1.0, calls=max(1, 16 // batch))
         costs = {"engine": engine.name, "one_graph_by_exit": [seconds[f"exit{k + 1}"] for k in range(n)],
-                 "whole_then_choose": seconds["whole_then_choose"]}
-        self.exit_plans[use] = ExitPlan(model, engine, batch, costs)
+                 "whole_engine": whole.name, "whole_then_choose": seconds["whole_then_choose"]}
+        self.exit_plans[use] = ExitPlan(model, engine, whole, batch, costs)
         return costs
 
     def _remembered(self, key, batch: int) -> InferenceEngine | None:
@@ -322,10 +328,10 @@ class AutoEngine(InferenceEngine):
         if engine is None:
             return None
         if key[1] == "early" and engine.fused_early_exit(batch) is not None:
-            costs = found.get("exit_plan")
-            if not _well_formed_exit_plan(costs, engine.name, self._model.num_exits):
+            costs, whole = found.get("exit_plan"), self.pick(batch, "whole")
+            if not _well_formed_exit_plan(costs, engine.name, whole.name, self._model.num_exits):
                 return None
-            self.exit_plans[key[0]] = ExitPlan(self._model, engine, batch, costs)
+            self.exit_plans[key[0]] = ExitPlan(self._model, engine, whole, batch, costs)
         self.picked[key] = engine.name
         self.timings[key] = dict(found.get("seconds") or {})
         self.conditions[key] = dict(found.get("measured") or {})
@@ -368,6 +374,6 @@ class AutoEngine(InferenceEngine):
 
         def run(x: torch.Tensor, thresholds: list[float]):
             chosen, result = plan.run(x, thresholds)
-            self._local.last = engine.name if chosen == "one graph" else f"{engine.name} (whole network)"
+            self._local.last = engine.name if chosen == "one graph" else f"{plan.whole.name} (whole network)"
             return result
         return run
