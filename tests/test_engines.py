@@ -32,6 +32,7 @@ def test_predict_early_in_a_loop_keeps_one_measured_engine_and_a_later_process_r
     monkeypatch.delenv("BOOSTNET_ENGINE", raising=False)   # the default engine, "auto"
     monkeypatch.setenv("BOOSTNET_CACHE", str(tmp_path))
     monkeypatch.setenv("BOOSTNET_ENGINE_CACHE", "on")
+    monkeypatch.setattr(auto, "PAUSE", 0.0)   # the pauses between candidates are wall time for the timings' quality
     model = copy.deepcopy(digits_model)   # a model nothing has prepared yet
     results = [model.predict_early(x, 0.9) for x in digits_x.split(64)]   # exports, prepares and measures
     auto_engine = engine_for(model)
