@@ -309,7 +309,7 @@ class AutoEngine(InferenceEngine):
         runs = {f"exit{k + 1}": (lambda t=t: one_graph(x, t)) for k, t in enumerate(at)}
         runs["whole_then_choose"] = lambda: exits_chosen_after(model, whole, x, at[-1])
         with torch.inference_mode():
-            seconds = _seconds(runs, budget=1.0, calls=max(1, 16 // batch))
+            seconds = _seconds(runs, calls=max(1, 16 // batch))
         costs = {"engine": engine.name, "one_graph_by_exit": [seconds[f"exit{k + 1}"] for k in range(n)],
                  "whole_engine": whole.name, "whole_then_choose": seconds["whole_then_choose"]}
         self.exit_plans[use] = ExitPlan(model, engine, whole, batch, costs)
