@@ -610,7 +610,7 @@ def _engines(args, argv) -> int:
         if plan:   # what auto.ExitPlan weighs call by call
             per_exit = " / ".join(f"{1e3 * s:.2f}" for s in plan["one_graph_by_exit"])
             print(f"{'':14s} early exit: one graph {per_exit} ms with every sample leaving at exit 1 / 2 / ...; the "
-                  f"whole network ({plan['whole_engine']}), exits chosen after: {1e3 * plan['whole_then_choose']:.2f} ms")
+                  f"whole network, exits chosen after: {1e3 * plan['whole_then_choose']:.2f} ms")
     print("Kept in " + (str(disk.folder) if kept else "nothing (BOOSTNET_ENGINE_CACHE=off or no cache folder)") +
           f"; measure again on a quiet machine with: boostnet engines {args.checkpoint} --measure")
     return 0

@@ -27,7 +27,9 @@ class EarlyExit:
     exit_index: torch.Tensor        # int64 [B], 0-based
     logits: torch.Tensor            # [B, C]: F at the exit
     confidence: torch.Tensor        # [B]: max softmax of F at the exit
-    macs: torch.Tensor              # float64 [B]: cumulative MACs actually spent
+    # float64 [B]: cumulative MACs up to the exit taken, what early exit needs; where auto found the whole network
+    # cheaper on this machine it computed more (`engine` then ends in "(whole network)", engines/auto.py ExitPlan)
+    macs: torch.Tensor
     exit_confidences: torch.Tensor  # [N_exits, B]: confidence at every exit computed (nan beyond the exit)
     scores: torch.Tensor | None = None       # [B]: the criterion's score at the exit (max-softmax: = confidence)
     exit_scores: torch.Tensor | None = None  # [N_exits, B]: the criterion's score at every exit computed (nan beyond)

@@ -144,19 +144,15 @@ def check_thresholds(thresholds, n_exits: int, score_range: tuple[float, float] 
     """float64 [n_exits] from one threshold for all exits, or one per exit (a list, tuple, array or tensor); each a
     number in the criterion's `score_range`, or None / +inf for "no exit here"."""
     # Checked as Python floats: a few microseconds, where torch's operations on a 5-element tensor took ~50 us of
-    # every early-exit call (a one-image call runs in ~1 ms).
+    # every early-exit call (a one-image call runs in ~1 ms). Only a tensor is flattened, as before.
     if isinstance(thresholds, torch.Tensor):
-        values = thresholds.detach().to("cpu", torch.float64).tolist()
+        t = thresholds.detach().to("cpu", torch.float64)
+        values = t.reshape(-1).tolist() if t.ndim else t.item()
     elif hasattr(thresholds, "tolist") and not isinstance(thresholds, (list, tuple)):   # numpy arrays and scalars
         values = thresholds.tolist()   # (an object array may hold None)
     else:
         values = thresholds
-    if isinstance(values, (list, tuple)):
-        if any(isinstance(v, (list, tuple)) for v in values):   # a nested list: count its numbers for the message
-            values = torch.tensor(values, dtype=torch.float64).reshape(-1).tolist()
-        values = [_as_float(v) for v in values]
-    else:
-        values = [_as_float(values)] * n_exits
+    values = [_as_float(v) for v in values] if isinstance(values, (list, tuple)) else [_as_float(values)] * n_exits
     if len(values) != n_exits:
         raise ArgumentError(f"Expected one threshold or {n_exits} (one per exit), got {len(values)}.")
     low, high = score_range

@@ -108,7 +108,7 @@ def test_engines_shows_the_picks_with_when_and_where_they_were_measured(tmp_path
     assert main(["engines", checkpoint, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["picks"]["image/whole"]["measured"] == measured
     plan = {"engine": "onnxruntime", "one_graph_by_exit": [0.0005, 0.001, 0.0015, 0.002, 0.0025],
-            "whole_engine": "openvino", "whole_then_choose": 0.002}   # what auto.ExitPlan weighs for early exit
+            "whole_then_choose": 0.002}   # what auto.ExitPlan weighs for early exit
     disk_of(model).keep_pick("fp32", "image", "early", "onnxruntime", {"onnxruntime": 0.001}, measured, exit_plan=plan)
     assert main(["engines", checkpoint]) == 0
     assert "one graph 0.50 / 1.00 / 1.50 / 2.00 / 2.50 ms" in capsys.readouterr().out
@@ -125,7 +125,8 @@ def test_engines_reads_a_damaged_picks_file_as_nothing_measured(tmp_path, monkey
     disk = disk_of(model)
     disk.keep_pick("fp32", "image", "whole", "onnxruntime", {"onnxruntime": 0.001})
     (path,) = disk.folder.glob("auto-fp32-*.json")
-    path.write_text('{"image/whole": "openvino", "batch/whole": {"engine": "torch", "seconds": {"torch": "x"}}}')
+    path.write_text('{"image/whole": "openvino", "batch/whole": {"engine": "torch", "seconds": {"torch": "x"}}, '
+                    '"batch/early": {"engine": "onnxruntime", "exit_plan": {"engine": "onnxruntime"}}}')
     assert disk.picks("fp32") == {}
     assert main(["engines", checkpoint]) == 0 and "Nothing measured yet" in capsys.readouterr().out
 

@@ -1,6 +1,7 @@
 """Threshold fitting and exit assignment against the authors' loop; the budgeted curve; evaluate's outputs."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,13 @@ def test_fitted_thresholds_take_about_the_target_fractions():
     ([-0.1, 0.5, 0.5], r"must lie in \[0, 1\]"),
     ([0.5, 0.5], "one threshold or 3"),
     ([float("nan"), 0.5, 0.5], r"must lie in \[0, 1\]"),
+    ([[0.5] * 3], "is a number or None"),                    # nested lists are not flattened (only tensors are)
+    ([[0.5]] * 3, "is a number or None"),
+    ([[0.5] * 2, [0.5]], "is a number or None"),             # ragged
+    ([0.5, [0.5], 0.5], "is a number or None"),
+    (np.array([[0.5] * 3]), "is a number or None"),
+    (["0.5", 0.5, 0.5], "is a number or None"),
+    ([True, 0.5, 0.5], "is a number or None"),
 ])
 def test_bad_thresholds(bad, message):
     with pytest.raises(ArgumentError, match=message):

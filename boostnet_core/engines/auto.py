@@ -9,9 +9,9 @@ interleaved rounds; early exit with a mix of early and late exits); the pick is 
 and readable in `picked`, and kept on disk (disk_cache.py): a later process on the same machine and weights prepares
 the engine picked for a use alone, without preparing and timing the others.
 
-Max-softmax early exit then runs each call by the use's ExitPlan: the early pick's one graph, or the whole network on
-the whole-network pick with the exits chosen afterwards (`exits_chosen_after`), whichever the exits seen so far at
-that threshold setting make cheaper, from each plan's costs measured with the pick.
+Max-softmax early exit then runs each call by the use's ExitPlan: the early pick's one graph, or the same engine's
+whole network with the exits chosen afterwards (`exits_chosen_after`), whichever the exits seen so far at that
+threshold setting make cheaper, from both plans' costs measured with the pick.
 
 The picks are data: a table per use with the engine, every candidate's seconds per call, and when, on which
 machine and under what load they were measured (`measurement_conditions`). `boostnet engines CKPT` prints it;
@@ -57,30 +57,32 @@ def use_of(batch: int) -> tuple[str, int]:
     raise AssertionError
 
 
-PAUSE = 0.05   # seconds between timing one candidate and the next (_seconds)
+PAUSE = 0.05   # seconds of rest before a candidate's turn in _seconds (a runtime's threads spin after a run)
 
 
-def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5, calls: int = 1) -> dict:
-    """Seconds per call of each function in `runs` (name -> fn): the best of interleaved rounds (`calls` calls of each
-    per round, timed together: a one-image call of 1-3 ms is too short to time alone on a shared machine), so that a
-    moment of noise slows every candidate alike instead of deciding the pick. At least two rounds; more while under
-    `budget` seconds (pauses not counted). Each timing follows a pause of PAUSE seconds and an untimed call of the same
-    function: an ONNX Runtime session's threads keep spinning for tens of milliseconds after its last run (on 2 cores
-    another session's run right after one took 1.5-2.5x its time, and after a 50 ms pause its own time), and the
-    candidate that ran just before should not slow the next one's timing."""
+def _seconds(runs: dict, budget: float = 0.6, rounds: int = 5, calls: int = 1, together: tuple = ()) -> dict:
+    """Seconds per call of each function in `runs` (name -> fn): the best of interleaved rounds, so that a moment of
+    noise slows every candidate alike instead of deciding the pick. At least two rounds; more while under `budget`
+    seconds. In each round a candidate's `calls` calls are timed together (a one-image call of 1-3 ms is too short to
+    time alone on a shared machine), after a pause of PAUSE seconds and one untimed call: an ONNX Runtime session's
+    threads keep spinning for tens of milliseconds after its last run, and on 2 cores another session's run right
+    after one took 1.5-2.5x its time (after a 50 ms pause, its own time). Names in `together` follow each other
+    without a pause (the same session, e.g. one graph at several thresholds)."""
     for fn in runs.values():
         fn()   # warm-up (first-call allocations, lazy compilation)
-    best, spent = dict.fromkeys(runs, float("inf")), 0.0
+    best, spent, previous = dict.fromkeys(runs, float("inf")), 0.0, None
     for done in range(rounds):
         for name, fn in runs.items():
-            time.sleep(PAUSE)
             t = time.perf_counter()
-            fn()
+            if not (name in together and previous in together):
+                time.sleep(PAUSE)
+                fn()
             t_timed = time.perf_counter()
             for _ in range(calls):
                 fn()
             best[name] = min(best[name], (time.perf_counter() - t_timed) / calls)
             spent += time.perf_counter() - t
+            previous = name
         if done >= 1 and spent > budget:
             break
     return best
@@ -140,7 +142,8 @@ def exits_chosen_after(model, engine: InferenceEngine, x: torch.Tensor, threshol
         for f in engine.head_logits(x):
             previous = model.exit_step(f, previous)
             exits.append(previous)
-        decided = torch.stack(exits), softmax_top(torch.stack(exits))[0]
+        exits = torch.stack(exits)
+        decided = exits, softmax_top(exits)[0]
     exits, confidence = decided                                 # [N, B, C], [N, B]
     exit_index = assign_exits(confidence, thresholds)
     samples = torch.arange(exits.shape[1])
@@ -149,62 +152,66 @@ def exits_chosen_after(model, engine: InferenceEngine, x: torch.Tensor, threshol
     return exit_index, exits[exit_index, samples], confidence[exit_index, samples], exit_confidence
 
 
-def _well_formed_exit_plan(costs, engine: str, whole: str, num_exits: int) -> bool:
-    """An exit plan's costs as `_measure_exit_plan` writes them, for these engines (the one graph's, the whole
-    network's) and this many exits."""
+def _well_formed_exit_plan(costs, engine: str, num_exits: int) -> bool:
+    """An exit plan's costs as `_measure_exit_plan` writes them, for this engine and this many exits."""
     def seconds(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-    return (isinstance(costs, dict) and costs.get("engine") == engine and costs.get("whole_engine") == whole
+    return (isinstance(costs, dict) and costs.get("engine") == engine
             and isinstance(costs.get("one_graph_by_exit"), list) and len(costs["one_graph_by_exit"]) == num_exits
             and all(map(seconds, costs["one_graph_by_exit"])) and seconds(costs.get("whole_then_choose")))
 
 
 class ExitPlan:
-    """Chooses, call by call, how max-softmax early exit runs: the early pick's one graph (samples leave the batch
-    inside it) or the whole network on the whole-network pick, then the exits chosen afterwards (`exits_chosen_after`;
-    the same exits).
+    """Chooses, call by call, how max-softmax early exit runs on one engine: its one graph (samples leave the batch
+    inside it) or its whole network, the exits chosen afterwards (`exits_chosen_after`). Both compute F_k and the
+    confidences with the same operators of the same runtime, so they give the same exits and logits: which plan ran
+    never shows in the results (on two engines they could differ at a threshold within ~1e-6 of a confidence).
 
     The one graph saves the MACs of the samples that leave but pays for its gathers and branches; when most samples
-    run far, the whole network is cheaper (and may run on another engine: OpenVINO's whole network was 20% faster than
-    ONNX Runtime's at batch 64, whose one graph was the faster early exit). Measured once per use (`costs`): the one
-    graph's seconds per call with
-    every sample leaving at exit k, for each k, and the whole-then-choose plan's seconds. Per setting of the
-    thresholds it keeps the share of samples that left at each exit in the calls so far (decaying, so a changing
-    stream is followed); a call runs the one graph when its expected cost, sum_k share_k x seconds_k, is below the
-    whole plan's, and the whole plan otherwise, and always at the first call of a setting (whose exits it then
-    knows). So early exit never costs much more than the full network, at any threshold."""
+    run far, the whole network is cheaper. Measured once per use (`costs`): the one graph's seconds per call with
+    every sample leaving at exit k, for each k, and the whole plan's seconds. Per threshold setting (the thresholds
+    but the last, which decides nothing) it keeps the number of samples that left at each exit in the calls so far,
+    the earlier calls' counts decaying (x DECAY per call) so that a changing stream is followed; a call runs the one
+    graph when the expected cost, sum_k count_k x seconds_k / sum_k count_k, is below the whole plan's, else the whole
+    network; the first call of a setting runs the whole network, which shows where its samples leave. The model is
+    approximate (a batch whose samples leave at several exits runs its later blocks on smaller subsets, which cost
+    more per sample than the measured batches), so it steers away from the plans that cost clearly more."""
 
     DECAY = 0.9          # weight of the earlier calls' exit counts at each call
     SETTINGS = 256       # threshold settings remembered (the most recent)
 
-    def __init__(self, model, engine: InferenceEngine, whole: InferenceEngine, batch: int, costs: dict):
-        self._model_ref, self.engine, self.whole, self.costs = weakref.ref(model), engine, whole, costs
+    def __init__(self, model, engine: InferenceEngine, batch: int, costs: dict):
+        self._model_ref, self.engine, self.costs = weakref.ref(model), engine, costs
         self._one_graph = engine.fused_early_exit(batch)
-        self._seen: dict[tuple, np.ndarray] = {}    # thresholds -> decayed exit counts
+        self._seen: dict[tuple, np.ndarray] = {}    # threshold setting -> decayed exit counts
         self._lock = threading.Lock()
 
     def choose(self, thresholds: list[float]) -> str:
-        """"one graph" or "whole" for a call at these thresholds."""
+        """ "one graph" or "whole" for a call at these thresholds."""
         with self._lock:
-            seen = self._seen.get(tuple(thresholds))
-        if seen is None:
+            seen = self._seen.get(tuple(thresholds[:-1]))
+        if seen is None or not seen.sum() > 0:
             return "whole"
         expected = float(seen @ np.asarray(self.costs["one_graph_by_exit"]) / seen.sum())
         return "one graph" if expected < self.costs["whole_then_choose"] else "whole"
 
     def run(self, x: torch.Tensor, thresholds: list[float]):
+        """(the plan that ran, what an engine's one graph returns) for one call."""
         plan = self.choose(thresholds)
         if plan == "one graph":
             result = self._one_graph(x, thresholds)
         else:
             model = self._model_ref()
-            result = exits_chosen_after(model, self.whole, x, thresholds)
-        self._remember(thresholds, result[0])
+            if model is None:
+                raise ReferenceError("The model this early-exit plan was made for no longer exists.")
+            result = exits_chosen_after(model, self.engine, x, thresholds)
+        if len(x):
+            self._remember(thresholds, result[0])
         return plan, result
 
     def _remember(self, thresholds: list[float], exit_index: torch.Tensor) -> None:
         counts = np.bincount(exit_index.numpy(), minlength=len(self.costs["one_graph_by_exit"])).astype(np.float64)
-        key = tuple(thresholds)
+        key = tuple(thresholds[:-1])
         with self._lock:
             earlier = self._seen.pop(key, None)
             self._seen[key] = counts if earlier is None else self.DECAY * earlier + counts
@@ -228,7 +235,7 @@ class AutoEngine(InferenceEngine):
         self.conditions: dict[tuple[str, str], dict] = {}   # when, where, under what load each use was measured
         self._choice: dict[tuple[str, str], InferenceEngine] = {}
         self.exit_plans: dict[str, ExitPlan] = {}   # use -> how its early exit is run, call by call
-        self._lock = threading.RLock()   # re-entrant: an early-exit plan picks the whole network's engine too
+        self._lock = threading.Lock()
         self._local = threading.local()
 
     @property
@@ -297,22 +304,23 @@ class AutoEngine(InferenceEngine):
 
     def _measure_exit_plan(self, use: str, engine: InferenceEngine, batch: int) -> dict | None:
         """What ExitPlan weighs for this use, timed on random images in interleaved rounds: the engine's one graph with
-        every sample leaving at exit k (seconds per call, for each k), and the whole network then the exits chosen
-        (on the whole-network pick). None for an engine without a one graph (it walks the blocks)."""
+        every sample leaving at exit k (seconds per call, for each k), and the whole network then the exits chosen, on
+        the same engine. None for an engine without a one graph (it walks the blocks)."""
         one_graph = engine.fused_early_exit(batch)
         if one_graph is None:
+            self.exit_plans.pop(use, None)
             return None
-        model, whole = self._model, self.pick(batch, "whole")
+        model = self._model
         x = torch.randn(batch, *model.input_shape, generator=torch.Generator().manual_seed(0))
         n, inf = model.num_exits, float("inf")
         at = [[inf] * k + [0.0] * (n - k) for k in range(n)]   # nobody leaves before exit k, everyone at k
         runs = {f"exit{k + 1}": (lambda t=t: one_graph(x, t)) for k, t in enumerate(at)}
-        runs["whole_then_choose"] = lambda: exits_chosen_after(model, whole, x, at[-1])
+        runs["whole_then_choose"] = lambda: exits_chosen_after(model, engine, x, at[-1])
         with torch.inference_mode():
-            seconds = _seconds(runs, calls=max(1, 16 // batch))
+            seconds = _seconds(runs, calls=max(1, 16 // batch), together=tuple(runs)[:n])
         costs = {"engine": engine.name, "one_graph_by_exit": [seconds[f"exit{k + 1}"] for k in range(n)],
-                 "whole_engine": whole.name, "whole_then_choose": seconds["whole_then_choose"]}
-        self.exit_plans[use] = ExitPlan(model, engine, whole, batch, costs)
+                 "whole_then_choose": seconds["whole_then_choose"]}
+        self.exit_plans[use] = ExitPlan(model, engine, batch, costs)
         return costs
 
     def _remembered(self, key, batch: int) -> InferenceEngine | None:
@@ -328,10 +336,10 @@ class AutoEngine(InferenceEngine):
         if engine is None:
             return None
         if key[1] == "early" and engine.fused_early_exit(batch) is not None:
-            costs, whole = found.get("exit_plan"), self.pick(batch, "whole")
-            if not _well_formed_exit_plan(costs, engine.name, whole.name, self._model.num_exits):
+            costs = found.get("exit_plan")
+            if not _well_formed_exit_plan(costs, engine.name, self._model.num_exits):
                 return None
-            self.exit_plans[key[0]] = ExitPlan(self._model, engine, whole, batch, costs)
+            self.exit_plans[key[0]] = ExitPlan(self._model, engine, batch, costs)
         self.picked[key] = engine.name
         self.timings[key] = dict(found.get("seconds") or {})
         self.conditions[key] = dict(found.get("measured") or {})
@@ -374,6 +382,6 @@ class AutoEngine(InferenceEngine):
 
         def run(x: torch.Tensor, thresholds: list[float]):
             chosen, result = plan.run(x, thresholds)
-            self._local.last = engine.name if chosen == "one graph" else f"{plan.whole.name} (whole network)"
+            self._local.last = engine.name if chosen == "one graph" else f"{engine.name} (whole network)"
             return result
         return run

@@ -58,12 +58,18 @@ def _weights_key(model) -> str:
 
 
 def _well_formed(pick) -> bool:
-    """{"engine": name, "seconds": {name: number}, "measured": {...}} as keep_pick writes it."""
+    """{"engine": name, "seconds": {name: number}, "measured": {...}} as keep_pick writes it, and for early exit
+    "exit_plan": {"engine": name, "one_graph_by_exit": [number, ...], "whole_then_choose": number}."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
     if not isinstance(pick, dict) or not isinstance(pick.get("engine"), str):
         return False
-    seconds, measured = pick.get("seconds", {}), pick.get("measured", {})
-    return (isinstance(seconds, dict) and isinstance(measured, dict)
-            and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in seconds.values()))
+    seconds, measured, plan = pick.get("seconds", {}), pick.get("measured", {}), pick.get("exit_plan", {})
+    plan_ok = plan == {} or (isinstance(plan, dict) and isinstance(plan.get("engine"), str)
+                             and isinstance(plan.get("one_graph_by_exit"), list) and plan["one_graph_by_exit"]
+                             and all(map(number, plan["one_graph_by_exit"])) and number(plan.get("whole_then_choose")))
+    return (isinstance(seconds, dict) and isinstance(measured, dict) and all(map(number, seconds.values()))
+            and bool(plan_ok))
 
 
 class EngineCache:

@@ -141,9 +141,10 @@ def exit_nodes(k: int, f: str, suffix: str = "", known_rank: str | None = None) 
 
 def with_exit_decisions(whole, reweight: float, num_exits: int):
     """The whole network (`join_pieces`) with, besides f0..f{N-1}, every exit's F{k} and conf{k} as outputs, by the
-    same operators as the one-graph early exit: the exits chosen from them after a whole-network run are the one
-    graph's (engines/auto.py ExitPlan), and no tensor work is left to torch, whose thread pool, woken between two
-    runtime calls, slowed the next call by 1.5-2.5x on 2 cores."""
+    same operators as the one-graph early exit: the exits chosen from them after a whole-network run on the same
+    runtime are the one graph's (engines/auto.py ExitPlan), and no softmax is left to torch, whose thread pool, woken
+    between two runtime calls, slowed the next call by 1.5-2.5x on 2 cores. head_logits reads f0..f{N-1} alone; the
+    N softmaxes over [B, classes] cost next to nothing beside the network."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
     graph = whole.graph
