@@ -4,7 +4,9 @@ each comparison take turns in every round; ratios of the best rounds, and of the
 
 Full network: images/s at batch 1 and 64, eager (fast=False) vs the default engine's whole-network head_logits, and
 the largest logit difference. Early exit: thresholds fitted on the cached validation split to MACs shares about
-0.3/0.5/0.7/1.0; predict_early through the default engine; wall-time ratio against that engine's full network.
+0.3/0.5/0.7/1.0; predict_early through the default engine; wall-time ratio against that engine's full network
+(`time_ratio`: the whole-network pick, the fastest full network) and against the full network of the engine early exit
+ran on (`time_ratio_to_same_engine`).
 The machine's own limit: a 1024^3 fp32 matrix product in torch on the same threads, the best of 20 timed at the start
 of the run (before any engine exists) and again at its end (after a pause: ONNX Runtime's threads spin for a while
 after each run and, interleaved, slowed torch's product by a third), gives the fp32 GEMM rate in multiply-adds per
@@ -121,15 +123,21 @@ def main():
             for b, cs in chunks.items():
                 exits = torch.cat([model.predict_early(c, t).exit_index for c in cs])
                 macs_ratio = float(sum(model.macs[k] for k in exits.tolist()) / (len(exits) * top))
+                # the early-exit engine's own full network beside the fastest one (auto runs both early-exit plans
+                # on one engine, whose whole network may be slower than the whole-network pick's)
+                same = engine.pick(len(cs[0]), "early") if hasattr(engine, "pick") else engine
                 times = interleaved({"full": lambda: [engine.head_logits(c) for c in cs],
-                                     "early": lambda: [model.predict_early(c, t) for c in cs]}, args.rounds)
+                                     "early": lambda: [model.predict_early(c, t) for c in cs],
+                                     "full_same_engine": lambda: [same.head_logits(c) for c in cs]}, args.rounds)
                 ratio = min(times["early"]) / min(times["full"])
                 spent = macs_ratio * top * sum(len(c) for c in cs)   # multiply-adds early exit ran
                 row[f"batch{b}"] = {"macs_ratio": round(macs_ratio, 3), "time_ratio": round(ratio, 3),
                                     "time_over_macs": round(ratio / macs_ratio, 2),
                                     "share_of_gemm_rate": round(spent / min(times["early"]) / rate, 3),
                                     "time_ratio_of_medians": round(statistics.median(times["early"]) / statistics.median(times["full"]), 3),
-                                    "engine": model.predict_early(cs[0], t).engine}
+                                    "engine": model.predict_early(cs[0], t).engine,
+                                    "time_ratio_to_same_engine": round(min(times["early"]) / min(times["full_same_engine"]), 3),
+                                    "same_engine": same.name}
             rows.append(row)
         out["early_exit"] = rows
         # what auto's early-exit plan weighed (engines/auto.py ExitPlan): seconds per call of the one graph with every
