@@ -26,6 +26,7 @@ import torch
 from boostnet_core import load_model
 from boostnet_core.data import load_dataset, normalize
 from boostnet_core.engines import engine_for
+from boostnet_core.engines.auto import AutoEngine
 from boostnet_core.thresholds import fit_to_budget
 from boostnet_core.evaluation import load_cache
 from boostnet_core.factory import input_channels
@@ -125,7 +126,7 @@ def main():
                 macs_ratio = float(sum(model.macs[k] for k in exits.tolist()) / (len(exits) * top))
                 # the early-exit engine's own full network beside the fastest one (auto runs both early-exit plans
                 # on one engine, whose whole network may be slower than the whole-network pick's)
-                same = engine.pick(len(cs[0]), "early") if hasattr(engine, "pick") else engine
+                same = engine.pick(len(cs[0]), "early") if isinstance(engine, AutoEngine) else engine
                 times = interleaved({"full": lambda: [engine.head_logits(c) for c in cs],
                                      "early": lambda: [model.predict_early(c, t) for c in cs],
                                      "full_same_engine": lambda: [same.head_logits(c) for c in cs]}, args.rounds)
@@ -142,7 +143,8 @@ def main():
         out["early_exit"] = rows
         # what auto's early-exit plan weighed (engines/auto.py ExitPlan): seconds per call of the one graph with every
         # sample leaving at exit k, and of the whole network then the exits chosen
-        out["exit_plans"] = {use: plan.costs for use, plan in getattr(engine, "exit_plans", {}).items()}
+        plans = engine.exit_plans if isinstance(engine, AutoEngine) else {}
+        out["exit_plans"] = {use: plan.costs for use, plan in plans.items()}
         out["batch1_per_block"] = per_block(model, x_all[:1], args.rounds)
         out["target"] = ("full_batch64 share_of_gemm_rate >= 0.70, full_batch1 speedup >= 5; early exit time_over_macs "
                          "<= 1.3 and time_ratio <= 1.0")

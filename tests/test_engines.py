@@ -166,7 +166,7 @@ def test_auto_runs_each_early_exit_call_on_the_plan_expected_to_cost_less(digits
     n, inf = model.num_exits, float("inf")
     engine = prepare_inference(model, "onnxruntime")
     costs = {"engine": "onnxruntime", "one_graph_by_exit": [1.0] * (n - 1) + [3.0], "whole_then_choose": 2.5}
-    plan = ExitPlan(model, engine, len(x), costs)
+    plan = ExitPlan(engine, len(x), costs)
     everyone_at_the_first, nobody_early = [0.0] * n, [inf] * n
     first, by_whole = plan.run(x, everyone_at_the_first)
     again, by_one_graph = plan.run(x, everyone_at_the_first)
@@ -188,14 +188,17 @@ def test_an_early_exit_pick_on_disk_without_well_formed_costs_is_measured_again(
     """A later process takes the early-exit pick from disk only with the costs its plan weighs (auto.ExitPlan);
     an entry from before them, or a damaged one, is measured again rather than run without a plan."""
     from types import SimpleNamespace
+    from boostnet_core.engines import disk_cache
     from boostnet_core.engines.auto import AutoEngine
     n = digits_model.num_exits
     good = {"engine": "onnxruntime", "one_graph_by_exit": [0.001] * n, "whole_then_choose": 0.002}
     entries = {"no costs": None, "good": good, "another engine's": {**good, "engine": "openvino"},
-               "too few exits": {**good, "one_graph_by_exit": [0.001]}, "not seconds": {**good, "whole_then_choose": "x"}}
+               "too few exits": {**good, "one_graph_by_exit": [0.001]}, "not seconds": {**good, "whole_then_choose": "x"},
+               "no time": {**good, "whole_then_choose": 0.0}, "not a dict": [0.001] * n}
     for name, costs in entries.items():
         pick = {"engine": "onnxruntime", "seconds": {}, "measured": {}, **({} if costs is None else {"exit_plan": costs})}
-        disk = SimpleNamespace(picks=lambda precision, pick=pick: {"batch/early": pick, "batch/whole": pick})
+        table = {"batch/early": pick, "batch/whole": pick}   # as EngineCache.picks reads it: damaged entries left out
+        disk = SimpleNamespace(picks=lambda precision, t=table: {k: v for k, v in t.items() if disk_cache._well_formed(v)})
         auto_engine = AutoEngine(digits_model, "fp32", disk)
         engine = auto_engine._remembered(("batch", "early"), 64)
         assert (engine is not None) == (name == "good"), name

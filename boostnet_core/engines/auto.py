@@ -129,36 +129,18 @@ def _mixed_exit_thresholds(model, engine: InferenceEngine, x: torch.Tensor) -> l
     return [thresholds + [1.0]]
 
 
-def exits_chosen_after(model, engine: InferenceEngine, x: torch.Tensor, thresholds: list[float]):
-    """Max-softmax early exit decided after the whole network ran for every sample on `engine`: F_k and confidences
-    from the engine's whole graph where it computes them (`exit_decisions`: the ONNX engines, by the operators of
-    their one-graph early exit), else by the model's exit step and `softmax_top` from `head_logits`; the exits by
-    `thresholds.assign_exits`. The exits and logits are every other path's (tests/test_exit_rule.py). Returns what an
-    engine's one-graph early exit returns: (exit index [B], F at the exit [B, C], its confidence [B], confidence per
-    exit [N, B], nan beyond the exit)."""
-    decided = engine.exit_decisions(x)
-    if decided is None:
-        previous, exits = None, []
-        for f in engine.head_logits(x):
-            previous = model.exit_step(f, previous)
-            exits.append(previous)
-        exits = torch.stack(exits)
-        decided = exits, softmax_top(exits)[0]
-    exits, confidence = decided                                 # [N, B, C], [N, B]
+def exits_chosen_after(engine: InferenceEngine, x: torch.Tensor, thresholds: list[float]):
+    """Max-softmax early exit decided after the whole network ran for every sample on `engine`, an engine with a one
+    graph (the ONNX engines): F_k and confidences from its whole graph (`exit_decisions`, by the operators of its
+    one-graph early exit), the exits by `thresholds.assign_exits`. The exits and logits are every other path's
+    (tests/test_exit_rule.py). Returns what an engine's one-graph early exit returns: (exit index [B], F at the exit
+    [B, C], its confidence [B], confidence per exit [N, B], nan beyond the exit)."""
+    exits, confidence = engine.exit_decisions(x)               # [N, B, C], [N, B]
     exit_index = assign_exits(confidence, thresholds)
     samples = torch.arange(exits.shape[1])
     beyond = torch.arange(len(exits))[:, None] > exit_index[None, :]
     exit_confidence = confidence.masked_fill(beyond, float("nan"))
     return exit_index, exits[exit_index, samples], confidence[exit_index, samples], exit_confidence
-
-
-def _well_formed_exit_plan(costs, engine: str, num_exits: int) -> bool:
-    """An exit plan's costs as `_measure_exit_plan` writes them, for this engine and this many exits."""
-    def seconds(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-    return (isinstance(costs, dict) and costs.get("engine") == engine
-            and isinstance(costs.get("one_graph_by_exit"), list) and len(costs["one_graph_by_exit"]) == num_exits
-            and all(map(seconds, costs["one_graph_by_exit"])) and seconds(costs.get("whole_then_choose")))
 
 
 class ExitPlan:
@@ -180,8 +162,8 @@ class ExitPlan:
     DECAY = 0.9          # weight of the earlier calls' exit counts at each call
     SETTINGS = 256       # threshold settings remembered (the most recent)
 
-    def __init__(self, model, engine: InferenceEngine, batch: int, costs: dict):
-        self._model_ref, self.engine, self.costs = weakref.ref(model), engine, costs
+    def __init__(self, engine: InferenceEngine, batch: int, costs: dict):
+        self.engine, self.costs = engine, costs
         self._one_graph = engine.fused_early_exit(batch)
         self._seen: dict[tuple, np.ndarray] = {}    # threshold setting -> decayed exit counts
         self._lock = threading.Lock()
@@ -201,10 +183,7 @@ class ExitPlan:
         if plan == "one graph":
             result = self._one_graph(x, thresholds)
         else:
-            model = self._model_ref()
-            if model is None:
-                raise ReferenceError("The model this early-exit plan was made for no longer exists.")
-            result = exits_chosen_after(model, self.engine, x, thresholds)
+            result = exits_chosen_after(self.engine, x, thresholds)
         if len(x):
             self._remember(thresholds, result[0])
         return plan, result
@@ -315,12 +294,12 @@ class AutoEngine(InferenceEngine):
         n, inf = model.num_exits, float("inf")
         at = [[inf] * k + [0.0] * (n - k) for k in range(n)]   # nobody leaves before exit k, everyone at k
         runs = {f"exit{k + 1}": (lambda t=t: one_graph(x, t)) for k, t in enumerate(at)}
-        runs["whole_then_choose"] = lambda: exits_chosen_after(model, engine, x, at[-1])
+        runs["whole_then_choose"] = lambda: exits_chosen_after(engine, x, at[-1])
         with torch.inference_mode():
             seconds = _seconds(runs, calls=max(1, 16 // batch), together=tuple(runs)[:n])
         costs = {"engine": engine.name, "one_graph_by_exit": [seconds[f"exit{k + 1}"] for k in range(n)],
                  "whole_then_choose": seconds["whole_then_choose"]}
-        self.exit_plans[use] = ExitPlan(model, engine, batch, costs)
+        self.exit_plans[use] = ExitPlan(engine, batch, costs)
         return costs
 
     def _remembered(self, key, batch: int) -> InferenceEngine | None:
@@ -336,10 +315,10 @@ class AutoEngine(InferenceEngine):
         if engine is None:
             return None
         if key[1] == "early" and engine.fused_early_exit(batch) is not None:
-            costs = found.get("exit_plan")
-            if not _well_formed_exit_plan(costs, engine.name, self._model.num_exits):
+            costs = found.get("exit_plan")   # its form checked by disk_cache
+            if costs is None or costs["engine"] != engine.name or len(costs["one_graph_by_exit"]) != self.num_exits:
                 return None
-            self.exit_plans[key[0]] = ExitPlan(self._model, engine, batch, costs)
+            self.exit_plans[key[0]] = ExitPlan(engine, batch, costs)
         self.picked[key] = engine.name
         self.timings[key] = dict(found.get("seconds") or {})
         self.conditions[key] = dict(found.get("measured") or {})

@@ -62,14 +62,16 @@ def _well_formed(pick) -> bool:
     "exit_plan": {"engine": name, "one_graph_by_exit": [number, ...], "whole_then_choose": number}."""
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def plan_ok(plan):   # seconds > 0: the plan divides by none, but a zero would pick one plan for ever
+        return (isinstance(plan, dict) and isinstance(plan.get("engine"), str)
+                and isinstance(plan.get("one_graph_by_exit"), list) and len(plan["one_graph_by_exit"]) > 0
+                and all(number(s) and s > 0 for s in plan["one_graph_by_exit"] + [plan.get("whole_then_choose")]))
     if not isinstance(pick, dict) or not isinstance(pick.get("engine"), str):
         return False
-    seconds, measured, plan = pick.get("seconds", {}), pick.get("measured", {}), pick.get("exit_plan", {})
-    plan_ok = plan == {} or (isinstance(plan, dict) and isinstance(plan.get("engine"), str)
-                             and isinstance(plan.get("one_graph_by_exit"), list) and plan["one_graph_by_exit"]
-                             and all(map(number, plan["one_graph_by_exit"])) and number(plan.get("whole_then_choose")))
+    seconds, measured = pick.get("seconds", {}), pick.get("measured", {})
     return (isinstance(seconds, dict) and isinstance(measured, dict) and all(map(number, seconds.values()))
-            and bool(plan_ok))
+            and ("exit_plan" not in pick or plan_ok(pick["exit_plan"])))
 
 
 class EngineCache:
